@@ -1,0 +1,100 @@
+import {readFileSync} from 'node:fs'
+import {arch, release} from 'node:os'
+import {parseArgs, type ParseArgsConfig} from 'node:util'
+
+/** The part of an oclif manifest flag that the fast path reads. */
+interface ManifestFlag {
+  type: 'boolean' | 'option'
+  char?: string
+  default?: boolean | string
+  options?: string[]
+  multiple?: boolean
+  allowNo?: boolean
+}
+
+interface Manifest {
+  commands: Record<string, {flags: Record<string, ManifestFlag>}>
+}
+
+/** Commands that people and supervisors run often enough to start without loading oclif. */
+export const FAST_COMMANDS = ['service:status', 'serve', 'watchdog'] as const
+
+/** oclif's user agent, as `--version` prints it. */
+export function versionLine(name: string, version: string): string {
+  const platform = process.platform === 'linux' && release().toLowerCase().includes('microsoft') ? 'wsl' : process.platform
+  return `${name}/${version} ${platform}-${arch()} node-${process.version}`
+}
+
+/**
+ * Parses `args` against a command's flags as recorded in the oclif manifest
+ * (generated from the command classes, so the definitions are the same).
+ * Returns undefined for anything it does not fully understand (help,
+ * unknown or repeated flags, values outside `options`): oclif then handles
+ * the invocation and renders help or errors exactly as it always does.
+ */
+export function parseWithManifest(flags: Record<string, ManifestFlag>, args: string[]): Record<string, boolean | string> | undefined {
+  if (args.some((arg) => arg === '--help' || arg === '-h' || arg === '--')) return undefined
+  const options: NonNullable<ParseArgsConfig['options']> = {}
+  for (const [name, flag] of Object.entries(flags)) {
+    if (flag.multiple || flag.allowNo) return undefined
+    options[name] = flag.type === 'boolean' ? {type: 'boolean'} : {type: 'string'}
+    if (flag.char) options[name].short = flag.char
+  }
+
+  let values: Record<string, boolean | string | (boolean | string)[] | undefined>
+  try {
+    ;({values} = parseArgs({args, options, strict: true, allowPositionals: false, tokens: false}))
+  } catch {
+    return undefined
+  }
+
+  const parsed: Record<string, boolean | string> = {}
+  for (const [name, flag] of Object.entries(flags)) {
+    const value = values[name]
+    if (Array.isArray(value)) return undefined
+    if (value === undefined) {
+      if (flag.default !== undefined) parsed[name] = flag.default
+      continue
+    }
+
+    if (flag.options && !flag.options.includes(String(value))) return undefined
+    parsed[name] = value
+  }
+
+  return parsed
+}
+
+/**
+ * Handles `--version` and the hot commands without loading oclif. Returns
+ * false when the invocation is not one it handles, so the caller falls back
+ * to oclif.
+ */
+export async function fastRun(argv: string[], root: URL): Promise<boolean> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+    const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {name: string; version: string}
+    process.stdout.write(`${versionLine(pkg.name, pkg.version)}\n`)
+    return true
+  }
+
+  const id = FAST_COMMANDS.find((candidate) => candidate.split(':').every((word, i) => argv[i] === word))
+  if (id === undefined) return false
+  let manifest: Manifest
+  try {
+    manifest = JSON.parse(readFileSync(new URL('oclif.manifest.json', root), 'utf8')) as Manifest
+  } catch {
+    return false
+  }
+
+  const command = manifest.commands[id]
+  const flags = command && parseWithManifest(command.flags, argv.slice(id.split(':').length))
+  if (!flags) return false
+  const {actions, reportFailure} = await import('./lib/actions.js')
+  if (!(id in actions)) return false
+  try {
+    await actions[id](flags)
+  } catch (error) {
+    process.exitCode = reportFailure(error)
+  }
+
+  return true
+}

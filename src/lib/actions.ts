@@ -1,0 +1,35 @@
+import {homedir} from 'node:os'
+
+import {UserError} from './errors.js'
+import {consoleIo} from './io.js'
+import {packageInfo} from './pkg.js'
+import {shutdownSignal} from './signals.js'
+
+/** Flag values as both the oclif parser and the fast path deliver them. */
+export type FlagValues = Record<string, boolean | string | undefined>
+
+/**
+ * What each command does once its flags are parsed. The oclif command
+ * classes and the start-up fast path in `bin/run.js` both call these, so a
+ * command's behaviour is written once. Modules load lazily: a command pays
+ * only for what it uses.
+ */
+export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
+  async serve(flags) {
+    const {serve} = await import('./serve.js')
+    await serve(
+      {host: String(flags.host), port: String(flags.port)},
+      {home: homedir(), io: consoleIo, version: packageInfo().version, pid: process.pid, signal: shutdownSignal()},
+    )
+  },
+}
+
+/**
+ * Prints a failure the user can act on (no stack trace) and returns its exit
+ * code; anything else is a bug and is rethrown.
+ */
+export function reportFailure(error: unknown): number {
+  if (!(error instanceof UserError)) throw error
+  process.stderr.write([`Error: ${error.message}`, ...error.details.map((line) => `  ${line}`)].join('\n') + '\n')
+  return error.exit
+}

@@ -1,0 +1,16 @@
+/**
+ * A failure the user can act on: its message (and any detail lines, which
+ * say what to do next) is printed as is, with no stack trace, and the
+ * process exits with `exit`.
+ */
+export class UserError extends Error {
+  readonly exit: number
+  readonly details: string[]
+
+  constructor(message: string, options: {exit?: number; details?: string[]} = {}) {
+    super(message)
+    this.name = 'UserError'
+    this.exit = options.exit ?? 1
+    this.details = options.details ?? []
+  }
+}

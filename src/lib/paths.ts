@@ -1,0 +1,63 @@
+import {join} from 'node:path'
+
+/** Every fixed name the tool uses, in one place. */
+export const NAMES = {
+  bin: 'amp-distro',
+  deprecatedBin: 'amp-distro-server',
+  packageName: 'amplifier-distro',
+  systemdUnit: 'amplifier-distro',
+  systemdWatchdogUnit: 'amplifier-distro-watchdog',
+  launchdLabel: 'com.amplifier.distro',
+  launchdWatchdogLabel: 'com.amplifier.distro.watchdog',
+} as const
+
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_PORT = 8400
+
+export interface Paths {
+  amplifierHome: string
+  envFile: string
+  serverDir: string
+  serverPid: string
+  watchdogPid: string
+  watchdogLog: string
+  crashLog: string
+  serverStdoutLog: string
+  serverStderrLog: string
+  systemdUserDir: string
+  systemdServerUnit: string
+  systemdWatchdogUnit: string
+  launchAgentsDir: string
+  launchdServerPlist: string
+  launchdWatchdogPlist: string
+}
+
+/**
+ * Derives every path the tool reads or writes from a home directory and an
+ * environment. Nothing is read from the process here, so callers (and tests)
+ * decide which home and environment count.
+ */
+export function pathsFor(home: string, env: NodeJS.ProcessEnv = {}): Paths {
+  const amplifierHome = join(home, '.amplifier')
+  const serverDir = join(amplifierHome, 'server')
+  const configHome = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME.startsWith('/') ? env.XDG_CONFIG_HOME : join(home, '.config')
+  const systemdUserDir = join(configHome, 'systemd', 'user')
+  const launchAgentsDir = join(home, 'Library', 'LaunchAgents')
+  return {
+    amplifierHome,
+    envFile: join(amplifierHome, '.env'),
+    serverDir,
+    serverPid: join(serverDir, 'server.pid'),
+    watchdogPid: join(serverDir, 'watchdog.pid'),
+    watchdogLog: join(serverDir, 'watchdog.log'),
+    crashLog: join(serverDir, 'crash.log'),
+    serverStdoutLog: join(serverDir, 'server.out.log'),
+    serverStderrLog: join(serverDir, 'server.err.log'),
+    systemdUserDir,
+    systemdServerUnit: join(systemdUserDir, `${NAMES.systemdUnit}.service`),
+    systemdWatchdogUnit: join(systemdUserDir, `${NAMES.systemdWatchdogUnit}.service`),
+    launchAgentsDir,
+    launchdServerPlist: join(launchAgentsDir, `${NAMES.launchdLabel}.plist`),
+    launchdWatchdogPlist: join(launchAgentsDir, `${NAMES.launchdWatchdogLabel}.plist`),
+  }
+}

@@ -1,0 +1,85 @@
+import {execFileSync} from 'node:child_process'
+import {readFileSync, readlinkSync, realpathSync} from 'node:fs'
+import {basename, dirname, isAbsolute, join, resolve} from 'node:path'
+
+import {NAMES} from './paths.js'
+
+/** True when a process with this PID exists (signal 0 reaches it or is refused for permissions). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** A process's argument vector: `/proc/<pid>/cmdline` on Linux, `ps` elsewhere; undefined when it is gone. */
+export function commandLine(pid: number, platform: NodeJS.Platform = process.platform): string[] | undefined {
+  if (platform === 'linux') {
+    try {
+      const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      return raw.length > 0 ? raw.replace(/\0$/, '').split('\0') : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  try {
+    const out = execFileSync('ps', ['-o', 'command=', '-p', String(pid)], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).trim()
+    return out.length > 0 ? out.split(/\s+/) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const ENTRY_SCRIPTS = new Set(['run', 'run.js', 'dev.js'])
+
+function processCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`)
+  } catch {
+    return undefined
+  }
+}
+
+function ownsEntry(script: string, pid: number): boolean {
+  const name = basename(script)
+  if (name === NAMES.bin) return true
+  if (!ENTRY_SCRIPTS.has(name)) return false
+  const cwd = isAbsolute(script) ? '/' : processCwd(pid)
+  if (cwd === undefined) return false
+  let dir: string
+  try {
+    dir = dirname(realpathSync(resolve(cwd, name === 'run' ? `${script}.js` : script)))
+  } catch {
+    dir = dirname(resolve(cwd, script))
+  }
+
+  try {
+    const pkg = JSON.parse(readFileSync(join(dir, '..', 'package.json'), 'utf8')) as {name?: string}
+    return pkg.name === NAMES.packageName
+  } catch {
+    return false
+  }
+}
+
+/**
+ * True when `argv` runs this tool's entry script with `subcommand`: the
+ * `amp-distro` launcher, or a `bin/run(.js)`/`bin/dev.js` of the
+ * amplifier-distro package, directly followed by the subcommand. Folder names
+ * play no part: a checkout or an install can live anywhere.
+ */
+export function runsSubcommand(argv: readonly string[], subcommand: string, pid: number): boolean {
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i + 1] === subcommand && ownsEntry(argv[i], pid)) return true
+  }
+
+  return false
+}
+
+/** True when `pid` is a live `amp-distro <subcommand>` process. */
+export function isToolProcess(pid: number, subcommand: 'serve' | 'watchdog', platform: NodeJS.Platform = process.platform): boolean {
+  const argv = commandLine(pid, platform)
+  return argv !== undefined && runsSubcommand(argv, subcommand, pid)
+}
