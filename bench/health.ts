@@ -34,7 +34,12 @@ createServer((req, res) => {
 `
 
 async function main(): Promise<void> {
-  const {values} = benchArgs(USAGE, {rounds: {type: 'string'}, duration: {type: 'string'}, connections: {type: 'string'}})
+  const {values, positionals} = benchArgs(USAGE, {rounds: {type: 'string'}, duration: {type: 'string'}, connections: {type: 'string'}})
+  if (positionals.length > 0) {
+    console.error(`Unexpected argument ${JSON.stringify(positionals[0])}.\n\n${USAGE}`)
+    process.exit(2)
+  }
+
   const rounds = wholeArg(USAGE, 'rounds', values.rounds, 3, 1)
   const seconds = wholeArg(USAGE, 'duration', values.duration, 5, 1)
   const connections = wholeArg(USAGE, 'connections', values.connections, 10, 1)
