@@ -8,6 +8,25 @@ export interface ServerInfo {
   now: () => number
 }
 
+/**
+ * Bounds on slow, stuck or oversized clients. Node checks the header and
+ * request deadlines only every `checkIntervalMs` (30 s by default), so a
+ * stuck connection lives at most `headersTimeoutMs + checkIntervalMs`.
+ */
+export const SERVER_LIMITS = {
+  /** A request's headers must be complete within this (a loopback client needs well under a millisecond). */
+  headersTimeoutMs: 5000,
+  /** The whole request, body included, within this. */
+  requestTimeoutMs: 10_000,
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: 5000,
+  checkIntervalMs: 1000,
+  /** A socket with no traffic at all in either direction is closed after this. */
+  socketIdleTimeoutMs: 30_000,
+  /** Larger headers are answered 431 and the connection closed. */
+  maxHeaderBytes: 16_384,
+} as const
+
 function send(res: ServerResponse, status: number, type: string, body: string, head: boolean): void {
   res.writeHead(status, {
     'Cache-Control': 'no-store',
@@ -66,7 +85,16 @@ export function createDistroServer(info: ServerInfo): Server {
     send(res, 404, 'text/plain; charset=utf-8', 'Not found\n', head)
   }
 
-  const server = createServer({headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5000, maxHeaderSize: 16_384}, handler)
-  server.timeout = 30_000
+  const server = createServer(
+    {
+      headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+      requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+      keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
+      connectionsCheckingInterval: SERVER_LIMITS.checkIntervalMs,
+      maxHeaderSize: SERVER_LIMITS.maxHeaderBytes,
+    },
+    handler,
+  )
+  server.timeout = SERVER_LIMITS.socketIdleTimeoutMs
   return server
 }
