@@ -1,8 +1,10 @@
 import {expect} from 'chai'
+import {execFile} from 'node:child_process'
 import {existsSync, readFileSync, readlinkSync} from 'node:fs'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 import {
   type UserManager,
@@ -17,6 +19,8 @@ import {
 
 const SYSTEMD_DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const UNIT = 'harness-smoke.service'
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const FIXTURE = 'test/e2e/fixtures/systemd-suite.fixture.ts'
 
 /** Exits on its own only when killed; prints its environment so the log capture can be checked. */
 const SMOKE_UNIT = `[Unit]
@@ -32,6 +36,15 @@ async function writeUnit(home: string, name: string, text: string): Promise<void
   const dir = path.join(home, '.config', 'systemd', 'user')
   await mkdir(dir, {recursive: true})
   await writeFile(path.join(dir, name), text, {mode: 0o644})
+}
+
+/** Installs and starts the smoke unit unless it already runs; returns its MainPID. */
+async function startSmokeUnit(um: UserManager): Promise<number> {
+  await writeUnit(um.home, UNIT, SMOKE_UNIT)
+  expect((await um.systemctl('daemon-reload')).code).to.equal(0)
+  const started = await um.systemctl('start', UNIT)
+  expect(started.code, started.stderr).to.equal(0)
+  return waitFor(async () => (await um.mainPid(UNIT)) || undefined, {timeoutMs: 10_000, what: `a MainPID for ${UNIT}`})
 }
 
 function environOf(pid: number): Record<string, string> {
@@ -92,12 +105,8 @@ describeSystemd('systemd user manager harness', function (manager) {
 
   it('starts a unit from HOME with INVOCATION_ID and PATH reset to systemd’s default, its output in log()', async () => {
     const um = manager()
-    await writeUnit(um.home, UNIT, SMOKE_UNIT)
-    expect((await um.systemctl('daemon-reload')).code).to.equal(0)
-    const started = await um.systemctl('start', UNIT)
-    expect(started.code, started.stderr).to.equal(0)
+    const pid = await startSmokeUnit(um)
     expect(await um.systemctl('is-active', UNIT)).to.include({code: 0, stdout: 'active\n'})
-    const pid = await waitFor(async () => (await um.mainPid(UNIT)) || undefined, {timeoutMs: 10_000, what: 'a MainPID'})
     const environ = environOf(pid)
     expect(environ.INVOCATION_ID).to.match(/^[0-9a-f]{32}$/)
     expect(environ.PATH).to.equal(SYSTEMD_DEFAULT_PATH)
@@ -109,8 +118,8 @@ describeSystemd('systemd user manager harness', function (manager) {
 
   it('restarts a Restart=on-failure unit killed with SIGKILL, under a new MainPID', async () => {
     const um = manager()
-    const before = await um.mainPid(UNIT)
-    expect(before).to.be.greaterThan(0)
+    const before = await startSmokeUnit(um)
+    const restarts = Number((await um.show(UNIT, ['NRestarts'])).NRestarts)
     process.kill(before, 'SIGKILL')
     const after = await waitFor(
       async () => {
@@ -120,7 +129,7 @@ describeSystemd('systemd user manager harness', function (manager) {
       {timeoutMs: 20_000, what: `${UNIT} to come back after kill -9`},
     )
     expect(isRunning(after)).to.equal(true)
-    expect(await um.show(UNIT, ['ActiveState', 'NRestarts'])).to.deep.equal({ActiveState: 'active', NRestarts: '1'})
+    expect(await um.show(UNIT, ['ActiveState', 'NRestarts'])).to.deep.equal({ActiveState: 'active', NRestarts: String(restarts + 1)})
   })
 
   it('kills a command that outlives timeoutMs', async () => {
@@ -152,10 +161,7 @@ describe('systemd user manager lifecycle', function () {
     expect(a.home).not.to.equal(b.home)
     expect(a.managerPid).not.to.equal(b.managerPid)
 
-    await writeUnit(a.home, UNIT, SMOKE_UNIT)
-    expect((await a.systemctl('daemon-reload')).code).to.equal(0)
-    expect((await a.systemctl('start', UNIT)).code).to.equal(0)
-    const unitPid = await waitFor(async () => (await a.mainPid(UNIT)) || undefined, {timeoutMs: 10_000, what: 'a MainPID'})
+    const unitPid = await startSmokeUnit(a)
     expect((await a.show(UNIT, ['LoadState'])).LoadState).to.equal('loaded')
     expect((await b.show(UNIT, ['LoadState'])).LoadState).to.equal('not-found')
     expect(await b.mainPid(UNIT)).to.equal(0)
@@ -187,5 +193,59 @@ describe('systemd user manager lifecycle', function () {
     } finally {
       await rm(home, {recursive: true, force: true})
     }
+  })
+})
+
+/** Runs the fixture suite in its own mocha process (CI unset unless given), optionally unprivileged. */
+function runFixture(extra: NodeJS.ProcessEnv, asNobody: boolean): Promise<{code: number; output: string}> {
+  const mocha = [process.execPath, path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js'), FIXTURE]
+  const [file, ...args] = asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', ...mocha] : mocha
+  const env = {...process.env}
+  delete env.CI
+  return new Promise((resolve) => {
+    execFile(file, args, {cwd: ROOT, env: {...env, ...extra}, encoding: 'utf8', timeout: 90_000}, (error, stdout, stderr) => {
+      resolve({code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, output: stdout + stderr})
+    })
+  })
+}
+
+describe('describeSystemd policy', function () {
+  this.timeout(120_000)
+  type Outcome = {code: number; output: string}
+  let failing: Outcome, passing: Outcome, skipped: Outcome, underCi: Outcome
+
+  // The four runs are independent mocha processes; running them together keeps the suite short.
+  before(async function () {
+    const reason = systemdHarnessUnavailable()
+    if (reason !== undefined) harnessUnavailable(this, 'describeSystemd policy', reason)
+    ;[failing, passing, skipped, underCi] = await Promise.all([
+      runFixture({E2E_FIXTURE_FAIL: '1'}, false),
+      runFixture({}, false),
+      runFixture({}, true),
+      runFixture({CI: 'true'}, true),
+    ])
+  })
+
+  it('prints the manager log when a test in the suite fails', () => {
+    expect(failing.code, failing.output).to.equal(1)
+    expect(failing.output).to.contain('----- systemd user manager log (fixture suite) -----')
+    expect(failing.output).to.match(/Startup finished in/)
+  })
+
+  it('passes against a running manager, without dumping its log', () => {
+    expect(passing.code, passing.output).to.equal(0)
+    expect(passing.output).to.contain('1 passing')
+    expect(passing.output).not.to.contain('systemd user manager log')
+  })
+
+  it('skips the suite, saying why, when the harness cannot run outside CI', () => {
+    expect(skipped.code, skipped.output).to.equal(0)
+    expect(skipped.output).to.match(/skipping "fixture suite": systemd harness unavailable: needs root/)
+    expect(skipped.output).to.contain('1 pending')
+  })
+
+  it('fails the suite with the reason under CI=true', () => {
+    expect(underCi.code, underCi.output).not.to.equal(0)
+    expect(underCi.output).to.contain('systemd harness unavailable under CI: needs root')
   })
 })

@@ -11,7 +11,7 @@
  * Network and /tmp are shared with the host; HOME is a temporary directory on the shared filesystem.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {accessSync, constants, readdirSync, readFileSync, readlinkSync, rmSync} from 'node:fs'
+import {accessSync, constants, existsSync, readdirSync, readFileSync, readlinkSync, rmSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -127,6 +127,8 @@ function locateTools(): Tools | string {
     .filter(([, file]) => file === undefined)
     .map(([name]) => name)
   if (missing.length > 0) return `missing ${missing.join(', ')} (install systemd, util-linux, bsdutils, mount)`
+  // The pty is bound over /dev/console inside the namespace; creating it would change the host's /dev.
+  if (!existsSync('/dev/console')) return 'no /dev/console to bind the manager\'s pty over (a container started without a tty?)'
   return found as Tools
 }
 
@@ -332,6 +334,8 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
   }
 
   child.stdin!.on('error', () => {})
+  // A suite that forgets stop() must not keep the test process alive: the exit hook below cleans up.
+  for (const handle of [child, child.stdin, child.stdout, child.stderr] as unknown as {unref?: () => void}[]) handle.unref?.()
   const entry: Live = {anchorPid, home: ownsHome ? home : undefined}
   live.add(entry)
   const hostNamespace = mountNamespace(process.pid)
