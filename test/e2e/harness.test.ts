@@ -153,30 +153,44 @@ describe('systemd user manager lifecycle', function () {
     await Promise.all(started.splice(0).map((um) => um.stop()))
   })
 
-  it('runs two managers at once in distinct namespaces, and stop() leaves nothing behind', async () => {
+  it('runs two managers at once in distinct namespaces and cgroups, and stop() leaves nothing behind', async () => {
     const [a, b] = await Promise.all([startUserManager(), startUserManager()])
     started.push(a, b)
     console.log(`      manager start: ${a.startMs} ms and ${b.startMs} ms (concurrently)`)
     expect(a.namespace).not.to.equal(b.namespace)
     expect(a.home).not.to.equal(b.home)
     expect(a.managerPid).not.to.equal(b.managerPid)
+    expect(a.cgroups).to.have.length.greaterThan(0)
+    expect(a.cgroups).not.to.have.members(b.cgroups)
 
-    const unitPid = await startSmokeUnit(a)
-    expect((await a.show(UNIT, ['LoadState'])).LoadState).to.equal('loaded')
+    const unitInA = await startSmokeUnit(a)
     expect((await b.show(UNIT, ['LoadState'])).LoadState).to.equal('not-found')
     expect(await b.mainPid(UNIT)).to.equal(0)
 
+    // Same unit name in both: stopping it in one manager must not touch the other's process.
+    const unitInB = await startSmokeUnit(b)
+    expect((await a.systemctl('stop', UNIT)).code).to.equal(0)
+    expect(isRunning(unitInA)).to.equal(false)
+    expect(isRunning(unitInB)).to.equal(true)
+    expect(await b.mainPid(UNIT)).to.equal(unitInB)
+    expect(b.log()).not.to.contain('left-over process')
+    const restartedInA = await startSmokeUnit(a)
+
     await a.stop()
     expect(isRunning(a.managerPid)).to.equal(false)
-    expect(isRunning(unitPid)).to.equal(false)
+    expect(isRunning(restartedInA)).to.equal(false)
     expect(isRunning(a.anchorPid)).to.equal(false)
     expect(pidsInMountNamespace(a.namespace)).to.deep.equal([])
+    expect(a.cgroups.filter((dir) => existsSync(dir))).to.deep.equal([])
     expect(existsSync(a.home)).to.equal(false)
 
     expect((await b.systemctl('is-system-running')).stdout.trim()).to.be.oneOf(['running', 'degraded'])
+    expect(isRunning(unitInB)).to.equal(true)
     await b.stop()
     expect(isRunning(b.managerPid)).to.equal(false)
+    expect(isRunning(unitInB)).to.equal(false)
     expect(pidsInMountNamespace(b.namespace)).to.deep.equal([])
+    expect(b.cgroups.filter((dir) => existsSync(dir))).to.deep.equal([])
     expect(existsSync(b.home)).to.equal(false)
     expect((await b.systemctl('is-system-running')).code).not.to.equal(0)
   })
