@@ -195,6 +195,22 @@ describe('systemd user manager lifecycle', function () {
     expect((await b.systemctl('is-system-running')).code).not.to.equal(0)
   })
 
+  it('stop() kills a unit that ignores SIGTERM instead of waiting out its stop timeout', async () => {
+    const um = await startUserManager()
+    started.push(um)
+    await writeUnit(um.home, 'stubborn.service', "[Service]\nExecStart=/bin/sh -c 'trap \"\" TERM; while :; do sleep 1; done'\n")
+    expect((await um.systemctl('daemon-reload')).code).to.equal(0)
+    expect((await um.systemctl('start', 'stubborn.service')).code).to.equal(0)
+    const pid = await waitFor(async () => (await um.mainPid('stubborn.service')) || undefined, {timeoutMs: 10_000, what: 'a MainPID'})
+    const began = Date.now()
+    await um.stop({exitTimeoutMs: 1000})
+    console.log(`      stop() with a stubborn unit: ${Date.now() - began} ms`)
+    expect(isRunning(pid)).to.equal(false)
+    expect(isRunning(um.managerPid)).to.equal(false)
+    expect(pidsInMountNamespace(um.namespace)).to.deep.equal([])
+    expect(um.cgroups.filter((dir) => existsSync(dir))).to.deep.equal([])
+  })
+
   it('leaves a caller-provided HOME in place', async () => {
     const home = await mkdtemp(path.join(os.tmpdir(), 'amp-distro-e2e-own-'))
     try {

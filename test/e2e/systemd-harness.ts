@@ -14,6 +14,16 @@
  * the cgroup it starts in: two managers started from the same cgroup would share
  * `app.slice/<unit>.service`, see each other's processes as left-overs and kill them on stop. So each
  * manager starts in a cgroup of its own, created below ours and removed by stop().
+ *
+ * Usage:
+ *   describeSystemd('service install', function (manager) {
+ *     it('starts the unit', async () => {
+ *       const um = manager()   // write units under `${um.home}/.config/systemd/user/`
+ *       await um.systemctl('daemon-reload')
+ *       await waitFor(async () => (await um.mainPid('x.service')) || undefined, {timeoutMs: 10_000, what: 'x to run'})
+ *     })
+ *   })
+ * Needs root, systemd, util-linux (unshare, nsenter), bsdutils (script) and mount.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
@@ -58,8 +68,11 @@ export interface UserManager {
   mainPid(unit: string): Promise<number>
   /** Manager and unit console output captured so far (CRs and colour codes removed). */
   log(): string
-  /** `systemctl --user exit`, then kills whatever is left in the namespace; removes a temporary HOME. */
-  stop(): Promise<void>
+  /**
+   * `systemctl --user exit`, waiting up to `exitTimeoutMs` (default 15 s) for the manager to stop its
+   * units, then SIGKILLs whatever is left (namespace, cgroups, descendants); removes a temporary HOME.
+   */
+  stop(options?: {exitTimeoutMs?: number}): Promise<void>
 }
 
 export interface StartOptions {
@@ -476,12 +489,12 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
     return Number(value)
   }
 
-  const stop = (): Promise<void> => {
+  const stop = (stopOptions: {exitTimeoutMs?: number} = {}): Promise<void> => {
     stopping ??= (async () => {
       const tree = descendants(anchorPid)
       if (exited === undefined && entry.namespace !== undefined) {
         await systemctl('exit')
-        await waitFor(async () => exited !== undefined, {timeoutMs: 15_000, what: 'the user manager to exit'}).catch(() => undefined)
+        await waitFor(async () => exited !== undefined, {timeoutMs: stopOptions.exitTimeoutMs ?? 15_000, what: 'the user manager to exit'}).catch(() => undefined)
       }
 
       // Whatever survived: processes in the namespace or the cgroups, and descendants that left both.
