@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {execFile} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {existsSync, readFileSync, readlinkSync} from 'node:fs'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -12,6 +12,7 @@ import {
   harnessUnavailable,
   isRunning,
   pidsInMountNamespace,
+  reapOrphanedManagers,
   startUserManager,
   systemdHarnessUnavailable,
   waitFor,
@@ -209,6 +210,29 @@ describe('systemd user manager lifecycle', function () {
     expect(isRunning(um.managerPid)).to.equal(false)
     expect(pidsInMountNamespace(um.namespace)).to.deep.equal([])
     expect(um.cgroups.filter((dir) => existsSync(dir))).to.deep.equal([])
+  })
+
+  it('reaps a manager whose test process was killed before it could stop it', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/fixtures/orphan-manager.fixture.ts'], {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']})
+    let output = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk
+    })
+    const orphan = await waitFor(
+      async () => (output.includes('\n') ? (JSON.parse(output.split('\n')[0]) as {managerPid: number; cgroups: string[]; home: string}) : undefined),
+      {timeoutMs: 60_000, what: 'the fixture to start its manager'},
+    )
+    try {
+      child.kill('SIGKILL')
+      await new Promise((resolve) => child.on('close', resolve))
+      expect(isRunning(orphan.managerPid)).to.equal(true)
+      await reapOrphanedManagers()
+      expect(isRunning(orphan.managerPid)).to.equal(false)
+      expect(orphan.cgroups.filter((dir) => existsSync(dir))).to.deep.equal([])
+    } finally {
+      child.kill('SIGKILL')
+      await rm(orphan.home, {recursive: true, force: true})
+    }
   })
 
   it('leaves a caller-provided HOME in place', async () => {

@@ -310,6 +310,38 @@ function removeCgroups(dirs: string[]): boolean {
   return dirs.map((dir) => remove(dir)).every(Boolean)
 }
 
+const CGROUP_NAME = /^amp-distro-e2e-(\d+)-[0-9a-f]+$/
+
+/**
+ * Kills and removes managers left behind by a test process that died without stopping them (SIGKILL,
+ * OOM): their cgroups, under ours, are named after the owning PID. Returns how many were reaped.
+ */
+export async function reapOrphanedManagers(): Promise<number> {
+  const orphans: string[] = []
+  for (const dir of trackingCgroups()) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+
+    for (const name of names) {
+      const owner = CGROUP_NAME.exec(name)?.[1]
+      if (owner !== undefined && Number(owner) !== process.pid && !isRunning(Number(owner))) orphans.push(path.join(dir, name))
+    }
+  }
+
+  for (let round = 0; round < 50 && orphans.length > 0; round++) {
+    const pids = pidsInCgroups(orphans)
+    for (const pid of pids) kill(pid, 'SIGKILL')
+    if (pids.length === 0 && removeCgroups(orphans)) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
+  return new Set(orphans.map((dir) => path.basename(dir))).size
+}
+
 function readProcFile(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8')
@@ -417,6 +449,7 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
     LANG: 'C.UTF-8',
   }
 
+  await reapOrphanedManagers()
   const cgroups = createCgroups(`amp-distro-e2e-${process.pid}-${randomBytes(4).toString('hex')}`)
   const began = Date.now()
   const child: ChildProcess = spawn(tools.unshare, ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', OUTER_SCRIPT], {
