@@ -43,7 +43,11 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
 
   let values: Record<string, boolean | string | (boolean | string)[] | undefined>
   try {
-    ;({values} = parseArgs({args, options, strict: true, allowPositionals: false, tokens: false}))
+    const result = parseArgs({args, options, strict: true, allowPositionals: false, tokens: true})
+    // parseArgs keeps the last of a repeated flag; oclif refuses the repeat, so oclif must answer.
+    const names = result.tokens.filter((token) => token.kind === 'option').map((token) => token.name)
+    if (new Set(names).size !== names.length) return undefined
+    values = result.values
   } catch {
     return undefined
   }
