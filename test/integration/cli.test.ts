@@ -46,12 +46,13 @@ describe('amp-distro CLI (built, real processes)', function () {
     expect(done.stderr).to.equal('')
   })
 
-  it('--help lists serve with its summary and no deprecated binary', async () => {
+  it('--help lists serve with its summary, and neither the watchdog nor the deprecated binary', async () => {
     const done = await runCli(['--help'])
     expect(done.code).to.equal(0)
     expect(done.stdout).to.match(/^ {2}serve +Run the Amplifier distro server in the foreground\.$/m)
     expect(done.stdout).to.include('$ amp-distro [COMMAND]')
     expect(done.stdout).not.to.include('amp-distro-server')
+    expect(done.stdout, 'the watchdog is infrastructure and stays hidden').not.to.match(/^ {2}watchdog\b/m)
   })
 
   it('serve --help documents --host and --port with their defaults', async () => {
