@@ -5,7 +5,8 @@
  * the two alternating (A B, B A, …) so that drift on a shared machine hits
  * both alike. Loopback only, bounded: `rounds` × 2 runs of `duration` seconds.
  */
-import {freePort, launch, pollUntil, removeTree, requireBuild, startServe, tempHome} from '../test/support/processes.js'
+import {cleanup, freePort, tempHome, waitFor} from '../test/helpers/cli.js'
+import {launch, requireBuild, startServe} from '../test/support/processes.js'
 import {checkHealth} from '../src/lib/health.js'
 import {packageInfo} from '../src/lib/pkg.js'
 import {benchArgs, loadLine, machineLine, median, table, verdict, wholeArg} from './report.js'
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   const bare = launch(process.execPath, ['-e', BARE_SERVER], {env: {...process.env, PORT: String(barePort), VERSION: packageInfo().version}})
   try {
     const bareUrl = `http://127.0.0.1:${barePort}/api/health`
-    await pollUntil(async () => (await checkHealth(bareUrl, 1000)).healthy, 10_000, 'the bare server')
+    await waitFor('the bare server', async () => (await checkHealth(bareUrl, 1000)).healthy, 10_000)
     const targets = [
       {name: 'amp-distro serve', url: `${serve.url}/api/health`, runs: [] as WrkResult[]},
       {name: 'bare node:http', url: bareUrl, runs: [] as WrkResult[]},
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     console.log(`serve p99: ${p99.toFixed(2)} ms (target <= ${MAX_P99_MS} ms): ${verdict(p99 <= MAX_P99_MS)}`)
   } finally {
     await Promise.all([serve.stop(), bare.stop()])
-    removeTree(home)
+    await cleanup()
   }
 }
 

@@ -8,19 +8,8 @@
  */
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {
-  builtCommandExists,
-  cpuSeconds,
-  launch,
-  pollUntil,
-  removeTree,
-  requireBuild,
-  rssBytes,
-  RUN_JS,
-  type Running,
-  startServe,
-  tempHome,
-} from '../test/support/processes.js'
+import {cleanup, RUN_JS, tempHome, waitFor} from '../test/helpers/cli.js'
+import {builtCommandExists, cpuSeconds, type Launched, launch, requireBuild, rssBytes, startServe} from '../test/support/processes.js'
 import {pathsFor} from '../src/lib/paths.js'
 import {readPid} from '../src/lib/pidfile.js'
 import {benchArgs, loadLine, machineLine, median, table, verdict, wholeArg} from './report.js'
@@ -65,7 +54,7 @@ async function main(): Promise<void> {
   console.log(`Machine: ${machineLine()}`)
   console.log(`Before: ${loadLine()}`)
   const home = tempHome('amp-distro-bench-')
-  const processes: {name: string; running: Running}[] = []
+  const processes: {name: string; running: Launched}[] = []
   try {
     processes.push({name: 'bare node', running: launch(process.execPath, ['-e', 'setInterval(()=>{},1e6)'])})
     const serve = await startServe({home})
@@ -76,16 +65,16 @@ async function main(): Promise<void> {
       })
       processes.push({name: 'amp-distro watchdog', running: watchdog})
       // It is up once it has written its PID file.
-      await pollUntil(() => {
+      await waitFor('the watchdog to write its PID file', () => {
         if (watchdog.child.exitCode !== null) throw new Error(`watchdog exited with ${watchdog.child.exitCode}: ${watchdog.output()}`)
         return readPid(pathsFor(home).watchdogPid) === watchdog.pid
-      }, 20_000, 'the watchdog to write its PID file')
+      }, 20_000)
     } else {
       console.log('amp-distro watchdog: not in this build, skipped')
     }
 
     await sleep(settleSeconds * 1000)
-    const measured: {name: string; running: Running; rss: number; cpu: number}[] = []
+    const measured: {name: string; running: Launched; rss: number; cpu: number}[] = []
     for (const {name, running} of processes) measured.push({name, running, rss: await sampleRss(running.pid), cpu: 0})
     for (const entry of measured) entry.cpu = cpuSeconds(entry.running.pid)
 
@@ -112,7 +101,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all(processes.map(({running}) => running.stop()))
-    removeTree(home)
+    await cleanup()
   }
 }
 

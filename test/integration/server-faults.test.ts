@@ -4,7 +4,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {checkHealth} from '../../src/lib/health.js'
 import {SERVER_LIMITS} from '../../src/lib/server.js'
-import {removeTree, rssBytes, type ServeProcess, startServe, tempHome} from '../support/processes.js'
+import {cleanup, tempHome} from '../helpers/cli.js'
+import {rssBytes, type ServeProcess, startServe} from '../support/processes.js'
 
 /** How long the server may take to drop a connection whose headers never complete (Node sweeps every checkIntervalMs). */
 const HEADER_DEADLINE_MS = SERVER_LIMITS.headersTimeoutMs + SERVER_LIMITS.checkIntervalMs
@@ -98,7 +99,7 @@ describe('serve: /api/health under slow and malformed clients (real server, loop
 
   after(async () => {
     await server?.stop()
-    if (home) removeTree(home)
+    await cleanup()
   })
 
   it('answers other clients while several connections send their headers one byte a second, and drops those within its header timeout', async () => {

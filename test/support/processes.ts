@@ -1,66 +1,35 @@
+/**
+ * Real processes measured through /proc: a spawn with a reliable stop, a
+ * `serve` that is ready once health answers, RSS and CPU time. Shared by the
+ * fault tests and the bench scripts; general helpers live in ../helpers/cli.ts.
+ */
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
-import {createServer} from 'node:net'
-import {tmpdir} from 'node:os'
+import {existsSync, readFileSync} from 'node:fs'
+import {request} from 'node:http'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 
 import {checkHealth} from '../../src/lib/health.js'
-
-/** The repository root (where `bin/run.js` and `dist/` live). */
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
-
-/** The built CLI entry; `npm run build` must have produced `dist/` first. */
-export const RUN_JS = join(REPO_ROOT, 'bin', 'run.js')
+import {freePort, REPO, RUN_JS, waitFor} from '../helpers/cli.js'
 
 /** Throws a clear message when `dist/` is missing, instead of a confusing spawn failure later. */
 export function requireBuild(): void {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'fast-path.js')) || !existsSync(join(REPO_ROOT, 'oclif.manifest.json'))) {
-    throw new Error(`no build found in ${REPO_ROOT}: run \`npm run build\` first`)
+  if (!existsSync(join(REPO, 'dist', 'fast-path.js')) || !existsSync(join(REPO, 'oclif.manifest.json'))) {
+    throw new Error(`no build found in ${REPO}: run \`npm run build\` first`)
   }
 }
 
 /** True when the built CLI has `command` (read from the oclif manifest, so it follows what is built). */
 export function builtCommandExists(command: string): boolean {
   try {
-    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
+    const manifest = JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
     return command in manifest.commands
   } catch {
     return false
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bound on port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen({host: '127.0.0.1', port: 0}, () => {
-      const address = probe.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      probe.close(() => resolve(port))
-    })
-  })
-}
-
-/** A temporary HOME; remove it with `rmSync(home, {recursive: true, force: true})`. */
-export function tempHome(prefix = 'amp-distro-'): string {
-  return mkdtempSync(join(tmpdir(), prefix))
-}
-
-/** Polls `probe` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function pollUntil<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
-}
-
 /** A child process with its collected output and a stop that always ends it. */
-export interface Running {
+export interface Launched {
   child: ChildProcess
   pid: number
   output: () => string
@@ -69,8 +38,8 @@ export interface Running {
 }
 
 /** Spawns a process (no shell), keeps its stdout and stderr, and gives it a reliable stop. */
-export function launch(file: string, args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string} = {}): Running {
-  const child = spawn(file, args, {env: options.env ?? process.env, cwd: options.cwd ?? REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe']})
+export function launch(file: string, args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string} = {}): Launched {
+  const child = spawn(file, args, {env: options.env ?? process.env, cwd: options.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe']})
   let out = ''
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()))
   child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()))
@@ -95,7 +64,7 @@ export function launch(file: string, args: string[], options: {env?: NodeJS.Proc
 }
 
 /** A running `amp-distro serve` from the built CLI. */
-export interface ServeProcess extends Running {
+export interface ServeProcess extends Launched {
   home: string
   port: number
   url: string
@@ -114,13 +83,14 @@ export async function startServe(options: {home: string; port?: number; readyTim
   })
   const url = `http://127.0.0.1:${port}`
   try {
-    await pollUntil(
+    await waitFor(
+      `serve on port ${port} to answer health`,
       async () => {
         if (running.child.exitCode !== null) throw new Error(`serve exited with ${running.child.exitCode}: ${running.output()}`)
         return (await checkHealth(`${url}/api/health`, 1000)).healthy
       },
       options.readyTimeoutMs ?? 20_000,
-      `serve on port ${port} to answer health`,
+      50,
     )
   } catch (error) {
     await running.stop()
@@ -160,7 +130,29 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond()
 }
 
-/** Removes a temporary folder, ignoring one already gone. */
-export function removeTree(path: string): void {
-  rmSync(path, {recursive: true, force: true})
+/**
+ * The PID that `/api/health` at `url` reports, or undefined when it does not
+ * answer 200 with a PID within `timeoutMs` (fresh connection each time, so a
+ * hung server cannot hold a pooled one).
+ */
+export function healthPid(url: string, timeoutMs = 1000): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request(url, {agent: false, headers: {Connection: 'close'}, timeout: timeoutMs}, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('error', () => resolve(undefined))
+      res.on('end', () => {
+        try {
+          const pid = (JSON.parse(body) as {pid?: unknown}).pid
+          resolve(res.statusCode === 200 && typeof pid === 'number' ? pid : undefined)
+        } catch {
+          resolve(undefined)
+        }
+      })
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(undefined))
+    req.end()
+  })
 }
