@@ -9,9 +9,25 @@
  * manager runs through `nsenter --mount --target <anchor>`. The pty carries the manager's own log and,
  * with `DefaultStandardOutput=tty`, every unit's output; both are captured for `log()`.
  * Network and /tmp are shared with the host; HOME is a temporary directory on the shared filesystem.
+ *
+ * The cgroup filesystem is shared too, and a user manager builds its unit cgroups (app.slice/…) under
+ * the cgroup it starts in: two managers started from the same cgroup would share
+ * `app.slice/<unit>.service`, see each other's processes as left-overs and kill them on stop. So each
+ * manager starts in a cgroup of its own, created below ours and removed by stop().
+ *
+ * Usage:
+ *   describeSystemd('service install', function (manager) {
+ *     it('starts the unit', async () => {
+ *       const um = manager()   // write units under `${um.home}/.config/systemd/user/`
+ *       await um.systemctl('daemon-reload')
+ *       await waitFor(async () => (await um.mainPid('x.service')) || undefined, {timeoutMs: 10_000, what: 'x to run'})
+ *     })
+ *   })
+ * Needs root, systemd, util-linux (unshare, nsenter), bsdutils (script) and mount.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {accessSync, constants, readdirSync, readFileSync, readlinkSync, rmSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -38,6 +54,8 @@ export interface UserManager {
   anchorPid: number
   /** The mount namespace, as `readlink /proc/<pid>/ns/mnt` prints it. */
   namespace: string
+  /** The manager's own cgroups (one per tracking hierarchy); empty when they could not be created. */
+  cgroups: string[]
   /** Milliseconds from spawning the namespace until `is-system-running` said running/degraded. */
   startMs: number
   /** Runs a program inside the namespace with `options.env` merged over `env`; never throws. */
@@ -50,8 +68,11 @@ export interface UserManager {
   mainPid(unit: string): Promise<number>
   /** Manager and unit console output captured so far (CRs and colour codes removed). */
   log(): string
-  /** `systemctl --user exit`, then kills whatever is left in the namespace; removes a temporary HOME. */
-  stop(): Promise<void>
+  /**
+   * `systemctl --user exit`, waiting up to `exitTimeoutMs` (default 15 s) for the manager to stop its
+   * units, then SIGKILLs whatever is left (namespace, cgroups, descendants); removes a temporary HOME.
+   */
+  stop(options?: {exitTimeoutMs?: number}): Promise<void>
 }
 
 export interface StartOptions {
@@ -73,6 +94,8 @@ const MANAGER_PATH = '/usr/local/bin:/usr/bin:/bin'
  */
 const OUTER_SCRIPT = [
   'set -e',
+  // Moves this shell (and so everything it starts) into the manager's own cgroups.
+  'if [ -n "$E2E_CGROUPS" ]; then printf "%s\\n" "$E2E_CGROUPS" | while IFS= read -r dir; do echo $$ > "$dir/cgroup.procs"; done; fi',
   'mount -t tmpfs -o mode=0755 amp-distro-e2e /run',
   `mkdir -p /run/systemd/system /run/systemd/user.conf.d ${RUNTIME_DIR}`,
   `chmod 0700 ${RUNTIME_DIR}`,
@@ -127,6 +150,8 @@ function locateTools(): Tools | string {
     .filter(([, file]) => file === undefined)
     .map(([name]) => name)
   if (missing.length > 0) return `missing ${missing.join(', ')} (install systemd, util-linux, bsdutils, mount)`
+  // The pty is bound over /dev/console inside the namespace; creating it would change the host's /dev.
+  if (!existsSync('/dev/console')) return 'no /dev/console to bind the manager\'s pty over (a container started without a tty?)'
   return found as Tools
 }
 
@@ -198,6 +223,133 @@ export function pidsInMountNamespace(namespace: string): number[] {
   return pids
 }
 
+/**
+ * The directories of the cgroups this process is in, for the hierarchies systemd tracks processes
+ * with (`name=systemd` on v1/hybrid machines, the unified v2 hierarchy).
+ */
+function trackingCgroups(): string[] {
+  const own = new Map<string, string>()
+  for (const line of (readProc(process.pid, 'cgroup') ?? '').split('\n')) {
+    const match = /^\d+:([^:]*):(.*)$/.exec(line)
+    if (match && (match[1] === '' || match[1] === 'name=systemd')) own.set(match[1], match[2])
+  }
+
+  const dirs: string[] = []
+  for (const line of (readProc(process.pid, 'mountinfo') ?? '').split('\n')) {
+    const [mountFields, superFields] = line.split(' - ')
+    if (superFields === undefined) continue
+    const [, , , root, mountPoint] = mountFields.split(' ')
+    const [fsType, , options = ''] = superFields.split(' ')
+    const key = fsType === 'cgroup2' ? '' : fsType === 'cgroup' && options.split(',').includes('name=systemd') ? 'name=systemd' : undefined
+    const cgroup = key === undefined ? undefined : own.get(key)
+    if (cgroup === undefined) continue
+    const relative = root !== '/' && cgroup.startsWith(root) ? cgroup.slice(root.length) : cgroup
+    dirs.push(path.join(mountPoint.replace(/\\040/g, ' '), relative))
+    own.delete(key!)
+  }
+
+  return dirs
+}
+
+/** Creates a fresh cgroup under each of ours; a reason string when that is impossible here. */
+function createCgroups(name: string): string[] | string {
+  const created: string[] = []
+  try {
+    for (const dir of trackingCgroups()) {
+      const target = path.join(dir, name)
+      mkdirSync(target)
+      created.push(target)
+    }
+  } catch (error) {
+    removeCgroups(created)
+    return (error as Error).message
+  }
+
+  return created
+}
+
+/** PIDs of every process in these cgroups and their sub-cgroups. */
+function pidsInCgroups(dirs: string[]): number[] {
+  const pids: number[] = []
+  const visit = (dir: string): void => {
+    let entries
+    try {
+      entries = readdirSync(dir, {withFileTypes: true})
+    } catch {
+      return
+    }
+
+    for (const entry of entries) if (entry.isDirectory()) visit(path.join(dir, entry.name))
+    for (const pid of (readProcFile(path.join(dir, 'cgroup.procs')) ?? '').split('\n')) if (/^\d+$/.test(pid)) pids.push(Number(pid))
+  }
+
+  for (const dir of dirs) visit(dir)
+  return pids
+}
+
+/** Removes cgroup trees bottom-up; true when all are gone (a cgroup with processes cannot go). */
+function removeCgroups(dirs: string[]): boolean {
+  const remove = (dir: string): boolean => {
+    let entries
+    try {
+      entries = readdirSync(dir, {withFileTypes: true})
+    } catch {
+      return true
+    }
+
+    let empty = true
+    for (const entry of entries) if (entry.isDirectory()) empty = remove(path.join(dir, entry.name)) && empty
+    try {
+      rmdirSync(dir)
+      return empty
+    } catch {
+      return false
+    }
+  }
+
+  return dirs.map((dir) => remove(dir)).every(Boolean)
+}
+
+const CGROUP_NAME = /^amp-distro-e2e-(\d+)-[0-9a-f]+$/
+
+/**
+ * Kills and removes managers left behind by a test process that died without stopping them (SIGKILL,
+ * OOM): their cgroups, under ours, are named after the owning PID. Returns how many were reaped.
+ */
+export async function reapOrphanedManagers(): Promise<number> {
+  const orphans: string[] = []
+  for (const dir of trackingCgroups()) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+
+    for (const name of names) {
+      const owner = CGROUP_NAME.exec(name)?.[1]
+      if (owner !== undefined && Number(owner) !== process.pid && !isRunning(Number(owner))) orphans.push(path.join(dir, name))
+    }
+  }
+
+  for (let round = 0; round < 50 && orphans.length > 0; round++) {
+    const pids = pidsInCgroups(orphans)
+    for (const pid of pids) kill(pid, 'SIGKILL')
+    if (pids.length === 0 && removeCgroups(orphans)) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
+  return new Set(orphans.map((dir) => path.basename(dir))).size
+}
+
+function readProcFile(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
 /** Every descendant of `root`, as PID → start time (to tell a reused PID from the original). */
 function descendants(root: number): Map<number, string> {
   const children = new Map<number, number[]>()
@@ -266,6 +418,7 @@ interface Live {
   anchorPid: number
   namespace?: string
   home?: string
+  cgroups: string[]
 }
 
 /** Managers still running, so an abrupt exit of the test process does not leave them behind. */
@@ -273,7 +426,9 @@ const live = new Set<Live>()
 process.on('exit', () => {
   for (const entry of live) {
     if (entry.namespace !== undefined) for (const pid of pidsInMountNamespace(entry.namespace)) kill(pid, 'SIGKILL')
+    for (const pid of pidsInCgroups(entry.cgroups)) kill(pid, 'SIGKILL')
     kill(entry.anchorPid, 'SIGKILL')
+    removeCgroups(entry.cgroups)
     if (entry.home !== undefined) rmSync(entry.home, {recursive: true, force: true})
   }
 })
@@ -294,6 +449,8 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
     LANG: 'C.UTF-8',
   }
 
+  await reapOrphanedManagers()
+  const cgroups = createCgroups(`amp-distro-e2e-${process.pid}-${randomBytes(4).toString('hex')}`)
   const began = Date.now()
   const child: ChildProcess = spawn(tools.unshare, ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', OUTER_SCRIPT], {
     env: {
@@ -303,12 +460,14 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
       E2E_SYSTEMD: tools.systemd,
       E2E_SCRIPT: tools.script,
       E2E_INNER: INNER_SCRIPT,
+      E2E_CGROUPS: typeof cgroups === 'string' ? '' : cgroups.join('\n'),
     },
     // stdin stays an open pipe: `script` must not see EOF while the manager runs.
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   const anchorPid = child.pid
-  let raw = ''
+  // Without a cgroup of its own the manager still works, but managers running at once interfere.
+  let raw = typeof cgroups === 'string' ? `[harness] no cgroup of its own for this manager (${cgroups})\n` : ''
   let exited: string | undefined
   const closed = new Promise<void>((resolve) => {
     child.on('close', () => resolve())
@@ -328,11 +487,14 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
   if (anchorPid === undefined) {
     const error = await spawnError
     if (ownsHome) await rm(home, {recursive: true, force: true})
+    if (typeof cgroups !== 'string') removeCgroups(cgroups)
     throw new Error(`cannot spawn ${tools.unshare}: ${error.message}`)
   }
 
   child.stdin!.on('error', () => {})
-  const entry: Live = {anchorPid, home: ownsHome ? home : undefined}
+  // A suite that forgets stop() must not keep the test process alive: the exit hook below cleans up.
+  for (const handle of [child, child.stdin, child.stdout, child.stderr] as unknown as {unref?: () => void}[]) handle.unref?.()
+  const entry: Live = {anchorPid, home: ownsHome ? home : undefined, cgroups: typeof cgroups === 'string' ? [] : cgroups}
   live.add(entry)
   const hostNamespace = mountNamespace(process.pid)
 
@@ -360,17 +522,18 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
     return Number(value)
   }
 
-  const stop = (): Promise<void> => {
+  const stop = (stopOptions: {exitTimeoutMs?: number} = {}): Promise<void> => {
     stopping ??= (async () => {
       const tree = descendants(anchorPid)
       if (exited === undefined && entry.namespace !== undefined) {
         await systemctl('exit')
-        await waitFor(async () => exited !== undefined, {timeoutMs: 15_000, what: 'the user manager to exit'}).catch(() => undefined)
+        await waitFor(async () => exited !== undefined, {timeoutMs: stopOptions.exitTimeoutMs ?? 15_000, what: 'the user manager to exit'}).catch(() => undefined)
       }
 
-      // Whatever survived: processes still in the namespace, and descendants that moved out of it.
+      // Whatever survived: processes in the namespace or the cgroups, and descendants that left both.
       for (let round = 0; round < 50; round++) {
         const left = entry.namespace === undefined ? [] : pidsInMountNamespace(entry.namespace)
+        left.push(...pidsInCgroups(entry.cgroups))
         for (const [pid, start] of tree) if (startTime(pid) === start && isRunning(pid)) left.push(pid)
         if (exited === undefined) left.push(anchorPid)
         if (left.length === 0) break
@@ -380,6 +543,10 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
 
       child.stdin!.destroy()
       await closed
+      // A cgroup stays busy for a moment after its last process is reaped.
+      await waitFor(async () => removeCgroups(entry.cgroups), {timeoutMs: 5000, intervalMs: 50, what: 'the manager’s cgroups to be removable'}).catch(
+        () => undefined,
+      )
       live.delete(entry)
       if (ownsHome) await rm(home, {recursive: true, force: true})
     })()
@@ -424,6 +591,7 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
       managerPid,
       anchorPid,
       namespace,
+      cgroups: entry.cgroups,
       startMs,
       run,
       systemctl,
