@@ -284,6 +284,11 @@ describeSystemd('service install from a path with spaces, run by a Node outside 
 
     const status = JSON.parse((await manager.run(node, [cliCopy, 'service', 'status', '--json'])).stdout)
     expect(status).to.deep.include({installed: true, warnings: []})
-    expectOk(await manager.run(node, [cliCopy, 'service', 'uninstall']))
+
+    // That Node goes away (an nvm upgrade, say): status names the missing folder.
+    rmSync(join(dir, 'my node'), {recursive: true})
+    const drift = expectOk(await manager.run(process.execPath, [cliCopy, 'service', 'status']))
+    expect(drift.stderr).to.equal(`Warning: installed service's Node folder ${nodeDir} no longer exists.\n  Re-run: amp-distro service install\n`)
+    expectOk(await manager.run(process.execPath, [cliCopy, 'service', 'uninstall']))
   })
 })
