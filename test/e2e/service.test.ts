@@ -156,7 +156,7 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
   it('uninstall removes everything but the data; a second uninstall still exits 0', async () => {
     const manager = ctx()
     const result = expectOk(await cli('service', 'uninstall'))
-    expect(result.stdout).to.match(/^Uninstalled amplifier-distro service\.\n/)
+    expect(result.stdout).to.match(/^Uninstalled amplifier-distro service\.\n {2}Stopped and disabled amplifier-distro\.service\n/)
     expect(existsSync(join(unitDir(manager), SERVER))).to.equal(false)
     expect(existsSync(join(unitDir(manager), 'default.target.wants', SERVER))).to.equal(false)
     expect(await manager.show(SERVER, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
@@ -217,6 +217,46 @@ describeSystemd('service install when things go wrong', (ctx) => {
     // Uninstall forgets the failed state too.
     expectOk(await cli('service', 'uninstall'))
     expect(await manager.show(SERVER, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
+  })
+})
+
+describeSystemd('service status and uninstall with units changed by hand', (ctx) => {
+  const cli = (...args: string[]) => ctx().run(process.execPath, [CLI, ...args])
+
+  it('status warns about a unit file systemd cannot load', async () => {
+    const manager = ctx()
+    const file = join(unitDir(manager), SERVER)
+    mkdirSync(unitDir(manager), {recursive: true})
+    writeFileSync(file, '[Unit]\nDescription=no command\n\n[Service]\nType=simple\n')
+    expectOk(await manager.systemctl('daemon-reload'))
+    const result = expectOk(await cli('service', 'status'))
+    expect(result.stderr).to.equal(`Warning: systemd reports ${SERVER} as bad-setting: it cannot use ${file}.\n  Re-run: amp-distro service install\n`)
+    expectOk(await cli('service', 'uninstall'))
+    expect(existsSync(file)).to.equal(false)
+  })
+
+  it('status warns about a server still running after its unit file was deleted, and uninstall stops it', async () => {
+    const manager = ctx()
+    const port = await freePort()
+    expectOk(await cli('service', 'install', '--port', String(port), '--no-watchdog'))
+    const pid = await newMainPid(manager, SERVER)
+    await waitFor(healthy(port), {timeoutMs: 30_000, what: 'the server to answer its health check'})
+    const file = join(unitDir(manager), SERVER)
+    rmSync(file)
+    expectOk(await manager.systemctl('daemon-reload'))
+
+    const status = expectOk(await cli('service', 'status', '--json'))
+    const json = JSON.parse(status.stdout)
+    expect(json).to.deep.include({installed: false})
+    expect(json.warnings).to.deep.equal([`Warning: ${SERVER} is active but its unit file ${file} is gone.\n  Run: amp-distro service uninstall`])
+
+    const result = expectOk(await cli('service', 'uninstall'))
+    expect(result.stdout).to.include(`  Stopped ${SERVER}\n`)
+    await waitFor(async () => !existsSync(`/proc/${pid}`) || (await manager.show(SERVER, ['ActiveState'])).ActiveState === 'inactive', {
+      timeoutMs: 30_000,
+      what: 'the orphaned server to stop',
+    })
+    expect(await healthy(port)()).to.equal(false)
   })
 })
 

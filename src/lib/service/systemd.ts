@@ -53,6 +53,17 @@ function parseShow(stdout: string): ShownUnit[] {
 }
 
 /**
+ * True for a unit that still runs (or failed) although its file is gone:
+ * deleted without a daemon-reload (systemd still names our file), or
+ * reloaded while it runs (systemd then names no file at all). A unit loaded
+ * from another folder is someone else's and is left alone.
+ */
+function orphaned(unit: ShownUnit, file: string): boolean {
+  const ours = unit.FragmentPath === file || (unit.LoadState === 'not-found' && unit.FragmentPath === '')
+  return ours && !existsSync(file) && unit.ActiveState !== undefined && unit.ActiveState !== 'inactive'
+}
+
+/**
  * Writes files atomically: every temporary file first (mode 0644 whatever
  * the umask), then the renames, so a failure leaves the old files as they
  * were and no temporary files behind.
@@ -213,14 +224,14 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const shown = await show()
     if (typeof shown === 'string') return failed(`Cannot read the service state: ${shown}`)
     // The watchdog goes first, so it cannot start the server again while that is being stopped.
-    const units = [WATCHDOG_UNIT, SERVER_UNIT].filter(
-      (unit) => files[unit] || (shown[unit].LoadState !== 'not-found' && shown[unit].FragmentPath === unitFile[unit]),
-    )
+    const units = [WATCHDOG_UNIT, SERVER_UNIT].filter((unit) => files[unit] || orphaned(shown[unit], unitFile[unit]))
     if (units.length === 0) return notInstalled
 
     const details: string[] = []
     for (const unit of units) {
-      const steps = files[unit] ? [['stop', unit], ['disable', unit]] : [['stop', unit]]
+      // A unit that is not running (or that systemd could not load) has nothing to stop.
+      const running = shown[unit].ActiveState !== undefined && shown[unit].ActiveState !== 'inactive'
+      const steps = [...(running ? [['stop', unit]] : []), ...(files[unit] ? [['disable', unit]] : [])]
       for (const step of steps) {
         const answer = await systemctl(...step)
         if (answer.code !== 0) {
@@ -228,7 +239,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
         }
       }
 
-      details.push(`Stopped and disabled ${unit}`)
+      const done = steps.map(([verb]) => (verb === 'stop' ? 'stopped' : 'disabled')).join(' and ')
+      details.push(`${done.charAt(0).toUpperCase()}${done.slice(1)} ${unit}`)
     }
 
     for (const unit of units) {
@@ -299,8 +311,19 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const watchdog = unitStatus(WATCHDOG_UNIT)
     const warnings: string[] = []
     for (const unit of [SERVER_UNIT, WATCHDOG_UNIT]) {
-      if (texts[unit] !== undefined && shown[unit].LoadState === 'not-found') {
-        warnings.push(`Warning: ${unitFile[unit]} exists but systemd has not loaded it.\n  Run: systemctl --user daemon-reload`)
+      if (texts[unit] !== undefined && shown[unit].LoadState !== 'loaded') {
+        warnings.push(
+          [
+            `Warning: systemd reports ${unit} as ${shown[unit].LoadState ?? 'unknown'}: it cannot use ${unitFile[unit]}.`,
+            `  Re-run: ${NAMES.bin} service install`,
+          ].join('\n'),
+        )
+      }
+
+      if (texts[unit] === undefined && orphaned(shown[unit], unitFile[unit])) {
+        warnings.push(
+          [`Warning: ${unit} is ${shown[unit].ActiveState} but its unit file ${unitFile[unit]} is gone.`, `  Run: ${NAMES.bin} service uninstall`].join('\n'),
+        )
       }
 
       if (shown[unit].ActiveState === 'failed') {
