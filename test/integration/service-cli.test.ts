@@ -92,6 +92,17 @@ describe('service commands through the built CLI (no user manager)', function ()
     expect(tree(home)).to.deep.equal([])
   })
 
+  it('install --dry-run --no-watchdog over an installed watchdog says it would remove it, and keeps it', async () => {
+    const watchdogUnit = join(home, '.config', 'systemd', 'user', 'amplifier-distro-watchdog.service')
+    mkdirSync(join(watchdogUnit, '..'), {recursive: true})
+    writeFileSync(watchdogUnit, '[Service]\nExecStart=/bin/true\n')
+    const result = await run(['service', 'install', '--dry-run', '--no-watchdog'], env)
+    expect(result.code).to.equal(0)
+    expect(result.stdout).to.include(`  run: systemctl --user disable --now amplifier-distro-watchdog.service\n  remove: ${watchdogUnit}\n`)
+    expect(tree(join(home, '.config', 'systemd', 'user'))).to.deep.equal(['amplifier-distro-watchdog.service'])
+    expect(existsSync(calls)).to.equal(false)
+  })
+
   it('refuses a --host carrying a newline before writing or running anything', async () => {
     const result = await run(['service', 'install', '--host', '127.0.0.1\nExecStartPre=/bin/sh -c "touch /tmp/x"'], env)
     expect(result.code).to.equal(1)
