@@ -189,6 +189,30 @@ describeSystemd('service install when things go wrong', (ctx) => {
     }
   })
 
+  it('enables lingering for the user, and reports a refusal as a note, not a failure', async () => {
+    const manager = ctx()
+    const fakeBin = mkdtempSync(join(tmpdir(), 'amp-distro-e2e-loginctl-'))
+    const calls = join(fakeBin, 'calls.log')
+    const withLoginctl = async (exitCode: number) => {
+      writeFileSync(join(fakeBin, 'loginctl'), `#!/bin/sh\necho "$*" >> '${calls}'\necho 'linger refused' >&2\nexit ${exitCode}\n`, {mode: 0o755})
+      return manager.run(process.execPath, [CLI, 'service', 'install', '--port', String(await freePort()), '--no-watchdog'], {
+        env: {PATH: `${fakeBin}:${manager.env.PATH}`},
+      })
+    }
+
+    try {
+      const refused = expectOk(await withLoginctl(1))
+      expect(refused.stdout).to.include('  Note: could not enable lingering (linger refused); the service starts when you log in, not at boot.\n')
+      expect(refused.stdout).to.include('    To start it at boot: sudo loginctl enable-linger root\n')
+      const granted = expectOk(await withLoginctl(0))
+      expect(granted.stdout).to.not.include('Note:')
+      expect(readFileSync(calls, 'utf8')).to.equal('enable-linger root\nenable-linger root\n')
+    } finally {
+      expectOk(await cli('service', 'uninstall'))
+      rmSync(fakeBin, {recursive: true, force: true})
+    }
+  })
+
   it('a crash loop ends in failed, and status says how to recover', async function () {
     this.timeout(150_000)
     const manager = ctx()
