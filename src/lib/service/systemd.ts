@@ -101,7 +101,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const answer = await systemctl('show', '--property=Version', '--value')
     if (answer.code === 0) return undefined
     if (answer.code === 127) return ['systemctl was not found on PATH: this system does not run systemd.', WSL_HINT]
-    return [`systemctl --user answered: ${firstLine(answer)}`, 'Service install needs a running systemd user manager (systemctl --user).', WSL_HINT]
+    return [`systemctl --user answered: ${firstLine(answer)}`, 'amp-distro service needs a running systemd user manager (systemctl --user).', WSL_HINT]
   }
 
   async function show(): Promise<Record<string, ShownUnit> | string> {
@@ -145,10 +145,11 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const drop = options.watchdog ? [] : dropWatchdogCommands()
     if (options.dryRun) {
       const details = ['Nothing was changed. An install would:']
-      for (const command of drop) details.push(`run: ${commandText(command)}`, `remove: ${paths.systemdWatchdogUnit}`)
       for (const file of planned.files) {
         details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
       }
+
+      for (const command of drop) details.push(`run: ${commandText(command)}`, `remove: ${paths.systemdWatchdogUnit}`)
 
       for (const command of planned.commands) details.push(`run: ${commandText(command)}`)
       return {success: true, platform: PLATFORM, message: 'Dry run: amplifier-distro service install', details}
@@ -158,12 +159,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const problem = await managerProblem()
     if (problem) return failed('systemd user manager is not reachable; nothing was installed.', problem)
 
-    for (const command of drop) {
-      const answer = await ctx.exec(command[0], command.slice(1), {env: ctx.env})
-      if (answer.code !== 0) return failed(`${commandText(command)} failed (exit ${answer.code}).`, [firstLine(answer)])
-      removeFile(paths.systemdWatchdogUnit)
-    }
-
     try {
       writeAtomically(paths.systemdUserDir, planned.files)
     } catch (error) {
@@ -171,6 +166,12 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       return failed(`Cannot write unit files to ${paths.systemdUserDir} (${reason}); nothing was installed.`, [
         'Make sure that folder (or $XDG_CONFIG_HOME) is a writable directory, then run install again.',
       ])
+    }
+
+    for (const command of drop) {
+      const answer = await ctx.exec(command[0], command.slice(1), {env: ctx.env})
+      if (answer.code !== 0) return failed(`${commandText(command)} failed (exit ${answer.code}).`, [firstLine(answer)])
+      removeFile(paths.systemdWatchdogUnit)
     }
 
     const notes: string[] = []
