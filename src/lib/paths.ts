@@ -24,6 +24,8 @@ export interface Paths {
   crashLog: string
   serverStdoutLog: string
   serverStderrLog: string
+  watchdogStdoutLog: string
+  watchdogStderrLog: string
   systemdUserDir: string
   systemdServerUnit: string
   systemdWatchdogUnit: string
@@ -53,6 +55,8 @@ export function pathsFor(home: string, env: NodeJS.ProcessEnv = {}): Paths {
     crashLog: join(serverDir, 'crash.log'),
     serverStdoutLog: join(serverDir, 'server.out.log'),
     serverStderrLog: join(serverDir, 'server.err.log'),
+    watchdogStdoutLog: join(serverDir, 'watchdog.out.log'),
+    watchdogStderrLog: join(serverDir, 'watchdog.err.log'),
     systemdUserDir,
     systemdServerUnit: join(systemdUserDir, `${NAMES.systemdUnit}.service`),
     systemdWatchdogUnit: join(systemdUserDir, `${NAMES.systemdWatchdogUnit}.service`),
