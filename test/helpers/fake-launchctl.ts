@@ -1,4 +1,4 @@
-import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -16,124 +16,135 @@ export interface FakeLaunchctlConfig {
   failBootstrap?: boolean
 }
 
-// A stand-in for launchctl: records each argument vector as one JSON line and
-// keeps which labels are loaded in loaded.json, answering as launchctl does.
-const SCRIPT = String.raw`
-const fs = require('node:fs')
-const path = require('node:path')
-const dir = __dirname
-const args = process.argv.slice(2)
-fs.appendFileSync(path.join(dir, 'calls.jsonl'), JSON.stringify(args) + '\n')
-const config = fs.existsSync(path.join(dir, 'config.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) : {}
-const loadedFile = path.join(dir, 'loaded.json')
-const loaded = fs.existsSync(loadedFile) ? JSON.parse(fs.readFileSync(loadedFile, 'utf8')) : {}
-const save = () => fs.writeFileSync(loadedFile, JSON.stringify(loaded))
-const finish = (code, out, err) => {
-  if (out) process.stdout.write(out)
-  if (err) process.stderr.write(err)
-  process.exit(code)
+// A stand-in for launchctl, in POSIX sh so each call starts in milliseconds: it
+// records each argument vector as one JSON line in calls.jsonl, keeps each
+// loaded label as a file in loaded/ holding its plist path, and answers as
+// launchctl does. config.sh (written by configure) sets how it answers.
+// Shell parameter expansions start with what a template literal reads as a placeholder.
+const BRACE = '${'
+const SCRIPT = String.raw`#!/bin/sh
+dir=${BRACE}0%/*}
+json() {
+  case "$1" in
+    *[\\\"]*) printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' ;;
+    *) printf '%s' "$1" ;;
+  esac
 }
-const labelOf = (file) => {
-  const match = /<key>Label<\/key>\s*<string>([^<]*)<\/string>/.exec(fs.readFileSync(file, 'utf8'))
-  if (!match) finish(1, '', file + ': Invalid property list\n')
-  return match[1]
+line='['
+sep=''
+for arg in "$@"; do
+  line="$line$sep\"$(json "$arg")\""
+  sep=','
+done
+printf '%s]\n' "$line" >> "$dir/calls.jsonl"
+UNSUPPORTED='' UNSUPPORTED_STYLE=usage STATE=running PID=1234 FAIL_BOOTSTRAP=''
+[ -f "$dir/config.sh" ] && . "$dir/config.sh"
+sub=$1
+shift
+case " $UNSUPPORTED " in
+  *" $sub "*)
+    if [ "$UNSUPPORTED_STYLE" = unknown ]; then
+      echo "launchctl: unknown subcommand \"$sub\"" >&2
+      exit 1
+    fi
+    printf 'Unrecognized subcommand: %s\nUsage: launchctl <subcommand> ... | help [subcommand]\n' "$sub" >&2
+    exit 64
+    ;;
+esac
+label_of() {
+  label=$(sed -n '/<key>Label<\/key>/{n;s/.*<string>\(.*\)<\/string>.*/\1/p;}' "$1")
+  if [ -z "$label" ]; then
+    echo "$1: Invalid property list" >&2
+    exit 1
+  fi
 }
-const [sub, ...rest] = args
-if ((config.unsupported || []).includes(sub)) {
-  if (config.unsupportedStyle === 'unknown') finish(1, '', 'launchctl: unknown subcommand "' + sub + '"\n')
-  finish(64, '', 'Unrecognized subcommand: ' + sub + '\nUsage: launchctl <subcommand> ... | help [subcommand]\n')
+target() {
+  printf '%s' "${BRACE}1#gui/*/}"
 }
-const target = (spec) => spec.split('/').slice(2).join('/')
-const running = (config.state || 'running') === 'running'
-const pid = config.pid || 1234
-switch (sub) {
-  case 'print': {
-    const label = target(rest[0])
-    if (!loaded[label]) finish(113, '', 'Could not find service "' + label + '" in domain for user gui: 501\n')
-    const lines = [
-      rest[0] + ' = {',
-      '\tactive count = ' + (running ? 1 : 0),
-      '\tpath = ' + loaded[label],
-      '\ttype = LaunchAgent',
-      '\tstate = ' + (config.state || 'running'),
-      '',
-      '\tprogram = /usr/local/bin/amp-distro',
-      '\targuments = {',
-      '\t\t/usr/local/bin/amp-distro',
-      '\t\tserve',
-      '\t}',
-      '',
-      '\tenvironment = {',
-      '\t\tPATH => /usr/bin:/bin',
-      '\t\tLAUNCHD_JOB_NAME => ' + label,
-      '\t}',
-      '',
-      '\tdomain = gui/501 [100012]',
-      '\tasid = 100012',
-      '\truns = 1',
-      ...(running ? ['\tpid = ' + pid] : []),
-      '\timmediate reason = speculative',
-      '\tlast exit code = ' + (running ? '(never exited)' : '1'),
-      '',
-      '\tevent triggers = {',
-      '\t\tcom.amplifier.distro.268435461 => {',
-      '\t\t\tkeepalive = 1',
-      '\t\t\tstate = 0',
-      '\t\t\tpid = 99',
-      '\t\t}',
-      '\t}',
-      '',
-      '\tproperties = keepalive | runatload | inferred program',
-      '}',
-    ]
-    finish(0, lines.join('\n') + '\n')
-  }
-  case 'list': {
-    const label = rest[0]
-    if (!loaded[label]) finish(113, '', 'Could not find service "' + label + '" in domain for port\n')
-    finish(0, ['{', '\t"LimitLoadToSessionType" = "Aqua";', '\t"Label" = "' + label + '";', '\t"OnDemand" = false;', '\t"LastExitStatus" = 0;', ...(running ? ['\t"PID" = ' + pid + ';'] : []), '\t"Program" = "/usr/local/bin/amp-distro";', '};', ''].join('\n'))
-  }
-  case 'enable':
-    finish(0)
-  case 'bootstrap': {
-    if (config.failBootstrap) finish(5, '', 'Bootstrap failed: 5: Input/output error\n')
-    const label = labelOf(rest[1])
-    if (loaded[label]) finish(5, '', 'Bootstrap failed: 5: Input/output error\n')
-    loaded[label] = rest[1]
-    save()
-    finish(0)
-  }
-  case 'load': {
-    const file = rest[rest.length - 1]
-    const label = labelOf(file)
-    if (loaded[label]) finish(0, '', file + ': service already loaded\n')
-    loaded[label] = file
-    save()
-    finish(0)
-  }
-  case 'bootout': {
-    const label = target(rest[0])
-    if (!loaded[label]) finish(3, '', 'Boot-out failed: 3: No such process\n')
-    delete loaded[label]
-    save()
-    finish(0)
-  }
-  case 'unload': {
-    const label = labelOf(rest[rest.length - 1])
-    if (!loaded[label]) finish(0, '', 'Could not find specified service\n')
-    delete loaded[label]
-    save()
-    finish(0)
-  }
-  case 'remove': {
-    if (!loaded[rest[0]]) finish(3, '', 'launchctl remove error: No such process\n')
-    delete loaded[rest[0]]
-    save()
-    finish(0)
-  }
-  default:
-    finish(64, '', 'Unrecognized subcommand: ' + sub + '\n')
+is_loaded() {
+  [ -f "$dir/loaded/$1" ]
 }
+case "$sub" in
+  print)
+    label=$(target "$1")
+    if ! is_loaded "$label"; then
+      echo "Could not find service \"$label\" in domain for user gui: 501" >&2
+      exit 113
+    fi
+    printf '%s = {\n' "$1"
+    printf '\tactive count = 1\n\tpath = %s\n\ttype = LaunchAgent\n\tstate = %s\n\n' "$(cat "$dir/loaded/$label")" "$STATE"
+    printf '\tprogram = /usr/local/bin/amp-distro\n\targuments = {\n\t\t/usr/local/bin/amp-distro\n\t\tserve\n\t}\n\n'
+    printf '\tenvironment = {\n\t\tPATH => /usr/bin:/bin\n\t\tLAUNCHD_JOB_NAME => %s\n\t}\n\n' "$label"
+    printf '\tdomain = gui/501 [100012]\n\tasid = 100012\n\truns = 1\n'
+    if [ "$STATE" = running ]; then
+      printf '\tpid = %s\n\tlast exit code = (never exited)\n' "$PID"
+    else
+      printf '\tlast exit code = 1\n'
+    fi
+    printf '\n\tevent triggers = {\n\t\tcom.amplifier.distro.268435461 => {\n\t\t\tkeepalive = 1\n\t\t\tstate = 0\n\t\t\tpid = 99\n\t\t}\n\t}\n\n'
+    printf '\tproperties = keepalive | runatload | inferred program\n}\n'
+    ;;
+  list)
+    if ! is_loaded "$1"; then
+      echo "Could not find service \"$1\" in domain for port" >&2
+      exit 113
+    fi
+    printf '{\n\t"LimitLoadToSessionType" = "Aqua";\n\t"Label" = "%s";\n\t"OnDemand" = false;\n\t"LastExitStatus" = 0;\n' "$1"
+    [ "$STATE" = running ] && printf '\t"PID" = %s;\n' "$PID"
+    printf '\t"Program" = "/usr/local/bin/amp-distro";\n};\n'
+    ;;
+  enable)
+    ;;
+  bootstrap)
+    if [ -n "$FAIL_BOOTSTRAP" ]; then
+      echo 'Bootstrap failed: 5: Input/output error' >&2
+      exit 5
+    fi
+    label_of "$2"
+    if is_loaded "$label"; then
+      echo 'Bootstrap failed: 5: Input/output error' >&2
+      exit 5
+    fi
+    printf '%s' "$2" > "$dir/loaded/$label"
+    ;;
+  load)
+    for file; do :; done
+    label_of "$file"
+    if is_loaded "$label"; then
+      echo "$file: service already loaded" >&2
+      exit 0
+    fi
+    printf '%s' "$file" > "$dir/loaded/$label"
+    ;;
+  bootout)
+    label=$(target "$1")
+    if ! is_loaded "$label"; then
+      echo 'Boot-out failed: 3: No such process' >&2
+      exit 3
+    fi
+    rm "$dir/loaded/$label"
+    ;;
+  unload)
+    for file; do :; done
+    label_of "$file"
+    if ! is_loaded "$label"; then
+      echo 'Could not find specified service' >&2
+      exit 0
+    fi
+    rm "$dir/loaded/$label"
+    ;;
+  remove)
+    if ! is_loaded "$1"; then
+      echo 'launchctl remove error: No such process' >&2
+      exit 3
+    fi
+    rm "$dir/loaded/$1"
+    ;;
+  *)
+    echo "Unrecognized subcommand: $sub" >&2
+    exit 64
+    ;;
+esac
 `
 
 /** A fake `launchctl` in its own temporary folder, meant to go first on a PATH. */
@@ -145,18 +156,24 @@ export interface FakeLaunchctl {
   configure(config: FakeLaunchctlConfig): void
   /** Labels the fake holds as loaded, with the plist each came from. */
   loaded(): Record<string, string>
-  setLoaded(loaded: Record<string, string>): void
+  /** Makes launchd forget every job, as after a reboot with the agents removed from its database. */
+  unloadAll(): void
   cleanup(): void
 }
 
-/** Writes the fake launchctl script (run by this Node, whatever PATH says) into a new temporary folder. */
+function shellValue(value: string): string {
+  return `'${value.replaceAll("'", String.raw`'\''`)}'`
+}
+
+/** Writes the fake launchctl script into a new temporary folder. */
 export function createFakeLaunchctl(): FakeLaunchctl {
   const dir = mkdtempSync(join(tmpdir(), 'fake-launchctl-'))
   const script = join(dir, 'launchctl')
-  writeFileSync(script, `#!${process.execPath}\n${SCRIPT}`)
+  writeFileSync(script, SCRIPT)
+  mkdirSync(join(dir, 'loaded'))
   chmodSync(script, 0o755)
   const callsFile = join(dir, 'calls.jsonl')
-  const loadedFile = join(dir, 'loaded.json')
+  const loadedDir = join(dir, 'loaded')
   return {
     dir,
     calls: () =>
@@ -167,9 +184,20 @@ export function createFakeLaunchctl(): FakeLaunchctl {
             .map((line) => JSON.parse(line) as string[])
         : [],
     clearCalls: () => rmSync(callsFile, {force: true}),
-    configure: (config) => writeFileSync(join(dir, 'config.json'), JSON.stringify(config)),
-    loaded: () => (existsSync(loadedFile) ? (JSON.parse(readFileSync(loadedFile, 'utf8')) as Record<string, string>) : {}),
-    setLoaded: (loaded) => writeFileSync(loadedFile, JSON.stringify(loaded)),
+    configure(config) {
+      const lines = [
+        `UNSUPPORTED=${shellValue((config.unsupported ?? []).join(' '))}`,
+        `UNSUPPORTED_STYLE=${shellValue(config.unsupportedStyle ?? 'usage')}`,
+        `STATE=${shellValue(config.state ?? 'running')}`,
+        `PID=${shellValue(String(config.pid ?? 1234))}`,
+        `FAIL_BOOTSTRAP=${config.failBootstrap ? '1' : "''"}`,
+      ]
+      writeFileSync(join(dir, 'config.sh'), `${lines.join('\n')}\n`)
+    },
+    loaded: () => (existsSync(loadedDir) ? Object.fromEntries(readdirSync(loadedDir).map((label) => [label, readFileSync(join(loadedDir, label), 'utf8')])) : {}),
+    unloadAll() {
+      for (const label of readdirSync(loadedDir)) rmSync(join(loadedDir, label))
+    },
     cleanup: () => rmSync(dir, {recursive: true, force: true}),
   }
 }

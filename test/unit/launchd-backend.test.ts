@@ -213,7 +213,8 @@ describe('launchd backend against a fake launchctl', function () {
       ])
       expect(existsSync(world.watchdogPlist)).to.equal(false)
       expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist})
-      expect(result.details).to.include(`Removed the watchdog agent ${world.watchdogPlist}`)
+      expect(result.details).to.include(`Removed ${world.watchdogPlist}`)
+      expect(result.message).to.equal('Installed com.amplifier.distro.plist (launchd user agent).')
     })
 
     it('refuses a host with a newline, a bad port or a missing binary before writing or running anything', async () => {
@@ -263,17 +264,48 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.calls()).to.deep.equal([])
       expect(filesUnder(world.home)).to.deep.equal([])
       const spec = {bin: world.bin, host: '127.0.0.1', port: 8400, path: world.unitPath, home: world.home}
-      const text = result.details.join('\n')
-      expect(text).to.include(`Would write ${world.serverPlist}:\n${buildPlist(renderServerPlist(spec)).trimEnd()}`)
-      expect(text).to.include(`Would write ${world.watchdogPlist}:\n${buildPlist(renderWatchdogPlist(spec)).trimEnd()}`)
-      expect(result.details.slice(-6)).to.deep.equal([
-        `  launchctl bootout gui/501/${WATCHDOG}`,
-        `  launchctl bootout gui/501/${SERVER}`,
-        `  launchctl enable gui/501/${SERVER}`,
-        `  launchctl bootstrap gui/501 ${world.serverPlist}`,
-        `  launchctl enable gui/501/${WATCHDOG}`,
-        `  launchctl bootstrap gui/501 ${world.watchdogPlist}`,
+      const indented = (text: string) => text.trimEnd().split('\n').map((line) => `  ${line}`)
+      expect(result.message).to.equal('Dry run: amplifier-distro service install')
+      expect(result.details).to.deep.equal([
+        'Nothing was changed. An install would:',
+        `write ${world.serverPlist} (mode 0644):`,
+        ...indented(buildPlist(renderServerPlist(spec))),
+        `write ${world.watchdogPlist} (mode 0644):`,
+        ...indented(buildPlist(renderWatchdogPlist(spec))),
+        `run: launchctl bootout gui/501/${WATCHDOG} (when loaded)`,
+        `run: launchctl bootout gui/501/${SERVER} (when loaded)`,
+        `run: launchctl enable gui/501/${SERVER}`,
+        `run: launchctl bootstrap gui/501 ${world.serverPlist}`,
+        `run: launchctl enable gui/501/${WATCHDOG}`,
+        `run: launchctl bootstrap gui/501 ${world.watchdogPlist}`,
       ])
+    })
+
+    it('--dry-run --no-watchdog says it would remove a watchdog left from an earlier install', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      world.fake.clearCalls()
+      const before = readFileSync(world.watchdogPlist, 'utf8')
+      const result = await backend.install({...options, watchdog: false, dryRun: true})
+      expect(result.details.slice(0, 3)).to.deep.equal([
+        'Nothing was changed. An install would:',
+        `run: launchctl bootout gui/501/${WATCHDOG} (when loaded)`,
+        `remove: ${world.watchdogPlist}`,
+      ])
+      expect(result.details.filter((line) => line.startsWith('write '))).to.deep.equal([`write ${world.serverPlist} (mode 0644):`])
+      expect(readFileSync(world.watchdogPlist, 'utf8')).to.equal(before)
+      expect(world.fake.calls()).to.deep.equal([])
+    })
+
+    it('quotes paths with spaces in the commands a dry run shows', async () => {
+      const odd = makeWorld('Ada Lovelace')
+      try {
+        const result = await createLaunchdBackend(odd.ctx).install({...options, dryRun: true})
+        expect(result.details).to.include(`run: launchctl bootstrap gui/501 '${odd.serverPlist}'`)
+      } finally {
+        odd.fake.cleanup()
+        rmSync(odd.root, {recursive: true, force: true})
+      }
     })
 
     it('plans the same files and commands that install writes and runs', async () => {
@@ -319,7 +351,14 @@ describe('launchd backend against a fake launchctl', function () {
       world.fake.clearCalls()
       const result = await backend.uninstall()
       expect(result.success, result.message).to.equal(true)
-      expect(result.message).to.equal('Service uninstalled.')
+      expect(result.message).to.equal('Uninstalled amplifier-distro service.')
+      expect(result.details).to.deep.equal([
+        `Stopped ${WATCHDOG}`,
+        `Stopped ${SERVER}`,
+        `Removed ${world.watchdogPlist}`,
+        `Removed ${world.serverPlist}`,
+        `Data in ${join(world.home, '.amplifier')} was left in place.`,
+      ])
       expect(world.fake.calls()).to.deep.equal([
         ['print', `gui/501/${WATCHDOG}`],
         ['print', `gui/501/${SERVER}`],
@@ -335,7 +374,7 @@ describe('launchd backend against a fake launchctl', function () {
       const backend = createLaunchdBackend(world.ctx)
       for (let i = 0; i < 2; i++) {
         const result = await backend.uninstall()
-        expect(result).to.deep.equal({success: true, platform: 'macos', message: 'Service not installed; nothing to remove.', details: []})
+        expect(result).to.deep.equal({success: true, platform: 'macos', message: 'amplifier-distro service is not installed; nothing to do.', details: []})
       }
 
       expect(world.fake.calls().every((call) => call[0] === 'print')).to.equal(true)
@@ -344,7 +383,7 @@ describe('launchd backend against a fake launchctl', function () {
     it('removes plists whose jobs are no longer loaded without calling bootout', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
-      world.fake.setLoaded({})
+      world.fake.unloadAll()
       world.fake.clearCalls()
       expect((await backend.uninstall()).success).to.equal(true)
       expect(world.fake.calls()).to.deep.equal([
@@ -389,11 +428,12 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status).to.deep.equal({
         success: true,
         platform: 'macos',
-        message: 'Service installed.',
+        message: 'amplifier-distro service is installed.',
         details: [
-          `Server (${SERVER}): installed, running (PID 4321)`,
-          `Watchdog (${WATCHDOG}): installed, running (PID 4321)`,
-          `Health: http://127.0.0.1:${health.port}/api/health answers`,
+          'Platform: macos (launchd user agents)',
+          `Server:   running, PID 4321 (${SERVER})`,
+          `Watchdog: running, PID 4321 (${WATCHDOG})`,
+          `Health:   http://127.0.0.1:${health.port}/api/health healthy`,
         ],
         installed: true,
         server: {installed: true, state: 'running', pid: 4321},
@@ -422,13 +462,14 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status.success).to.equal(true)
       expect(status.server).to.deep.equal({installed: true, state: 'not running'})
       expect(status.health).to.deep.equal({url: `http://127.0.0.1:${port}/api/health`, healthy: false, reason: 'ECONNREFUSED'})
-      expect(status.details[0]).to.equal(`Server (${SERVER}): installed, not running`)
+      expect(status.details[1]).to.equal(`Server:   not running (${SERVER})`)
+      expect(status.details[3]).to.equal(`Health:   http://127.0.0.1:${port}/api/health not healthy (ECONNREFUSED)`)
     })
 
     it('reports installed plists that launchd has not loaded', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
-      world.fake.setLoaded({})
+      world.fake.unloadAll()
       const status = await backend.status()
       expect(status.server).to.deep.equal({installed: true, state: 'not-loaded'})
       expect(status.watchdog).to.deep.equal({installed: true, state: 'not-loaded'})
@@ -454,11 +495,16 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status).to.deep.equal({
         success: true,
         platform: 'macos',
-        message: 'Service not installed.',
-        details: [`Server (${SERVER}): not installed, not-loaded`, `Watchdog (${WATCHDOG}): not installed, not-loaded`],
+        message: 'amplifier-distro service is not installed.',
+        details: [
+          'Platform: macos (launchd user agents)',
+          `Server:   not installed (${SERVER})`,
+          `Watchdog: not installed (${WATCHDOG})`,
+          'Install it: amp-distro service install',
+        ],
         installed: false,
-        server: {installed: false, state: 'not-loaded'},
-        watchdog: {installed: false, state: 'not-loaded'},
+        server: {installed: false, state: 'not-installed'},
+        watchdog: {installed: false, state: 'not-installed'},
         health: null,
         warnings: [],
       })
@@ -468,7 +514,7 @@ describe('launchd backend against a fake launchctl', function () {
       const status = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).status()
       expect(status.success).to.equal(false)
       expect(status.server.state).to.equal('unknown')
-      expect(status.message).to.match(/^launchctl could not be run/)
+      expect(status.message).to.match(/^Cannot read the service state: launchctl could not be run/)
     })
   })
 
@@ -505,21 +551,14 @@ describe('launchd backend against a fake launchctl', function () {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
       rmSync(world.bin)
-      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's executable ${world.bin} no longer exists.\n  Run: amp-distro service install`])
+      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's executable ${world.bin} no longer exists.\n  Re-run: amp-distro service install`])
     })
 
     it('names a Node folder that no longer exists, as after a Node upgrade', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
       rmSync(join(world.root, 'node-v20'), {recursive: true})
-      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's Node folder ${world.nodeDir} no longer exists.\n  Run: amp-distro service install`])
-    })
-
-    it('names the Node binary when its folder remains but node is gone', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      rmSync(join(world.nodeDir, 'node'))
-      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's Node ${join(world.nodeDir, 'node')} no longer exists.\n  Run: amp-distro service install`])
+      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's Node folder ${world.nodeDir} no longer exists.\n  Re-run: amp-distro service install`])
     })
 
     it('warns about a plist that cannot be parsed and still reports the rest', async () => {

@@ -9,7 +9,6 @@ import {
   parseLaunchctlPrint,
   renderServerPlist,
   renderWatchdogPlist,
-  unitPath,
 } from '../../src/lib/service/launchd.js'
 import type {UnitSpec} from '../../src/lib/service/types.js'
 import {throughPlistutil} from '../helpers/plistutil.js'
@@ -150,16 +149,6 @@ describe('launchd plist rendering', () => {
     refused(() => renderServerPlist({...spec, bin: 'amp-distro'}), /not absolute/)
     expect(checkSpec({...spec, host: '[::1]'}).host).to.equal('::1')
     expect(renderServerPlist({...spec, host: 'localhost', port: 1}).ProgramArguments).to.deep.equal([spec.bin, 'serve', '--host', 'localhost', '--port', '1'])
-  })
-})
-
-describe('unitPath', () => {
-  it('puts the Node folder first, then the shell PATH, without empty or repeated entries', () => {
-    expect(unitPath('/opt/node-v20/bin/node', '/usr/bin::/bin:/opt/node-v20/bin:/usr/bin')).to.equal('/opt/node-v20/bin:/usr/bin:/bin')
-  })
-
-  it('falls back to the system folders when the shell has no PATH', () => {
-    expect(unitPath('/opt/node/bin/node', undefined)).to.equal('/opt/node/bin:/usr/bin:/bin:/usr/sbin:/sbin')
   })
 })
 

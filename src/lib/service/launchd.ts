@@ -1,14 +1,15 @@
 import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
-import {dirname, isAbsolute} from 'node:path'
+import {basename, dirname, isAbsolute} from 'node:path'
 import plist, {type PlistObject, type PlistValue} from 'plist'
 
 import {UserError} from '../errors.js'
 import {checkHealth} from '../health.js'
-import {NAMES, pathsFor} from '../paths.js'
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
 import {removeFile} from '../pidfile.js'
 import {serverUrl} from '../serve.js'
 import {parsePort, refuseControlChars, validateHost} from '../validate.js'
-import {DEPRECATED_BINARY_WARNING, missingRuntimeWarnings, referencesDeprecatedBinary} from './drift.js'
+import {makeUnitSpec} from './spec.js'
+import {type InstalledDefinition, staleWarnings} from './stale.js'
 import type {Backend, ExecResult, InstallOptions, InstallPlan, ServiceContext, ServiceResult, StatusResult, UnitSpec, UnitStatus} from './types.js'
 
 const LAUNCHCTL = 'launchctl'
@@ -80,16 +81,6 @@ export function renderWatchdogPlist(spec: UnitSpec): PlistObject {
 /** Serializes a plist object as XML with the `plist` package, which escapes every value. */
 export function buildPlist(value: PlistObject): string {
   return `${plist.build(value)}\n`
-}
-
-/**
- * The PATH a unit gets: the folder of the Node running install first (so the
- * unit starts with the same Node, wherever it came from), then the
- * installing shell's PATH, without empty or repeated entries.
- */
-export function unitPath(nodePath: string, shellPath: string | undefined): string {
-  const entries = [dirname(nodePath), ...(shellPath ?? '/usr/bin:/bin:/usr/sbin:/sbin').split(':')].filter((entry) => entry.length > 0)
-  return [...new Set(entries)].join(':')
 }
 
 /** What launchctl reports for one job. */
@@ -204,18 +195,43 @@ function failed(message: string, details: string[] = []): ServiceResult {
   return {success: false, platform: PLATFORM, message, details}
 }
 
-/** What an installed plist says about the job, as far as status needs it. */
-interface InstalledPlist {
+/** An installed plist as status reads it: the raw text (for drift checks) and what it runs. */
+interface InstalledPlist extends InstalledDefinition {
   args: string[]
-  path?: string
+  /** Why the text is not a readable plist, when it is not. */
+  problem?: string
 }
 
+function stringsOf(value: PlistValue | undefined): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []
+}
+
+/** Reads an installed plist; undefined when there is none. */
 function readInstalled(file: string): InstalledPlist | undefined {
-  const parsed = plist.parse(readFileSync(file, 'utf8')) as PlistObject
-  const args = Array.isArray(parsed.ProgramArguments) ? parsed.ProgramArguments.filter((arg): arg is string => typeof arg === 'string') : []
-  const env = parsed.EnvironmentVariables
-  const path = env && typeof env === 'object' && 'PATH' in env && typeof (env as PlistObject).PATH === 'string' ? ((env as PlistObject).PATH as string) : undefined
-  return {args, path}
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+
+  let parsed: PlistValue
+  try {
+    parsed = plist.parse(text)
+  } catch (error) {
+    return {text, args: [], problem: (error as Error).message.split('\n')[0]}
+  }
+
+  const dict = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as PlistObject) : {}
+  const args = stringsOf(dict.ProgramArguments)
+  const env = dict.EnvironmentVariables as PlistObject | undefined
+  const path = env !== null && typeof env === 'object' && typeof env.PATH === 'string' ? env.PATH : undefined
+  return {text, args, program: args[0], nodeDir: nodeDirOf(path)}
+}
+
+/** The first entry of a plist's PATH: the Node folder install put there. */
+function nodeDirOf(path: string | undefined): string | undefined {
+  return path?.split(':')[0] || undefined
 }
 
 function flagValue(args: string[], flag: string): string | undefined {
@@ -223,9 +239,10 @@ function flagValue(args: string[], flag: string): string | undefined {
   return at === -1 ? undefined : args[at + 1]
 }
 
-function describeUnit(name: string, job: LaunchdJob, unit: UnitStatus): string {
-  const state = unit.installed ? `installed, ${unit.state}${unit.pid === undefined ? '' : ` (PID ${unit.pid})`}` : `not installed, ${unit.state}`
-  return `${name} (${job.label}): ${state}`
+function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
+  if (!unit.installed && unit.state === 'not-installed') return `${label} not installed (${job.label})`
+  const pid = unit.pid === undefined ? '' : `, PID ${unit.pid}`
+  return `${label} ${unit.state}${pid} (${job.label})${unit.installed ? '' : `, loaded but ${job.plistPath} is gone`}`
 }
 
 /**
@@ -234,18 +251,18 @@ function describeUnit(name: string, job: LaunchdJob, unit: UnitStatus): string {
  */
 export function createLaunchdBackend(ctx: ServiceContext): Backend {
   const [serverJob, watchdogJob] = launchdJobs(ctx.home)
-  const paths = pathsFor(ctx.home)
+  const paths = pathsFor(ctx.home, ctx.env)
 
   function plan(spec: UnitSpec, options: {watchdog: boolean}): InstallPlan {
     const files = [{path: serverJob.plistPath, content: buildPlist(renderServerPlist(spec))}]
     if (options.watchdog) files.push({path: watchdogJob.plistPath, content: buildPlist(renderWatchdogPlist(spec))})
-    const started = options.watchdog ? [serverJob, watchdogJob] : [serverJob]
+    const jobs = options.watchdog ? [serverJob, watchdogJob] : [serverJob]
     return {
       files,
       commands: [
-        // The watchdog goes first so it cannot restart a server that is being replaced.
-        ...[watchdogJob, serverJob].map((job) => [LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${job.label}`]),
-        ...started.flatMap((job) => [
+        // Booted out only when loaded; the watchdog first, so it cannot restart a server that is being replaced.
+        ...[...jobs].reverse().map((job) => [LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${job.label}`]),
+        ...jobs.flatMap((job) => [
           [LAUNCHCTL, 'enable', `gui/${ctx.uid}/${job.label}`],
           [LAUNCHCTL, 'bootstrap', `gui/${ctx.uid}`, job.plistPath],
         ]),
@@ -253,83 +270,89 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     }
   }
 
-  function specFor(options: InstallOptions): UnitSpec {
-    const host = validateHost(options.host)
-    const port = parsePort(options.port)
-    const bin = ctx.resolveBinary().path
-    return checkSpec({bin, host, port, path: unitPath(ctx.nodePath, ctx.env.PATH), home: ctx.home})
+  function dryRun(planned: InstallPlan, watchdog: boolean): ServiceResult {
+    const details = ['Nothing was changed. An install would:']
+    if (!watchdog && existsSync(watchdogJob.plistPath)) {
+      details.push(`run: ${shellWords([LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${watchdogJob.label}`])} (when loaded)`, `remove: ${watchdogJob.plistPath}`)
+    }
+
+    for (const file of planned.files) {
+      details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
+    }
+
+    for (const command of planned.commands) details.push(`run: ${shellWords(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
+    return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}
   }
 
   /**
    * Install steps:
-   * 1. validate host and port, resolve the binary, render both plists (any
+   * 1. validate host and port, resolve the binary, render the plists (any
    *    failure here stops before anything is written or run);
    * 2. for a dry run, describe the plan and stop;
-   * 3. ask launchctl which jobs are loaded (this also proves it works);
-   * 4. write the plists atomically, mode 0644;
-   * 5. boot out the loaded jobs, watchdog first, and drop a watchdog plist
-   *    left from an earlier install when this one has none;
-   * 6. enable and bootstrap the server, then the watchdog.
+   * 3. ask launchctl which jobs are loaded (this also proves it can be run);
+   * 4. write the plists atomically, mode 0644, and create the log folder;
+   * 5. boot out the loaded jobs, watchdog first; with `--no-watchdog`, a
+   *    watchdog left from an earlier install is booted out and its plist removed;
+   * 6. enable and bootstrap the server, then the watchdog (`load -w` on a
+   *    launchctl without bootstrap).
    */
   async function install(options: InstallOptions): Promise<ServiceResult> {
-    let installPlan: InstallPlan
     let spec: UnitSpec
+    let planned: InstallPlan
     try {
-      spec = specFor(options)
-      installPlan = plan(spec, {watchdog: options.watchdog})
+      spec = makeUnitSpec(ctx, options)
+      planned = plan(spec, {watchdog: options.watchdog})
     } catch (error) {
       if (error instanceof UserError) return failed(error.message, error.details)
       throw error
     }
 
-    if (options.dryRun) {
-      return {
-        success: true,
-        platform: PLATFORM,
-        message: 'Dry run: nothing was written or run.',
-        details: [
-          ...installPlan.files.flatMap((file) => [`Would write ${file.path}:`, ...file.content.trimEnd().split('\n')]),
-          'Would run (bootout only for jobs that are loaded):',
-          ...installPlan.commands.map((command) => `  ${shellWords(command)}`),
-        ],
-      }
-    }
+    if (options.dryRun) return dryRun(planned, options.watchdog)
 
     const launchctl = new Launchctl(ctx)
     try {
       const loaded = new Map<LaunchdJob, boolean>()
       for (const job of [watchdogJob, serverJob]) loaded.set(job, (await launchctl.inspect(job)).loaded)
 
-      mkdirSync(paths.serverDir, {recursive: true})
-      for (const file of installPlan.files) writeAtomic(file.path, file.content)
+      try {
+        mkdirSync(paths.serverDir, {recursive: true})
+        for (const file of planned.files) writeAtomic(file.path, file.content)
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+        return failed(`Cannot write the launchd agents to ${paths.launchAgentsDir} (${reason}); nothing was loaded.`, [
+          'Make sure that folder and ~/.amplifier/server are writable directories, then run install again.',
+        ])
+      }
 
       for (const job of [watchdogJob, serverJob]) {
         if (!loaded.get(job)) continue
         const result = await launchctl.unload(job)
-        if (result.code !== 0) return failed(`Could not stop ${job.label}: ${outputOf(result)}`)
+        if (result.code !== 0) return failed(`Could not stop ${job.label}: ${outputOf(result)}`, [`Try again: ${NAMES.bin} service install`])
       }
 
-      const details: string[] = []
+      const details = planned.files.map((file) => `Wrote ${file.path}`)
       if (!options.watchdog && existsSync(watchdogJob.plistPath)) {
         removeFile(watchdogJob.plistPath)
-        details.push(`Removed the watchdog agent ${watchdogJob.plistPath}`)
+        details.push(`Removed ${watchdogJob.plistPath}`)
       }
 
-      const started = options.watchdog ? [serverJob, watchdogJob] : [serverJob]
-      for (const job of started) {
+      const jobs = options.watchdog ? [serverJob, watchdogJob] : [serverJob]
+      for (const job of jobs) {
         const result = await launchctl.load(job)
-        if (result.code !== 0) return failed(`Could not load ${job.label}: ${outputOf(result)}`, [`Its plist is ${job.plistPath}; check it, then run ${NAMES.bin} service install again.`])
+        if (result.code !== 0) {
+          return failed(`Could not load ${job.label}: ${outputOf(result)}`, [
+            `Check ${job.plistPath}, then run ${NAMES.bin} service install again.`,
+            `Remove the half-finished install: ${NAMES.bin} service uninstall`,
+          ])
+        }
       }
 
+      const names = planned.files.map((file) => basename(file.path)).join(' and ')
       return {
         success: true,
         platform: PLATFORM,
-        message: 'Service installed.',
-        details: [
-          ...started.map((job) => `Loaded ${job.label} from ${job.plistPath}`),
-          ...details,
-          `Server: ${serverUrl(spec.host, spec.port)} (logs in ${paths.serverDir})`,
-        ],
+        message: `Installed ${names} (launchd user ${planned.files.length > 1 ? 'agents' : 'agent'}).`,
+        details: [...details, `Runs: ${spec.bin}`, `Serves: ${serverUrl(spec.host, spec.port)}`, `Logs: ${paths.serverDir}`, `Status: ${NAMES.bin} service status`],
       }
     } catch (error) {
       if (error instanceof UserError) return failed(error.message, error.details)
@@ -346,15 +369,17 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     const launchctl = new Launchctl(ctx)
     try {
       const jobs = [watchdogJob, serverJob]
-      const loaded = []
+      const loaded: LaunchdJob[] = []
       for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
       const files = jobs.filter((job) => existsSync(job.plistPath))
-      if (loaded.length === 0 && files.length === 0) return {success: true, platform: PLATFORM, message: 'Service not installed; nothing to remove.', details: []}
+      if (loaded.length === 0 && files.length === 0) {
+        return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is not installed; nothing to do.`, details: []}
+      }
 
       const details: string[] = []
       for (const job of loaded) {
         const result = await launchctl.unload(job)
-        if (result.code !== 0) return failed(`Could not stop ${job.label}: ${outputOf(result)}`, [`Nothing was removed; run ${NAMES.bin} service uninstall again once launchctl can stop it.`])
+        if (result.code !== 0) return failed(`Could not stop ${job.label}: ${outputOf(result)}`, [`Nothing was removed. Try again: ${NAMES.bin} service uninstall`])
         details.push(`Stopped ${job.label}`)
       }
 
@@ -363,7 +388,8 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
         details.push(`Removed ${job.plistPath}`)
       }
 
-      return {success: true, platform: PLATFORM, message: 'Service uninstalled.', details}
+      details.push(`Data in ${paths.amplifierHome} was left in place.`)
+      return {success: true, platform: PLATFORM, message: `Uninstalled ${NAMES.packageName} service.`, details}
     } catch (error) {
       if (error instanceof UserError) return failed(error.message, error.details)
       throw error
@@ -371,62 +397,65 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   }
 
   /**
-   * Status steps: which plists exist, what launchctl says about each job,
-   * whether the server answers on the host and port its installed plist
-   * names, and drift warnings (deprecated binary, missing executable or Node).
+   * Status steps: which plists exist, what launchctl says about each job
+   * (`print`, or `list` on an older launchctl), whether the server answers
+   * on the host and port its installed plist names, and drift warnings
+   * (deprecated binary, missing executable or Node folder).
    */
   async function status(): Promise<StatusResult> {
     const launchctl = new Launchctl(ctx)
-    const units: UnitStatus[] = []
-    const warnings: string[] = []
-    let serverArgs: string[] | undefined
-    try {
-      for (const job of [serverJob, watchdogJob]) {
-        const installed = existsSync(job.plistPath)
-        const {state, pid} = await launchctl.inspect(job)
-        units.push({installed, state, ...(pid === undefined ? {} : {pid})})
-        if (!installed) continue
-        let read: InstalledPlist | undefined
-        try {
-          read = readInstalled(job.plistPath)
-        } catch (error) {
-          warnings.push(`Warning: ${job.plistPath} is not a readable property list (${(error as Error).message}).\n  Run: ${NAMES.bin} service install`)
-        }
-
-        if (!read) continue
-        if (job.role === 'server') serverArgs = read.args
-        if (referencesDeprecatedBinary(read.args) && !warnings.includes(DEPRECATED_BINARY_WARNING)) warnings.push(DEPRECATED_BINARY_WARNING)
-        for (const warning of missingRuntimeWarnings({executable: read.args[0], path: read.path})) if (!warnings.includes(warning)) warnings.push(warning)
-      }
-    } catch (error) {
-      if (!(error instanceof UserError)) throw error
-      const unknown = (job: LaunchdJob): UnitStatus => ({installed: existsSync(job.plistPath), state: 'unknown'})
-      const [server, watchdog] = [unknown(serverJob), unknown(watchdogJob)]
-      return {...failed(error.message, error.details), installed: server.installed || watchdog.installed, server, watchdog, health: null, warnings}
+    const installed = {server: readInstalled(serverJob.plistPath), watchdog: readInstalled(watchdogJob.plistPath)}
+    const unitOf = async (job: LaunchdJob, plistFile: InstalledPlist | undefined): Promise<UnitStatus> => {
+      const {loaded, state, pid} = await launchctl.inspect(job)
+      return {installed: plistFile !== undefined, state: plistFile === undefined && !loaded ? 'not-installed' : state, ...(pid === undefined ? {} : {pid})}
     }
 
-    const [server, watchdog] = units
+    let server: UnitStatus
+    let watchdog: UnitStatus
+    try {
+      server = await unitOf(serverJob, installed.server)
+      watchdog = await unitOf(watchdogJob, installed.watchdog)
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error
+      const unknown = (plistFile: InstalledPlist | undefined): UnitStatus => ({installed: plistFile !== undefined, state: 'unknown'})
+      return {
+        ...failed(`Cannot read the service state: ${error.message}`, error.details),
+        installed: installed.server !== undefined || installed.watchdog !== undefined,
+        server: unknown(installed.server),
+        watchdog: unknown(installed.watchdog),
+        health: null,
+        warnings: [],
+      }
+    }
+
+    const definitions = [installed.server, installed.watchdog].filter((plistFile): plistFile is InstalledPlist => plistFile !== undefined)
+    const warnings = [
+      ...[serverJob, watchdogJob].flatMap((job, i) => {
+        const problem = [installed.server, installed.watchdog][i]?.problem
+        return problem === undefined ? [] : [`Warning: ${job.plistPath} is not a readable property list (${problem}).\n  Re-run: ${NAMES.bin} service install`]
+      }),
+      ...staleWarnings(definitions),
+    ]
+
     let health: StatusResult['health'] = null
-    const host = serverArgs && flagValue(serverArgs, '--host')
-    const port = serverArgs && flagValue(serverArgs, '--port')
-    if (host !== undefined && port !== undefined && /^\d{1,5}$/.test(port) && Number(port) <= 65_535) {
-      const url = `${serverUrl(host, Number(port))}/api/health`
-      const answer = await checkHealth(url)
+    if (installed.server && installed.server.problem === undefined) {
+      const host = flagValue(installed.server.args, '--host') ?? DEFAULT_HOST
+      const port = Number(flagValue(installed.server.args, '--port') ?? DEFAULT_PORT)
+      const url = `${serverUrl(host, Number.isInteger(port) && port > 0 && port < 65_536 ? port : DEFAULT_PORT)}/api/health`
+      const answer = await checkHealth(url, 2000)
       health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
     }
 
-    const installed = server.installed || watchdog.installed
-    const details = [
-      describeUnit('Server', serverJob, server),
-      describeUnit('Watchdog', watchdogJob, watchdog),
-      ...(health ? [`Health: ${health.url} ${health.healthy ? 'answers' : `does not answer (${health.reason})`}`] : []),
-    ]
+    const anyInstalled = server.installed || watchdog.installed
+    const details = ['Platform: macos (launchd user agents)', describeJob('Server:  ', serverJob, server), describeJob('Watchdog:', watchdogJob, watchdog)]
+    if (health) details.push(`Health:   ${health.url} ${health.healthy ? 'healthy' : `not healthy (${health.reason})`}`)
+    if (!anyInstalled) details.push(`Install it: ${NAMES.bin} service install`)
     return {
       success: true,
       platform: PLATFORM,
-      message: installed ? 'Service installed.' : 'Service not installed.',
+      message: anyInstalled ? `${NAMES.packageName} service is installed.` : `${NAMES.packageName} service is not installed.`,
       details,
-      installed,
+      installed: anyInstalled,
       server,
       watchdog,
       health,
