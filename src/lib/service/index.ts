@@ -2,7 +2,8 @@ import {homedir, userInfo} from 'node:os'
 
 import {UserError} from '../errors.js'
 import {execCommand} from '../exec.js'
-import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../paths.js'
+import {withLock} from '../lock.js'
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
 import {parsePort, validateHost} from '../validate.js'
 import type {Backend, PlatformName, ServiceContext, ServiceResult, StatusResult} from './types.js'
 
@@ -84,6 +85,20 @@ function unsupported(command: ServiceCommand, platform: NodeJS.Platform): Servic
   }
 }
 
+/**
+ * Runs a change to the installed units under the service lock, so two
+ * installs (or an install and an uninstall) never interleave their steps;
+ * a lock that cannot be had within its timeout becomes a failed result.
+ */
+async function locked(ctx: ServiceContext, platform: PlatformName, work: () => Promise<ServiceResult>): Promise<ServiceResult> {
+  try {
+    return await withLock(pathsFor(ctx.home, ctx.env).serviceLock, work)
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    return {success: false, platform, message: error.message, details: error.details}
+  }
+}
+
 /** Flags of `service install`, as the oclif parser and the fast path deliver them. */
 export interface InstallFlags {
   host?: string
@@ -102,7 +117,8 @@ export async function runServiceCommand(
   options: {platform?: NodeJS.Platform; context?: ServiceContext} = {},
 ): Promise<ServiceResult | StatusResult> {
   const platform = options.platform ?? process.platform
-  const backend = await backendFor(platform, options.context ?? (await createServiceContext(command)))
+  const ctx = options.context ?? (await createServiceContext(command))
+  const backend = await backendFor(platform, ctx)
   if (!backend) return unsupported(command, platform)
   switch (command) {
     case 'install': {
@@ -116,16 +132,12 @@ export async function runServiceCommand(
         return {success: false, platform: backend.platform, message: error.message, details: error.details}
       }
 
-      return backend.install({
-        host,
-        port,
-        watchdog: flags.watchdog ?? true,
-        dryRun: flags['dry-run'] ?? false,
-      })
+      const options = {host, port, watchdog: flags.watchdog ?? true, dryRun: flags['dry-run'] ?? false}
+      return options.dryRun ? backend.install(options) : locked(ctx, backend.platform, () => backend.install(options))
     }
 
     case 'uninstall': {
-      return backend.uninstall()
+      return locked(ctx, backend.platform, () => backend.uninstall())
     }
 
     case 'status': {
