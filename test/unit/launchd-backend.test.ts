@@ -393,6 +393,32 @@ describe('launchd backend against a fake launchctl', function () {
       expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
     })
 
+    it('boots out a job whose plist was deleted by hand (bootout by label; remove on an old launchctl)', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      rmSync(world.serverPlist)
+      const status = await backend.status()
+      expect(status.server).to.deep.equal({installed: false, state: 'running', pid: 1234})
+      expect(status.details[1]).to.equal(`Server:   running, PID 1234 (${SERVER}), loaded but ${world.serverPlist} is gone`)
+      world.fake.clearCalls()
+      expect((await backend.uninstall()).success).to.equal(true)
+      expect(world.fake.calls().slice(2)).to.deep.equal([
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+      ])
+
+      await backend.install(options)
+      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']})
+      rmSync(world.serverPlist)
+      world.fake.clearCalls()
+      expect((await backend.uninstall()).success).to.equal(true)
+      expect(world.fake.calls().slice(-2)).to.deep.equal([
+        ['unload', world.watchdogPlist],
+        ['remove', SERVER],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({})
+    })
+
     it('falls back to unload on a launchctl without bootout', async () => {
       world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']})
       const backend = createLaunchdBackend(world.ctx)
@@ -473,6 +499,10 @@ describe('launchd backend against a fake launchctl', function () {
       const status = await backend.status()
       expect(status.server).to.deep.equal({installed: true, state: 'not-loaded'})
       expect(status.watchdog).to.deep.equal({installed: true, state: 'not-loaded'})
+      expect(status.warnings).to.deep.equal([
+        `Warning: ${world.serverPlist} exists but launchd has not loaded it.\n  Run: amp-distro service install`,
+        `Warning: ${world.watchdogPlist} exists but launchd has not loaded it.\n  Run: amp-distro service install`,
+      ])
     })
 
     it('reads state and PID from launchctl list when print is not available', async () => {

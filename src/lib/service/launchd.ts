@@ -436,6 +436,14 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       }),
       ...staleWarnings(definitions),
     ]
+    for (const [job, unit] of [
+      [serverJob, server],
+      [watchdogJob, watchdog],
+    ] as const) {
+      if (unit.installed && unit.state === 'not-loaded') {
+        warnings.push(`Warning: ${job.plistPath} exists but launchd has not loaded it.\n  Run: ${NAMES.bin} service install`)
+      }
+    }
 
     let health: StatusResult['health'] = null
     if (installed.server && installed.server.problem === undefined) {
