@@ -250,6 +250,16 @@ describe('launchd backend against a fake launchctl', function () {
       expect(filesUnder(world.home)).to.deep.equal([])
     })
 
+    it('fails without loading anything when the plists cannot be written', async () => {
+      mkdirSync(join(world.home, 'Library'))
+      writeFileSync(join(world.home, 'Library', 'LaunchAgents'), 'not a folder\n')
+      const result = await createLaunchdBackend(world.ctx).install(options)
+      expect(result.success).to.equal(false)
+      expect(result.message).to.match(/^Cannot write the launchd agents to .*LaunchAgents \((ENOTDIR|EEXIST)\); nothing was loaded\.$/)
+      expect(world.fake.calls().map((call) => call[0])).to.deep.equal(['print', 'print'])
+      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal(['LaunchAgents'])
+    })
+
     it('reports a bootstrap failure with launchctl’s own words', async () => {
       world.fake.configure({failBootstrap: true})
       const result = await createLaunchdBackend(world.ctx).install(options)

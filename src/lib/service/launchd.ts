@@ -10,24 +10,23 @@ import {serverUrl} from '../serve.js'
 import {parsePort, refuseControlChars, validateHost} from '../validate.js'
 import {makeUnitSpec} from './spec.js'
 import {type InstalledDefinition, staleWarnings} from './stale.js'
-import type {Backend, ExecResult, InstallOptions, InstallPlan, ServiceContext, ServiceResult, StatusResult, UnitSpec, UnitStatus} from './types.js'
+import type {Backend, ExecResult, InstallOptions, InstallPlan, PlannedFile, ServiceContext, ServiceResult, StatusResult, UnitSpec, UnitStatus} from './types.js'
 
 const LAUNCHCTL = 'launchctl'
 const PLATFORM = 'macos'
 
-/** One launchd user agent: its label, where its plist lives and what it runs. */
+/** One launchd user agent: its label and where its plist lives. */
 export interface LaunchdJob {
   label: string
   plistPath: string
-  role: 'server' | 'watchdog'
 }
 
 /** The server and watchdog jobs for a home, server first. */
 export function launchdJobs(home: string): [LaunchdJob, LaunchdJob] {
   const paths = pathsFor(home)
   return [
-    {label: NAMES.launchdLabel, plistPath: paths.launchdServerPlist, role: 'server'},
-    {label: NAMES.launchdWatchdogLabel, plistPath: paths.launchdWatchdogPlist, role: 'watchdog'},
+    {label: NAMES.launchdLabel, plistPath: paths.launchdServerPlist},
+    {label: NAMES.launchdWatchdogLabel, plistPath: paths.launchdWatchdogPlist},
   ]
 }
 
@@ -172,18 +171,27 @@ class Launchctl {
   }
 }
 
-/** Writes a file atomically (temporary file, then rename) with mode 0644 whatever the umask. */
-function writeAtomic(file: string, content: string): void {
-  mkdirSync(dirname(file), {recursive: true})
-  const tmp = `${file}.${process.pid}.tmp`
+/**
+ * Writes files atomically: every temporary file first (mode 0644 whatever
+ * the umask), then the renames, so a failure leaves the old files as they
+ * were and no temporary files behind.
+ */
+function writeAtomically(files: readonly PlannedFile[]): void {
+  const written: string[] = []
   try {
-    writeFileSync(tmp, content, {mode: 0o644})
-    chmodSync(tmp, 0o644)
-    renameSync(tmp, file)
+    for (const file of files) {
+      mkdirSync(dirname(file.path), {recursive: true})
+      const tmp = `${file.path}.${process.pid}.tmp`
+      written.push(tmp)
+      writeFileSync(tmp, file.content, {mode: 0o644})
+      chmodSync(tmp, 0o644)
+    }
   } catch (error) {
-    removeFile(tmp)
+    for (const tmp of written) removeFile(tmp)
     throw error
   }
+
+  for (const [i, file] of files.entries()) renameSync(written[i], file.path)
 }
 
 /** A shell-style rendering of an argument vector, for humans reading a dry run. */
@@ -316,7 +324,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
 
       try {
         mkdirSync(paths.serverDir, {recursive: true})
-        for (const file of planned.files) writeAtomic(file.path, file.content)
+        writeAtomically(planned.files)
       } catch (error) {
         const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
         return failed(`Cannot write the launchd agents to ${paths.launchAgentsDir} (${reason}); nothing was loaded.`, [
