@@ -24,9 +24,20 @@ export function quoteExecArg(what: string, value: string): string {
   return escapeQuoted(value, true)
 }
 
-/** An `ExecStart=` command line: every argument quoted with {@link quoteExecArg}. */
+/**
+ * Quotes the executable of an `ExecStart=` line: like {@link quoteExecArg}
+ * except that `$` stays as it is, because systemd runs the first word
+ * without variable expansion (a doubled `$$` there names a path that does
+ * not exist).
+ */
+export function quoteExecPath(value: string): string {
+  refuseControlChars('executable path', value)
+  return escapeQuoted(value, false)
+}
+
+/** An `ExecStart=` command line: the executable and every argument quoted. */
 export function execCommandLine(args: readonly string[]): string {
-  return args.map((arg, i) => quoteExecArg(i === 0 ? 'executable path' : 'argument', arg)).join(' ')
+  return args.map((arg, i) => (i === 0 ? quoteExecPath(arg) : quoteExecArg('argument', arg))).join(' ')
 }
 
 /**
@@ -40,18 +51,24 @@ export function quoteEnvironment(name: string, value: string): string {
   return escapeQuoted(`${name}=${value}`, false)
 }
 
+/** Splits an `ExecStart=` line back into the executable and its arguments, undoing {@link execCommandLine}. */
+export function splitExecLine(line: string): string[] {
+  return splitUnitWords(line, (index) => index > 0)
+}
+
 /**
  * Splits a unit-file command line or `Environment=` value back into words,
  * undoing the quoting above: double-quoted words with `\\` and `\"`, bare
- * words, `%%` → `%` and, unless `dollars` is false, `$$` → `$`. Used to read
- * host, port and paths back from an installed unit.
+ * words, `%%` → `%` and, where `dollars` says so for the word's index,
+ * `$$` → `$`. Used to read host, port and paths back from an installed unit.
  */
-export function splitUnitWords(line: string, dollars = true): string[] {
+export function splitUnitWords(line: string, dollars: boolean | ((index: number) => boolean) = true): string[] {
   const words: string[] = []
   let i = 0
   while (i < line.length) {
     while (line[i] === ' ' || line[i] === '\t') i++
     if (i >= line.length) break
+    const collapseDollars = typeof dollars === 'function' ? dollars(words.length) : dollars
     let word = ''
     const quote = line[i] === '"' || line[i] === "'" ? line[i++] : undefined
     while (i < line.length) {
@@ -67,7 +84,7 @@ export function splitUnitWords(line: string, dollars = true): string[] {
         continue
       }
 
-      if ((c === '%' || (dollars && c === '$')) && line[i + 1] === c) {
+      if ((c === '%' || (collapseDollars && c === '$')) && line[i + 1] === c) {
         word += c
         i += 2
         continue

@@ -1,7 +1,7 @@
 import {delimiter} from 'node:path'
 
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../paths.js'
-import {execCommandLine, quoteEnvironment, splitUnitWords} from './systemd-escape.js'
+import {execCommandLine, quoteEnvironment, splitExecLine, splitUnitWords} from './systemd-escape.js'
 import type {UnitSpec} from './types.js'
 
 export const SERVER_UNIT = `${NAMES.systemdUnit}.service`
@@ -139,7 +139,7 @@ export function readUnitCommand(text: string): UnitCommand | undefined {
   const exec = directive(unit, 'Service', 'ExecStart')
   if (exec === undefined) return undefined
   // systemd's prefixes (-, @, :, +, !) say how to run the command; they are not part of it.
-  const argv = splitUnitWords(exec.replace(/^[-@:+!]+/, ''))
+  const argv = splitExecLine(exec.replace(/^[-@:+!]+/, ''))
   const port = Number(flagValue(argv, '--port') ?? DEFAULT_PORT)
   let path: string | undefined
   for (const [key, value] of unit.get('Service') ?? []) {

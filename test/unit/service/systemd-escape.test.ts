@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {UserError} from '../../../src/lib/errors.js'
-import {execCommandLine, quoteEnvironment, quoteExecArg, splitUnitWords} from '../../../src/lib/service/systemd-escape.js'
+import {execCommandLine, quoteEnvironment, quoteExecArg, quoteExecPath, splitExecLine, splitUnitWords} from '../../../src/lib/service/systemd-escape.js'
 
 describe('systemd escaping', () => {
   describe('quoteExecArg', () => {
@@ -42,9 +42,19 @@ describe('systemd escaping', () => {
     })
   })
 
+  describe('quoteExecPath', () => {
+    it('escapes the executable like an argument but leaves $ alone, since systemd does not expand it there', () => {
+      expect(quoteExecPath(String.raw`/opt/a $HOME 100% "q" b\c/amp-distro`)).to.equal(String.raw`"/opt/a $HOME 100%% \"q\" b\\c/amp-distro"`)
+    })
+  })
+
   describe('execCommandLine', () => {
     it('quotes every argument, including the executable', () => {
       expect(execCommandLine(['/a b/amp-distro', 'serve', '--host', '::1'])).to.equal('"/a b/amp-distro" "serve" "--host" "::1"')
+    })
+
+    it('doubles $ in the arguments only', () => {
+      expect(execCommandLine(['/a $x/amp-distro', '$x'])).to.equal('"/a $x/amp-distro" "$$x"')
     })
 
     it('names the executable path when it carries a control character', () => {
@@ -71,10 +81,10 @@ describe('systemd escaping', () => {
   })
 
   describe('splitUnitWords', () => {
-    const tricky = ['/opt/my tools 100%/amp-distro', 'serve', '--host', String.raw`a\b`, 'q"q', '$HOME', '${X}', '%h', '']
+    const tricky = ['/opt/my tools 100% $HOME/amp-distro', 'serve', '--host', String.raw`a\b`, 'q"q', '$HOME', '${X}', '%h', '']
 
     it('reads back exactly what execCommandLine wrote', () => {
-      expect(splitUnitWords(execCommandLine(tricky))).to.deep.equal(tricky)
+      expect(splitExecLine(execCommandLine(tricky))).to.deep.equal(tricky)
     })
 
     it('reads back an Environment= assignment with $ left alone', () => {

@@ -147,8 +147,8 @@ WantedBy=default.target
     afterEach(() => rmSync(dir, {recursive: true, force: true}))
 
     it('accepts both generated units without a single line of output', () => {
-      // verify needs ExecStart to name an existing executable; a path with a space and a % tests the quoting too.
-      const binDir = join(dir, 'my tools 100%', 'bin')
+      // verify needs ExecStart to name an existing executable; a path with a space, % and $ tests the quoting too.
+      const binDir = join(dir, 'my tools 100% $HOME', 'bin')
       const runtime = join(dir, 'runtime')
       const units = join(dir, 'units')
       mkdirSync(binDir, {recursive: true})
