@@ -170,6 +170,56 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
   })
 })
 
+describeSystemd('service install when things go wrong', (ctx) => {
+  const cli = (...args: string[]) => ctx().run(process.execPath, [CLI, ...args])
+
+  it('fails clearly when the unit folder cannot be written, and enables nothing', async () => {
+    const manager = ctx()
+    // A file where the folder should be: even root cannot create units there.
+    mkdirSync(join(manager.home, '.config'), {recursive: true})
+    writeFileSync(join(manager.home, '.config', 'systemd'), 'not a folder\n')
+    try {
+      const result = await cli('service', 'install', '--port', String(await freePort()))
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.match(/^Failed: Cannot write unit files to .*\/\.config\/systemd\/user \((ENOTDIR|EEXIST)\); nothing was installed\.\n/)
+      expect(await manager.show(SERVER, ['LoadState'])).to.deep.equal({LoadState: 'not-found'})
+      expect(readFileSync(join(manager.home, '.config', 'systemd'), 'utf8')).to.equal('not a folder\n')
+    } finally {
+      rmSync(join(manager.home, '.config'), {recursive: true, force: true})
+    }
+  })
+
+  it('a crash loop ends in failed, and status says how to recover', async function () {
+    this.timeout(150_000)
+    const manager = ctx()
+    // The port is taken, so every start of the server fails: systemd restarts it until the start limit.
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const {port} = blocker.address() as {port: number}
+    try {
+      expectOk(await cli('service', 'install', '--port', String(port), '--no-watchdog'))
+      await waitFor(async () => (await manager.show(SERVER, ['ActiveState'])).ActiveState === 'failed', {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        what: 'the crash-looping server to hit its start limit',
+      })
+      const result = expectOk(await cli('service', 'status'))
+      expect(result.stdout).to.include(`  Server:   failed (${SERVER})\n`)
+      expect(result.stderr).to.include(`Warning: ${SERVER} has failed (`)
+      expect(result.stderr).to.include('systemctl --user reset-failed amplifier-distro && systemctl --user start amplifier-distro')
+      const json = JSON.parse(expectOk(await cli('service', 'status', '--json')).stdout)
+      expect(json.server).to.deep.equal({installed: true, state: 'failed'})
+      expect(json.health).to.deep.include({healthy: false})
+    } finally {
+      blocker.close()
+    }
+
+    // Uninstall forgets the failed state too.
+    expectOk(await cli('service', 'uninstall'))
+    expect(await manager.show(SERVER, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
+  })
+})
+
 describeSystemd('service install with the watchdog unit', (ctx) => {
   it('enables both units and ties the watchdog to the server with After=, Wants= and PartOf=', async () => {
     const manager = ctx()
