@@ -14,6 +14,11 @@ export interface FakeLaunchctlConfig {
   pid?: number
   /** Makes `bootstrap` fail as launchd does for a broken plist. */
   failBootstrap?: boolean
+  /**
+   * How many `print` calls a booted-out job stays visible for, as launchd
+   * keeps a job while it tears it down; `bootstrap` fails with 5 meanwhile.
+   */
+  drain?: number
 }
 
 // A stand-in for launchctl, in POSIX sh so each call starts in milliseconds: it
@@ -37,7 +42,7 @@ for arg in "$@"; do
   sep=','
 done
 printf '%s]\n' "$line" >> "$dir/calls.jsonl"
-UNSUPPORTED='' UNSUPPORTED_STYLE=usage STATE=running PID=1234 FAIL_BOOTSTRAP=''
+UNSUPPORTED='' UNSUPPORTED_STYLE=usage STATE=running PID=1234 FAIL_BOOTSTRAP='' DRAIN=0
 [ -f "$dir/config.sh" ] && . "$dir/config.sh"
 sub=$1
 shift
@@ -64,9 +69,22 @@ target() {
 is_loaded() {
   [ -f "$dir/loaded/$1" ]
 }
+# A job booted out while DRAIN > 0 stays in loaded/ with a countdown in draining/.
+draining() {
+  [ -f "$dir/draining/$1" ]
+}
+drain_step() {
+  left=$(cat "$dir/draining/$1")
+  if [ "$left" -le 1 ]; then
+    rm "$dir/draining/$1" "$dir/loaded/$1"
+  else
+    echo $((left - 1)) > "$dir/draining/$1"
+  fi
+}
 case "$sub" in
   print)
     label=$(target "$1")
+    draining "$label" && drain_step "$label"
     if ! is_loaded "$label"; then
       echo "Could not find service \"$label\" in domain for user gui: 501" >&2
       exit 113
@@ -101,7 +119,7 @@ case "$sub" in
       exit 5
     fi
     label_of "$2"
-    if is_loaded "$label"; then
+    if is_loaded "$label" || draining "$label"; then
       echo 'Bootstrap failed: 5: Input/output error' >&2
       exit 5
     fi
@@ -118,11 +136,16 @@ case "$sub" in
     ;;
   bootout)
     label=$(target "$1")
-    if ! is_loaded "$label"; then
+    if ! is_loaded "$label" || draining "$label"; then
       echo 'Boot-out failed: 3: No such process' >&2
       exit 3
     fi
-    rm "$dir/loaded/$label"
+    if [ "$DRAIN" -gt 0 ]; then
+      mkdir -p "$dir/draining"
+      echo "$DRAIN" > "$dir/draining/$label"
+    else
+      rm "$dir/loaded/$label"
+    fi
     ;;
   unload)
     for file; do :; done
@@ -191,6 +214,7 @@ export function createFakeLaunchctl(): FakeLaunchctl {
         `STATE=${shellValue(config.state ?? 'running')}`,
         `PID=${shellValue(String(config.pid ?? 1234))}`,
         `FAIL_BOOTSTRAP=${config.failBootstrap ? '1' : "''"}`,
+        `DRAIN=${config.drain ?? 0}`,
       ]
       writeFileSync(join(dir, 'config.sh'), `${lines.join('\n')}\n`)
     },

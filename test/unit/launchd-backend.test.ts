@@ -146,7 +146,9 @@ describe('launchd backend against a fake launchctl', function () {
         ['print', `gui/501/${WATCHDOG}`],
         ['print', `gui/501/${SERVER}`],
         ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
         ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
         ['enable', `gui/501/${SERVER}`],
         ['bootstrap', 'gui/501', world.serverPlist],
         ['enable', `gui/501/${WATCHDOG}`],
@@ -155,6 +157,41 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
       expect(readPlist(world.serverPlist).ProgramArguments).to.deep.equal([world.bin, 'serve', '--host', '127.0.0.1', '--port', '8500'])
       expect(filesUnder(join(world.home, 'Library', 'LaunchAgents'))).to.deep.equal([`${SERVER}.plist`, `${WATCHDOG}.plist`])
+    })
+
+    it('waits for launchd to let go of a booted-out job before bootstrapping it again', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      world.fake.configure({drain: 3})
+      world.fake.clearCalls()
+      const again = await backend.install(options)
+      expect(again.success, again.message).to.equal(true)
+      const calls = world.fake.calls()
+      expect(calls.slice(2)).to.deep.equal([
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['enable', `gui/501/${SERVER}`],
+        ['bootstrap', 'gui/501', world.serverPlist],
+        ['enable', `gui/501/${WATCHDOG}`],
+        ['bootstrap', 'gui/501', world.watchdogPlist],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+    })
+
+    it('fails, naming the job, when launchd still holds it 10 s after bootout', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      world.fake.configure({drain: 1_000_000})
+      const again = await backend.install(options)
+      expect(again.success).to.equal(false)
+      expect(again.message).to.equal(`Could not stop ${WATCHDOG}: launchd still holds ${WATCHDOG} 10 s after it was told to stop it`)
+      expect(world.fake.calls().filter((call) => call[0] === 'bootstrap')).to.have.length(2)
     })
 
     it('falls back to load -w when launchctl has no bootstrap (usage error, exit 64)', async () => {
@@ -190,7 +227,9 @@ describe('launchd backend against a fake launchctl', function () {
         ['list', WATCHDOG],
         ['list', SERVER],
         ['unload', world.watchdogPlist],
+        ['list', WATCHDOG],
         ['unload', world.serverPlist],
+        ['list', SERVER],
         ['load', '-w', world.serverPlist],
         ['load', '-w', world.watchdogPlist],
       ])
@@ -207,7 +246,9 @@ describe('launchd backend against a fake launchctl', function () {
         ['print', `gui/501/${WATCHDOG}`],
         ['print', `gui/501/${SERVER}`],
         ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
         ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
         ['enable', `gui/501/${SERVER}`],
         ['bootstrap', 'gui/501', world.serverPlist],
       ])
@@ -373,7 +414,9 @@ describe('launchd backend against a fake launchctl', function () {
         ['print', `gui/501/${WATCHDOG}`],
         ['print', `gui/501/${SERVER}`],
         ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
         ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
       ])
       expect(world.fake.loaded()).to.deep.equal({})
       expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
@@ -414,7 +457,9 @@ describe('launchd backend against a fake launchctl', function () {
       expect((await backend.uninstall()).success).to.equal(true)
       expect(world.fake.calls().slice(2)).to.deep.equal([
         ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
         ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
       ])
 
       await backend.install(options)
@@ -422,9 +467,11 @@ describe('launchd backend against a fake launchctl', function () {
       rmSync(world.serverPlist)
       world.fake.clearCalls()
       expect((await backend.uninstall()).success).to.equal(true)
-      expect(world.fake.calls().slice(-2)).to.deep.equal([
+      expect(world.fake.calls().slice(-4)).to.deep.equal([
         ['unload', world.watchdogPlist],
+        ['list', WATCHDOG],
         ['remove', SERVER],
+        ['list', SERVER],
       ])
       expect(world.fake.loaded()).to.deep.equal({})
     })
@@ -440,7 +487,9 @@ describe('launchd backend against a fake launchctl', function () {
         ['list', WATCHDOG],
         ['list', SERVER],
         ['unload', world.watchdogPlist],
+        ['list', WATCHDOG],
         ['unload', world.serverPlist],
+        ['list', SERVER],
       ])
       expect(world.fake.loaded()).to.deep.equal({})
       expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])

@@ -1,5 +1,6 @@
 import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {basename, dirname, isAbsolute} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import plist, {type PlistObject, type PlistValue} from 'plist'
 
 import {UserError} from '../errors.js'
@@ -156,10 +157,21 @@ class Launchctl {
     return listed.code === 0 ? {loaded: true, ...parseLaunchctlList(listed.stdout)} : {loaded: false, state: 'not-loaded'}
   }
 
-  async unload(job: LaunchdJob): Promise<ExecResult> {
-    const result = await this.current(['bootout', this.target(job.label)])
-    if (result) return result
-    return existsSync(job.plistPath) ? this.run(['unload', job.plistPath]) : this.run(['remove', job.label])
+  /**
+   * Boots a job out and waits until launchd has let go of it: launchd tears
+   * a job down after bootout returns, and a bootstrap of the same label
+   * before that ends fails with `5: Input/output error`.
+   */
+  async unload(job: LaunchdJob, timeoutMs = 10_000): Promise<ExecResult> {
+    const result = (await this.current(['bootout', this.target(job.label)])) ?? (existsSync(job.plistPath) ? await this.run(['unload', job.plistPath]) : await this.run(['remove', job.label]))
+    if (result.code !== 0) return result
+    const deadline = Date.now() + timeoutMs
+    for (let delay = 50; (await this.inspect(job)).loaded; delay = Math.min(delay * 2, 500)) {
+      if (Date.now() >= deadline) return {code: 1, stdout: '', stderr: `launchd still holds ${job.label} ${timeoutMs / 1000} s after it was told to stop it`}
+      await sleep(delay)
+    }
+
+    return result
   }
 
   async load(job: LaunchdJob): Promise<ExecResult> {
