@@ -5,6 +5,7 @@ import {UserError} from '../errors.js'
 import {checkHealth} from '../health.js'
 import {NAMES, pathsFor} from '../paths.js'
 import {removeFile} from '../pidfile.js'
+import {acceptsConnections} from '../port-probe.js'
 import {serverUrl} from '../serve.js'
 import {makeUnitSpec} from './spec.js'
 import {staleWarnings} from './stale.js'
@@ -25,6 +26,18 @@ function firstLine(result: ExecResult): string {
 
 function commandText(argv: readonly string[]): string {
   return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`)).join(' ')
+}
+
+/**
+ * Why a server that is not running cannot start: the usual cause of a crash
+ * loop is another program holding its port.
+ */
+export function portConflictWarning(host: string, port: number): string {
+  return [
+    `Warning: ${serverUrl(host, port).replace('http://', '')} is in use by another program, so the server cannot listen there.`,
+    `  See which program: ss -ltnp 'sport = :${port}'`,
+    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
+  ].join('\n')
 }
 
 /** One unit's state as `systemctl --user show` reports it. */
@@ -354,6 +367,10 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       const url = `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
       const answer = await checkHealth(url, 2000)
       health = {url, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {})}
+      // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
+      if (server.state !== 'active' && (await acceptsConnections(serverCommand.host, serverCommand.port))) {
+        warnings.unshift(portConflictWarning(serverCommand.host, serverCommand.port))
+      }
     }
 
     const installed = server.installed || watchdog.installed
