@@ -110,7 +110,7 @@ export function rssBytes(pid: number): number {
 let clockTicks: number | undefined
 
 /** Clock ticks per second for `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 when it cannot say). */
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], {encoding: 'utf8'}).trim()) || 100
