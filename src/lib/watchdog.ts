@@ -87,7 +87,7 @@ export interface LoopDeps {
  * The supervision loop; resolves to the exit code.
  *
  * Every `checkIntervalMs` it checks the server. The first failure starts a
- * downtime clock; a recovery resets it and logs how long the server was
+ * downtime clock (from when that check was sent); a recovery resets it and logs how long the server was
  * down. Once the server has been down for `restartAfterMs`, the strategy
  * restarts it: a successful restart resets the clock, a port that is still
  * busy keeps it (the next check tries again). Every attempt counts toward
@@ -101,6 +101,8 @@ export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps):
   let attempts = 0
 
   while (!deps.signal.aborted) {
+    // A failure counts from when the check was sent: a hung server was already not answering then.
+    const sentAt = deps.now()
     const answer = await deps.check()
     if (deps.signal.aborted) break
     const now = deps.now()
@@ -110,7 +112,7 @@ export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps):
     } else {
       const reason = answer.reason ?? 'no answer'
       if (downSince === undefined) {
-        downSince = now
+        downSince = sentAt
         log.warn(`Server unhealthy (${reason}); it is restarted if it stays down for ${formatDuration(settings.restartAfterMs)}.`)
       }
 

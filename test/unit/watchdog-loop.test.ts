@@ -95,6 +95,21 @@ describe('watchdog loop (fake clock, fake health)', () => {
     expect(calls).to.deep.equal([900 * S])
   })
 
+  it('counts downtime from when the failing check was sent, so a check that times out counts in full', async () => {
+    const w = world({healthyAt: () => false, endAt: 100 * S})
+    const {strategy, calls} = scripted(w.now, [{kind: 'exit', code: 1, message: 'handed over'}])
+    // Each check takes 5 s to time out on a hung server.
+    const slowCheck = async () => {
+      const answer = await w.check()
+      await w.sleep(5 * S)
+      return answer
+    }
+
+    const code = await superviseLoop(settings({restartAfterMs: 5 * S}), {check: slowCheck, now: w.now, sleep: w.sleep, signal: w.controller.signal, log: w.log, strategy})
+    expect(code).to.equal(1)
+    expect(calls).to.deep.equal([5 * S])
+  })
+
   it('honours max-restarts: every attempt counts, and when none are left it logs an error and exits 1', async () => {
     const w = world({healthyAt: () => false, endAt: 100_000 * S})
     const {strategy, calls} = scripted(w.now, [RESTARTED])
