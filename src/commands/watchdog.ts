@@ -6,7 +6,9 @@ import {DEFAULT_HOST, DEFAULT_PORT} from '../lib/paths.js'
 export default class Watchdog extends ActionCommand {
   static description = `Keep the server healthy: check it regularly and restart it when it stays down.
 
-Infrastructure for the service units; it runs in the foreground until SIGTERM or SIGINT. Under systemd or launchd it stops a dead server and exits 1 so the supervisor brings both back; standalone it starts a fresh detached server itself. Logs go to stderr and ~/.amplifier/server/watchdog.log.`
+Infrastructure for the service units; it runs in the foreground until SIGTERM or SIGINT. Under systemd or launchd it stops an unhealthy server and exits 1 so that the supervisor brings both back; standalone it starts a fresh detached server itself. Logs go to stderr and ~/.amplifier/server/watchdog.log.
+
+A manual stop is respected: on systemd, \`systemctl --user stop amplifier-distro\` stops the watchdog too. On macOS, stop and start the server with the \`service\` commands, which handle both launchd jobs; stopping only the server job with launchctl leaves the watchdog free to start it again.`
 
   static hidden = true
 

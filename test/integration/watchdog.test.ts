@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, rmSync} from 'node:fs'
+import {createServer, type Socket} from 'node:net'
 
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid, writePid} from '../../src/lib/pidfile.js'
@@ -133,6 +134,29 @@ describe('amp-distro watchdog (real processes, built CLI)', function () {
     expect(unrelated.child.signalCode).to.equal(null)
     expect(readPid(paths().serverPid)).to.equal(fresh)
     expect(readFileSync(paths().watchdogLog, 'utf8')).to.include(`server.pid named PID ${unrelated.pid}, which is not an amp-distro serve: removed the stale file, signalled nothing.`)
+  })
+
+  it('counts a port that stays busy as a failed attempt, keeps trying, and exits 1 once max-restarts is used up', async () => {
+    // Something that is not our server holds the port: it accepts connections and never answers.
+    const sockets = new Set<Socket>()
+    const holder = createServer((socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+    })
+    await new Promise<void>((resolve) => holder.listen({host: '127.0.0.1', port}, resolve))
+    try {
+      const watchdog = await startWatchdog(['--check-interval', '1', '--restart-after', '1', '--max-restarts', '1'])
+      expect(await watchdog.exited).to.equal(1)
+      const log = readFileSync(paths().watchdogLog, 'utf8')
+      expect(log).to.match(/ WARN Port still busy — will retry next cycle\n/)
+      expect(log).to.match(/ ERROR .*all 1 restart attempts are used up/)
+      expect(log.indexOf('Port still busy')).to.be.below(log.indexOf('used up'))
+      expect(existsSync(paths().crashLog), 'no server was started').to.be.false
+      expect(existsSync(paths().watchdogPid)).to.be.false
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => holder.close(resolve))
+    }
   })
 
   it('refuses a second watchdog for the same home while the first is alive', async () => {
