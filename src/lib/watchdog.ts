@@ -171,11 +171,10 @@ export interface WatchdogDeps {
   exec: Exec
   /** Receives log lines as well as the log file (stderr in the CLI). */
   echo: (line: string) => void
-  /** SIGTERM-to-SIGKILL grace period when stopping the server, in ms. */
-  stopGraceMs?: number
-  /** How long a standalone restart waits for the old server's port, in ms. */
-  portWaitMs?: number
 }
+
+/** How long a standalone restart waits for the old server's port to be released. */
+const PORT_WAIT_MS = 10_000
 
 async function waitPortFree(host: string, port: number, ms: number, signal: AbortSignal): Promise<boolean> {
   const deadline = performance.now() + ms
@@ -214,10 +213,10 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
   try {
     const url = `${serverUrl(settings.host, settings.port)}/api/health`
     const timeoutMs = Math.min(5000, Math.max(2000, settings.checkIntervalMs))
-    const stopDeps = serverStopDeps(deps.stopGraceMs)
+    const stopDeps = serverStopDeps()
     const strategy = restartStrategy(supervisor, {
       stop: () => stopFromPidFile(paths.serverPid, stopDeps),
-      waitPortFree: () => waitPortFree(settings.host, settings.port, deps.portWaitMs ?? 10_000, deps.signal),
+      waitPortFree: () => waitPortFree(settings.host, settings.port, PORT_WAIT_MS, deps.signal),
       // Resolved at each restart, not at start-up: binary resolution loads
       // modules a healthy watchdog never needs, and an upgrade in between is honoured.
       spawnServer: async () =>
