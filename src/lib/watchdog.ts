@@ -144,7 +144,8 @@ export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps):
           downSince = undefined
         }
 
-        if (outcome?.kind === 'port-busy') log.warn('Port still busy — will retry next cycle')
+        // A shutdown cuts the wait for the port short; that is no busy port.
+        if (outcome?.kind === 'port-busy' && !deps.signal.aborted) log.warn('Port still busy — will retry next cycle')
       } else if (down > 0) {
         log.warn(`Server still unhealthy (${reason}), down for ${formatDuration(down)}.`)
       }

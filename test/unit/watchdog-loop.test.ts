@@ -213,6 +213,28 @@ describe('watchdog loop (fake clock, fake health)', () => {
     }
   })
 
+  it('does not report a busy port when a shutdown cut the wait for it short', async () => {
+    const controller = new AbortController()
+    const lines: string[] = []
+    const code = await superviseLoop(settings({restartAfterMs: 0}), {
+      check: async () => ({healthy: false, reason: 'ECONNREFUSED'}),
+      now: () => 0,
+      sleep: async () => {},
+      signal: controller.signal,
+      log: {info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m)},
+      strategy: {
+        mode: 'standalone',
+        async restart() {
+          controller.abort()
+          return {kind: 'port-busy'}
+        },
+      },
+    })
+    expect(code).to.equal(0)
+    expect(lines.some((line) => line.includes('restart attempt 1'))).to.be.true
+    expect(lines).to.not.include('Port still busy — will retry next cycle')
+  })
+
   it('does not act on a check that finished after the abort', async () => {
     const controller = new AbortController()
     const {strategy, calls} = scripted(() => 0, [RESTARTED])
