@@ -1,95 +1,85 @@
 import {expect} from 'chai'
-import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createServer, type Server} from 'node:net'
 
 import {pathsFor} from '../../src/lib/paths.js'
 import {writePid} from '../../src/lib/pidfile.js'
 import {portIsFree} from '../../src/lib/restart.js'
 import {serverStopDeps, stopFromPidFile} from '../../src/lib/stop.js'
-import {alive, cliEnv, freePort, healthPid, launch, pollUntil, requireBuild, RUN_JS, type Running, signal, tempHome} from '../support/real-processes.js'
-
-/** The one-letter state of a process (field 3 of /proc/<pid>/stat): S, R, T (stopped), Z… */
-function stateOf(pid: number): string {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-}
+import {cleanup, exitOf, freePort, RUN_JS, type Running, start, tempHome, waitFor} from '../helpers/cli.js'
+import {alive, healthPid, signal, standaloneEnv, startUnrelated, stateOf} from '../helpers/processes.js'
 
 describe('stopping the server named in server.pid (real processes)', function () {
   this.timeout(60_000)
 
   let home: string
-  let launched: Running[]
   const pidFile = () => pathsFor(home).serverPid
 
   before(function () {
     if (process.platform !== 'linux') this.skip()
-    requireBuild()
   })
 
   beforeEach(() => {
     home = tempHome('amp-distro-stop-')
-    launched = []
   })
 
-  afterEach(async () => {
-    await Promise.all(launched.map((running) => running.stop(1000)))
-    rmSync(home, {recursive: true, force: true})
-  })
+  afterEach(cleanup)
 
   async function startServe(): Promise<Running> {
     const port = await freePort()
-    const server = launch(process.execPath, [RUN_JS, 'serve', '--port', String(port)], {env: cliEnv(home)})
-    launched.push(server)
-    await pollUntil(async () => (await healthPid(port)) === server.pid, 20_000, 'serve to answer')
+    const server = start(RUN_JS, ['serve', '--port', String(port)], {env: standaloneEnv(home)})
+    await waitFor('serve to answer', async () => (await healthPid(port)) === server.child.pid, 20_000)
     return server
   }
 
   it('stops a running amp-distro serve with SIGTERM; the server removes its own PID file', async () => {
     const server = await startServe()
-    expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stopped', pid: server.pid})
-    expect(alive(server.pid)).to.be.false
-    expect(await server.exited).to.equal(0)
+    const pid = server.child.pid!
+    expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stopped', pid})
+    expect(alive(pid)).to.be.false
+    expect((await server.finished()).code).to.equal(0)
     expect(existsSync(pidFile())).to.be.false
   })
 
   it('wakes a stopped (SIGSTOP) server with SIGCONT so it handles the SIGTERM cleanly instead of waiting for SIGKILL', async () => {
     const server = await startServe()
-    signal(server.pid, 'SIGSTOP')
-    await pollUntil(() => stateOf(server.pid) === 'T', 5000, 'the server to be stopped')
+    const pid = server.child.pid!
+    signal(pid, 'SIGSTOP')
+    await waitFor('the server to be stopped', () => stateOf(pid) === 'T', 5000)
     // A grace period far longer than a clean shutdown takes: without SIGCONT the TERM stays pending and this ends in SIGKILL.
-    const outcome = await stopFromPidFile(pidFile(), serverStopDeps(20_000))
-    expect(outcome).to.deep.equal({kind: 'stopped', pid: server.pid})
-    expect(await server.exited).to.equal(0)
+    expect(await stopFromPidFile(pidFile(), serverStopDeps(20_000))).to.deep.equal({kind: 'stopped', pid})
+    expect((await server.finished()).code).to.equal(0)
     expect(existsSync(pidFile())).to.be.false
   })
 
   it('kills with SIGKILL a process that ignores SIGTERM for the whole grace period, and removes its PID file', async () => {
-    const stubborn = launch(process.execPath, ['-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000); console.log('ready')"])
-    launched.push(stubborn)
-    await pollUntil(() => stubborn.output().includes('ready'), 10_000, 'the stubborn process to start')
-    writePid(pidFile(), stubborn.pid)
-    const deps = {...serverStopDeps(500), isOurs: (pid: number) => pid === stubborn.pid}
-    expect(await stopFromPidFile(pidFile(), deps)).to.deep.equal({kind: 'killed', pid: stubborn.pid})
-    expect(await stubborn.exited).to.equal('SIGKILL')
+    const stubborn = start('-e', ["process.on('SIGTERM', () => {}); setInterval(() => {}, 1000); console.log('ready')"])
+    const pid = stubborn.child.pid!
+    await waitFor('the stubborn process to start', () => stubborn.stdout().includes('ready'), 10_000)
+    writePid(pidFile(), pid)
+    const deps = {...serverStopDeps(500), isOurs: (candidate: number) => candidate === pid}
+    expect(await stopFromPidFile(pidFile(), deps)).to.deep.equal({kind: 'killed', pid})
+    expect((await exitOf(stubborn.child)).signal).to.equal('SIGKILL')
     expect(existsSync(pidFile())).to.be.false
   })
 
   it('never signals an unrelated live process named in the PID file; removes the stale file', async () => {
-    const unrelated = launch('sleep', ['300'])
-    launched.push(unrelated)
-    writePid(pidFile(), unrelated.pid)
-    expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stale', pid: unrelated.pid, alive: true})
-    expect(alive(unrelated.pid)).to.be.true
-    expect(stateOf(unrelated.pid)).to.not.equal('T')
-    expect(unrelated.child.signalCode).to.equal(null)
+    const unrelated = startUnrelated()
+    const pid = unrelated.pid!
+    writePid(pidFile(), pid)
+    expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stale', pid, alive: true})
+    expect(alive(pid)).to.be.true
+    expect(stateOf(pid)).to.not.equal('T')
+    expect(unrelated.signalCode).to.equal(null)
     expect(existsSync(pidFile())).to.be.false
   })
 
   it('removes a PID file naming a process that is gone', async () => {
-    const gone = launch('true', [])
-    await gone.exited
-    writePid(pidFile(), gone.pid)
-    expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stale', pid: gone.pid, alive: false})
+    const gone = start('-e', [''])
+    await gone.finished()
+    const pid = gone.child.pid!
+    writePid(pidFile(), pid)
+    expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stale', pid, alive: false})
     expect(existsSync(pidFile())).to.be.false
   })
 
