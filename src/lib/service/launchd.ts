@@ -1,17 +1,17 @@
-import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
-import {basename, dirname, isAbsolute} from 'node:path'
+import {existsSync, mkdirSync, readFileSync} from 'node:fs'
+import {basename, isAbsolute} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import plist, {type PlistObject, type PlistValue} from 'plist'
 
 import {UserError} from '../errors.js'
 import {checkHealth} from '../health.js'
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
-import {removeFile} from '../pidfile.js'
+import {commandText, removeFile, writeFilesAtomically} from '../files.js'
 import {serverUrl} from '../serve.js'
 import {parsePort, refuseControlChars, validateHost} from '../validate.js'
 import {makeUnitSpec} from './spec.js'
 import {type InstalledDefinition, staleWarnings} from './stale.js'
-import type {Backend, ExecResult, InstallOptions, InstallPlan, PlannedFile, ServiceContext, ServiceResult, StatusResult, UnitSpec, UnitStatus} from './types.js'
+import type {Backend, ExecResult, InstallOptions, InstallPlan, ServiceContext, ServiceResult, StatusResult, UnitSpec, UnitStatus} from './types.js'
 
 const LAUNCHCTL = 'launchctl'
 const PLATFORM = 'macos'
@@ -183,34 +183,6 @@ class Launchctl {
   }
 }
 
-/**
- * Writes files atomically: every temporary file first (mode 0644 whatever
- * the umask), then the renames, so a failure leaves the old files as they
- * were and no temporary files behind.
- */
-function writeAtomically(files: readonly PlannedFile[]): void {
-  const written: string[] = []
-  try {
-    for (const file of files) {
-      mkdirSync(dirname(file.path), {recursive: true})
-      const tmp = `${file.path}.${process.pid}.tmp`
-      written.push(tmp)
-      writeFileSync(tmp, file.content, {mode: 0o644})
-      chmodSync(tmp, 0o644)
-    }
-  } catch (error) {
-    for (const tmp of written) removeFile(tmp)
-    throw error
-  }
-
-  for (const [i, file] of files.entries()) renameSync(written[i], file.path)
-}
-
-/** A shell-style rendering of an argument vector, for humans reading a dry run. */
-function shellWords(args: string[]): string {
-  return args.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", String.raw`'\''`)}'`)).join(' ')
-}
-
 function failed(message: string, details: string[] = []): ServiceResult {
   return {success: false, platform: PLATFORM, message, details}
 }
@@ -293,14 +265,14 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   function dryRun(planned: InstallPlan, watchdog: boolean): ServiceResult {
     const details = ['Nothing was changed. An install would:']
     if (!watchdog && existsSync(watchdogJob.plistPath)) {
-      details.push(`run: ${shellWords([LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${watchdogJob.label}`])} (when loaded)`, `remove: ${watchdogJob.plistPath}`)
+      details.push(`run: ${commandText([LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${watchdogJob.label}`])} (when loaded)`, `remove: ${watchdogJob.plistPath}`)
     }
 
     for (const file of planned.files) {
       details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
     }
 
-    for (const command of planned.commands) details.push(`run: ${shellWords(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
+    for (const command of planned.commands) details.push(`run: ${commandText(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
     return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}
   }
 
@@ -336,7 +308,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
 
       try {
         mkdirSync(paths.serverDir, {recursive: true})
-        writeAtomically(planned.files)
+        writeFilesAtomically(planned.files)
       } catch (error) {
         const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
         return failed(`Cannot write the launchd agents to ${paths.launchAgentsDir} (${reason}); nothing was loaded.`, [

@@ -1,10 +1,10 @@
-import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
 import {checkHealth} from '../health.js'
 import {NAMES, pathsFor} from '../paths.js'
-import {removeFile} from '../pidfile.js'
+import {commandText, removeFile, writeFilesAtomically} from '../files.js'
 import {serverUrl} from '../serve.js'
 import {makeUnitSpec} from './spec.js'
 import {staleWarnings} from './stale.js'
@@ -21,10 +21,6 @@ function failed(message: string, details: string[] = []): ServiceResult {
 
 function firstLine(result: ExecResult): string {
   return (result.stderr.trim() || result.stdout.trim()).split('\n')[0] ?? ''
-}
-
-function commandText(argv: readonly string[]): string {
-  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`)).join(' ')
 }
 
 /** One unit's state as `systemctl --user show` reports it. */
@@ -61,29 +57,6 @@ function parseShow(stdout: string): ShownUnit[] {
 function orphaned(unit: ShownUnit, file: string): boolean {
   const ours = unit.FragmentPath === file || (unit.LoadState === 'not-found' && unit.FragmentPath === '')
   return ours && !existsSync(file) && unit.ActiveState !== undefined && unit.ActiveState !== 'inactive'
-}
-
-/**
- * Writes files atomically: every temporary file first (mode 0644 whatever
- * the umask), then the renames, so a failure leaves the old files as they
- * were and no temporary files behind.
- */
-function writeAtomically(dir: string, files: readonly PlannedFile[]): void {
-  mkdirSync(dir, {recursive: true})
-  const written: string[] = []
-  try {
-    for (const file of files) {
-      const tmp = `${file.path}.${process.pid}.tmp`
-      written.push(tmp)
-      writeFileSync(tmp, file.content, {mode: 0o644})
-      chmodSync(tmp, 0o644)
-    }
-  } catch (error) {
-    for (const tmp of written) removeFile(tmp)
-    throw error
-  }
-
-  for (const [i, file] of files.entries()) renameSync(written[i], file.path)
 }
 
 /**
@@ -160,7 +133,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if (problem) return failed('systemd user manager is not reachable; nothing was installed.', problem)
 
     try {
-      writeAtomically(paths.systemdUserDir, planned.files)
+      writeFilesAtomically(planned.files)
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
       return failed(`Cannot write unit files to ${paths.systemdUserDir} (${reason}); nothing was installed.`, [
