@@ -5,7 +5,6 @@
  */
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
-import {request} from 'node:http'
 import {join} from 'node:path'
 
 import {checkHealth} from '../../src/lib/health.js'
@@ -128,31 +127,4 @@ export function cpuSeconds(pid: number): number {
   // The command name (field 2) may contain spaces and parentheses: count fields after its closing one.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond()
-}
-
-/**
- * The PID that `/api/health` at `url` reports, or undefined when it does not
- * answer 200 with a PID within `timeoutMs` (fresh connection each time, so a
- * hung server cannot hold a pooled one).
- */
-export function healthPid(url: string, timeoutMs = 1000): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const req = request(url, {agent: false, headers: {Connection: 'close'}, timeout: timeoutMs}, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (body += chunk))
-      res.on('error', () => resolve(undefined))
-      res.on('end', () => {
-        try {
-          const pid = (JSON.parse(body) as {pid?: unknown}).pid
-          resolve(res.statusCode === 200 && typeof pid === 'number' ? pid : undefined)
-        } catch {
-          resolve(undefined)
-        }
-      })
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', () => resolve(undefined))
-    req.end()
-  })
 }
