@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {readUnitCommand, RESTART_SEC, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/systemd-unit.js'
+import {RESTART_SEC, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/systemd-unit.js'
 import {freePort, RUN_JS, waitFor as poll} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
 import {type Launched, launch} from '../support/processes.js'
@@ -173,76 +173,5 @@ describe('faults under systemd: a HOME with spaces, %, $, & and <', function () 
     await waitFor(async () => servePids(um!).length === 0, {timeoutMs: 20_000, what: 'no serve process left'})
     expect(await healthPid(port, 1000)).to.equal(undefined)
     expect(await cliOk(um, ['service', 'status'], bin)).to.match(/not installed/)
-  })
-})
-
-/** Where the installed unit files point, and whether the manager has loaded exactly those files. */
-async function installedState(um: UserManager): Promise<{files: (number | undefined)[]; loaded: string[]}> {
-  const paths = pathsFor(um.home, um.env)
-  const files = [paths.systemdServerUnit, paths.systemdWatchdogUnit].map((file) =>
-    existsSync(file) ? readUnitCommand(readFileSync(file, 'utf8'))?.port : undefined,
-  )
-  const loaded = []
-  for (const unit of [SERVER_UNIT, WATCHDOG_UNIT]) {
-    const shown = await um.show(unit, ['LoadState', 'ActiveState', 'NeedDaemonReload'])
-    loaded.push(`${shown.LoadState} ${shown.ActiveState} reload=${shown.NeedDaemonReload}`)
-  }
-
-  return {files, loaded}
-}
-
-describeSystemd('faults under systemd: service commands at the same time', function (manager) {
-  it('two installs at once end in one generation: both units from the same install, loaded, active and healthy', async function () {
-    this.timeout(180_000)
-    const um = manager()
-    const ports = [await freePort(), await freePort()]
-    const results = await Promise.all(ports.map((port) => cli(um, ['service', 'install', '--port', String(port)])))
-    expect(results.map((result) => result.code), results.map((result) => result.stderr).join('\n')).to.deep.equal([0, 0])
-
-    const state = await installedState(um)
-    const winner = state.files[0]
-    expect(ports).to.include(winner)
-    expect(state.files).to.deep.equal([winner, winner])
-    await steadyServer(um, winner!)
-    await steadyWatchdog(um)
-    expect(await installedState(um)).to.deep.equal({files: [winner, winner], loaded: ['loaded active reload=no', 'loaded active reload=no']})
-    const loser = ports.find((port) => port !== winner)!
-    expect(await healthPid(loser, 1000)).to.equal(undefined)
-    expect(servePids(um)).to.have.length(1)
-    await cliOk(um, ['service', 'uninstall'])
-  })
-
-  it('install racing uninstall ends fully installed or fully uninstalled, never in between', async function () {
-    this.timeout(240_000)
-    const um = manager()
-    const port = await freePort()
-    const seen = new Set<string>()
-    for (let round = 0; round < 4; round++) {
-      await cliOk(um, ['service', 'install', '--port', String(port)])
-      await steadyServer(um, port)
-      const install = () => cli(um, ['service', 'install', '--port', String(port)])
-      const uninstall = () => cli(um, ['service', 'uninstall'])
-      // Alternate which one is started first, so both orders get their chance.
-      const results = round % 2 === 0 ? await Promise.all([install(), uninstall()]) : (await Promise.all([uninstall(), install()])).reverse()
-      expect(results.map((result) => result.code), results.map((result) => result.stderr).join('\n')).to.deep.equal([0, 0])
-
-      const state = await installedState(um)
-      if (state.files[0] === undefined) {
-        expect(state).to.deep.equal({files: [undefined, undefined], loaded: ['not-found inactive reload=no', 'not-found inactive reload=no']})
-        await waitFor(async () => servePids(um).length === 0, {timeoutMs: 20_000, what: 'no serve process left'})
-        expect(await healthPid(port, 1000)).to.equal(undefined)
-        seen.add('uninstalled')
-      } else {
-        expect(state.files).to.deep.equal([port, port])
-        await steadyServer(um, port)
-        await steadyWatchdog(um)
-        expect((await installedState(um)).loaded).to.deep.equal(['loaded active reload=no', 'loaded active reload=no'])
-        expect(servePids(um)).to.have.length(1)
-        seen.add('installed')
-      }
-    }
-
-    console.log(`      end states seen: ${[...seen].join(', ')}`)
-    await cliOk(um, ['service', 'uninstall'])
   })
 })
