@@ -22,6 +22,8 @@ export interface Paths {
   watchdogPid: string
   watchdogLog: string
   crashLog: string
+  /** Held while a service command changes the installed units. */
+  serviceLock: string
   serverStdoutLog: string
   serverStderrLog: string
   systemdUserDir: string
@@ -51,6 +53,7 @@ export function pathsFor(home: string, env: NodeJS.ProcessEnv = {}): Paths {
     watchdogPid: join(serverDir, 'watchdog.pid'),
     watchdogLog: join(serverDir, 'watchdog.log'),
     crashLog: join(serverDir, 'crash.log'),
+    serviceLock: join(serverDir, 'service.lock'),
     serverStdoutLog: join(serverDir, 'server.out.log'),
     serverStderrLog: join(serverDir, 'server.err.log'),
     systemdUserDir,
