@@ -7,7 +7,7 @@ interface ManifestFlag {
   type: 'boolean' | 'option'
   char?: string
   default?: boolean | string
-  options?: string[]
+  options?: readonly string[]
   multiple?: boolean
   allowNo?: boolean
 }
@@ -43,7 +43,11 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
 
   let values: Record<string, boolean | string | (boolean | string)[] | undefined>
   try {
-    ;({values} = parseArgs({args, options, strict: true, allowPositionals: false, tokens: false}))
+    const result = parseArgs({args, options, strict: true, allowPositionals: false, tokens: true})
+    // parseArgs keeps the last of a repeated flag; oclif refuses the repeat, so oclif must answer.
+    const names = result.tokens.filter((token) => token.kind === 'option').map((token) => token.name)
+    if (new Set(names).size !== names.length) return undefined
+    values = result.values
   } catch {
     return undefined
   }
@@ -70,7 +74,7 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
  * to oclif.
  */
 export async function fastRun(argv: string[], root: URL): Promise<boolean> {
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  if (argv.length === 1 && argv[0] === '--version') {
     const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {name: string; version: string}
     process.stdout.write(`${versionLine(pkg.name, pkg.version)}\n`)
     return true

@@ -33,7 +33,7 @@ export function commandLine(pid: number, platform: NodeJS.Platform = process.pla
   }
 }
 
-const ENTRY_SCRIPTS = new Set(['run', 'run.js', 'dev.js'])
+const ENTRY_SCRIPTS = new Set([NAMES.bin, 'run', 'run.js', 'dev.js'])
 
 function processCwd(pid: number): string | undefined {
   try {
@@ -45,7 +45,6 @@ function processCwd(pid: number): string | undefined {
 
 function ownsEntry(script: string, pid: number): boolean {
   const name = basename(script)
-  if (name === NAMES.bin) return true
   if (!ENTRY_SCRIPTS.has(name)) return false
   const cwd = isAbsolute(script) ? '/' : processCwd(pid)
   if (cwd === undefined) return false
@@ -65,10 +64,13 @@ function ownsEntry(script: string, pid: number): boolean {
 }
 
 /**
- * True when `argv` runs this tool's entry script with `subcommand`: the
- * `amp-distro` launcher, or a `bin/run(.js)`/`bin/dev.js` of the
- * amplifier-distro package, directly followed by the subcommand. Folder names
- * play no part: a checkout or an install can live anywhere.
+ * True when `argv` runs this tool's entry script with `subcommand`: a
+ * `bin/run(.js)` or `bin/dev.js` of the amplifier-distro package, or an
+ * `amp-distro` launcher that links to one (as npm installs it), directly
+ * followed by the subcommand. The script is resolved against the process's
+ * working directory and symlinks, and its package.json decides, so another
+ * tool with the same launcher name does not count. Folder names play no
+ * part: a checkout or an install can live anywhere.
  */
 export function runsSubcommand(argv: readonly string[], subcommand: string, pid: number): boolean {
   for (let i = 0; i < argv.length - 1; i++) {

@@ -5,7 +5,7 @@ import type {Io} from './io.js'
 import {pathsFor} from './paths.js'
 import {readPid, removePidIfOwned, writePid} from './pidfile.js'
 import {isToolProcess} from './procs.js'
-import {createDistroServer} from './server.js'
+import {createDistroServer, stopServer} from './server.js'
 import {aborted} from './signals.js'
 import {isLoopback, parsePort, validateHost} from './validate.js'
 
@@ -25,13 +25,18 @@ export interface ServeDeps {
   drainMs?: number
 }
 
+/** `host:port`, with IPv6 addresses in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
 /** `http://host:port`, with IPv6 addresses in brackets. */
 export function serverUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  return `http://${hostPort(host, port)}`
 }
 
 function listenError(error: NodeJS.ErrnoException, host: string, port: number): UserError {
-  const where = `${host}:${port}`
+  const where = hostPort(host, port)
   switch (error.code) {
     case 'EADDRINUSE': {
       return new UserError(`Cannot listen on ${where}: address already in use (another process holds the port).`)
@@ -60,7 +65,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
  * 2. Refuses to start while `server.pid` names a live `amp-distro serve`.
  * 3. Listens, then writes `server.pid` (a stale one is replaced).
  * 4. On stop: closes the listener, lets open requests finish for up to
- *    `drainMs`, then closes what is left and removes its own PID file.
+ *    `drainMs` (see `stopServer`), then removes its own PID file.
  */
 export async function serve(flags: ServeFlags, deps: ServeDeps): Promise<void> {
   const host = validateHost(flags.host)
@@ -78,7 +83,13 @@ export async function serve(flags: ServeFlags, deps: ServeDeps): Promise<void> {
     server.listen({host, port, exclusive: true}, resolve)
   })
   const bound = (server.address() as AddressInfo).port
-  writePid(paths.serverPid, deps.pid)
+  try {
+    writePid(paths.serverPid, deps.pid)
+  } catch (error) {
+    await stopServer(server, 0)
+    throw new UserError(`Cannot write the PID file ${paths.serverPid}: ${(error as Error).message}`)
+  }
+
   deps.io.log(`Amplifier distro server ${deps.version} listening on ${serverUrl(host, bound)} (PID ${deps.pid})`)
   if (!isLoopback(host)) {
     deps.io.warn(`Warning: ${host} is reachable from the network, not only from this machine. Use --host 127.0.0.1 to keep it local.`)
@@ -87,14 +98,7 @@ export async function serve(flags: ServeFlags, deps: ServeDeps): Promise<void> {
   try {
     await aborted(deps.signal)
   } finally {
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => server.closeAllConnections(), deps.drainMs ?? 3000)
-      server.close(() => {
-        clearTimeout(force)
-        resolve()
-      })
-      server.closeIdleConnections()
-    })
+    await stopServer(server, deps.drainMs ?? 3000)
     removePidIfOwned(paths.serverPid, deps.pid)
     deps.io.log('Amplifier distro server stopped.')
   }

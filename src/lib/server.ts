@@ -70,3 +70,24 @@ export function createDistroServer(info: ServerInfo): Server {
   server.timeout = 30_000
   return server
 }
+
+/**
+ * Stops `server` gracefully:
+ * 1. stops accepting connections and closes idle keep-alive ones;
+ * 2. answers requests still arriving on open connections with
+ *    `Connection: close`, so no client can hold the stop open by keeping
+ *    its connection alive;
+ * 3. after `drainMs`, closes whatever is still open.
+ * Resolves once every connection is closed.
+ */
+export function stopServer(server: Server, drainMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('Connection', 'close'))
+    const force = setTimeout(() => server.closeAllConnections(), drainMs)
+    server.close(() => {
+      clearTimeout(force)
+      resolve()
+    })
+    server.closeIdleConnections()
+  })
+}

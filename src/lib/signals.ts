@@ -1,16 +1,18 @@
 /**
  * An AbortSignal that fires on the first SIGTERM or SIGINT. Long-running
  * commands take it as an argument, so tests can hand in their own.
+ *
+ * The handlers stay installed for the life of the process: a second signal
+ * during shutdown (Ctrl-C pressed twice, a supervisor repeating its stop)
+ * is absorbed instead of killing the process mid-cleanup, which would leave
+ * its PID file behind and look like a crash to the supervisor. Shutdown is
+ * bounded by the command itself, and SIGKILL still ends it at once.
  */
 export function shutdownSignal(): AbortSignal {
   const controller = new AbortController()
   const stop = () => controller.abort()
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
-  controller.signal.addEventListener('abort', () => {
-    process.removeListener('SIGTERM', stop)
-    process.removeListener('SIGINT', stop)
-  })
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
   return controller.signal
 }
 

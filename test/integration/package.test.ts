@@ -1,0 +1,54 @@
+import {expect} from 'chai'
+import {execFile} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+
+import {REPO} from '../helpers/cli.js'
+
+const run = promisify(execFile)
+
+/** The package as npm would publish it: what `files` lets through. */
+const SHIPPED = [/^bin\/run\.js$/, /^dist\/.+\.js$/, /^templates\/[^/]+$/, /^oclif\.manifest\.json$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/]
+
+function commandsBlock(text: string): string {
+  const match = /^<!-- commands -->$[\s\S]*?^<!-- commandsstop -->$/m.exec(text)
+  expect(match, 'a <!-- commands --> … <!-- commandsstop --> block').not.to.equal(null)
+  return match![0]
+}
+
+describe('the npm package', function () {
+  this.timeout(60_000)
+
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'))
+
+  it('is amplifier-distro 0.3.0, an ES module, for Node 20.9 and later', () => {
+    expect(pkg).to.include({name: 'amplifier-distro', version: '0.3.0', type: 'module'})
+    expect(pkg.engines).to.deep.equal({node: '>=20.9.0'})
+  })
+
+  it('has exactly one binary, amp-distro, and oclif reads the compiled commands, help included (no plugins to load)', () => {
+    expect(pkg.bin).to.deep.equal({'amp-distro': './bin/run.js'})
+    expect(pkg.oclif).to.include({bin: 'amp-distro', commands: './dist/commands', topicSeparator: ' '})
+    expect(pkg.oclif.plugins).to.equal(undefined)
+    const manifest = JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {pluginName: string}>}
+    expect(manifest.commands.help?.pluginName).to.equal('amplifier-distro')
+  })
+
+  it('has the build, lint, test and readme scripts', () => {
+    expect(pkg.scripts).to.include.keys('build', 'lint', 'test', 'readme')
+  })
+
+  it('ships only what runs: bin/run.js, dist, templates, the manifest, README, LICENSE and package.json', async () => {
+    const {stdout} = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {cwd: REPO})
+    const files = (JSON.parse(stdout) as Array<{files: Array<{path: string}>}>)[0].files.map((file) => file.path)
+    expect(files.filter((file) => !SHIPPED.some((pattern) => pattern.test(file)))).to.deep.equal([])
+    expect(files).to.include.members(['bin/run.js', 'dist/fast-path.js', 'dist/commands/serve.js', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
+  })
+
+  it("keeps the README's command reference in step with the commands (npm run readme)", async () => {
+    const oclif = join(REPO, 'node_modules', 'oclif', 'bin', 'run.js')
+    const {stdout} = await run(process.execPath, [oclif, 'readme', '--dry-run', '--no-source-links', '--no-aliases'], {cwd: REPO, maxBuffer: 4 * 1024 * 1024})
+    expect(commandsBlock(readFileSync(join(REPO, 'README.md'), 'utf8'))).to.equal(commandsBlock(stdout))
+  })
+})

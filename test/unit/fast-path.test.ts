@@ -1,0 +1,54 @@
+import {expect} from 'chai'
+import {arch} from 'node:os'
+
+import {parseWithManifest, versionLine} from '../../src/fast-path.js'
+
+const FLAGS = {
+  host: {type: 'option', default: '127.0.0.1'},
+  port: {type: 'option', default: '8400'},
+  json: {type: 'boolean'},
+  mode: {type: 'option', options: ['a', 'b']},
+} as const
+
+describe('fast path', () => {
+  describe('parseWithManifest', () => {
+    it('fills defaults for absent flags and leaves booleans without a default out', () => {
+      expect(parseWithManifest(FLAGS, [])).to.deep.equal({host: '127.0.0.1', port: '8400'})
+    })
+
+    it('reads --flag value, --flag=value and booleans', () => {
+      expect(parseWithManifest(FLAGS, ['--port', '9000', '--host=::1', '--json', '--mode', 'b'])).to.deep.equal({host: '::1', port: '9000', json: true, mode: 'b'})
+    })
+
+    it('passes values it does not judge (validation belongs to the action)', () => {
+      expect(parseWithManifest(FLAGS, ['--port', 'abc'])).to.deep.equal({host: '127.0.0.1', port: 'abc'})
+      expect(parseWithManifest(FLAGS, ['--port='])).to.deep.equal({host: '127.0.0.1', port: ''})
+    })
+
+    const declined: Array<[string, string[]]> = [
+      ['help', ['--help']],
+      ['short help', ['-h']],
+      ['an unknown flag', ['--bogus']],
+      ['a positional argument', ['extra']],
+      ['a repeated flag', ['--port', '1', '--port', '2']],
+      ['a flag without its value', ['--port']],
+      ['a value outside options', ['--mode', 'c']],
+      ['a value for a boolean', ['--json=yes']],
+      ['the end-of-flags marker', ['--', '--port', '1']],
+    ]
+    for (const [what, args] of declined) {
+      it(`leaves ${what} to oclif`, () => expect(parseWithManifest(FLAGS, args)).to.equal(undefined))
+    }
+
+    it('leaves commands with multiple-value or --no- flags to oclif', () => {
+      expect(parseWithManifest({tag: {type: 'option', multiple: true}}, [])).to.equal(undefined)
+      expect(parseWithManifest({color: {type: 'boolean', allowNo: true}}, [])).to.equal(undefined)
+    })
+  })
+
+  describe('versionLine', () => {
+    it("matches oclif's user agent", () => {
+      expect(versionLine('amplifier-distro', '0.3.0')).to.match(new RegExp(`^amplifier-distro/0\\.3\\.0 (${process.platform}|wsl)-${arch()} node-${process.version.replaceAll('.', '\\.')}$`))
+    })
+  })
+})

@@ -1,0 +1,96 @@
+import {expect} from 'chai'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {join} from 'node:path'
+
+import {UserError} from '../../src/lib/errors.js'
+import type {Io} from '../../src/lib/io.js'
+import {hostPort, serve, serverUrl} from '../../src/lib/serve.js'
+import {cleanup, freePort, http, serverPidFile, tempHome, waitFor} from '../helpers/cli.js'
+
+function recorder(): Io & {out: string[]; err: string[]} {
+  const out: string[] = []
+  const err: string[] = []
+  return {out, err, log: (line) => out.push(line), warn: (line) => err.push(line)}
+}
+
+describe('serve (in process, real server on a free port)', () => {
+  afterEach(cleanup)
+
+  it('listens, writes its PID once listening, and on abort stops and removes the PID file', async () => {
+    const home = tempHome()
+    const port = await freePort()
+    const io = recorder()
+    const stop = new AbortController()
+    const running = serve({host: '127.0.0.1', port: String(port)}, {home, io, version: '1.2.3', pid: 31337, signal: stop.signal})
+    await waitFor('the listening line', () => io.out.length > 0)
+    expect(io.out).to.deep.equal([`Amplifier distro server 1.2.3 listening on http://127.0.0.1:${port} (PID 31337)`])
+    expect(io.err).to.deep.equal([])
+    expect(readFileSync(serverPidFile(home), 'utf8')).to.equal('31337\n')
+    expect(JSON.parse((await http(`http://127.0.0.1:${port}/api/health`)).body)).to.include({version: '1.2.3', pid: 31337})
+    stop.abort()
+    await running
+    expect(io.out[1]).to.equal('Amplifier distro server stopped.')
+    expect(existsSync(serverPidFile(home))).to.equal(false)
+  })
+
+  it("leaves a PID file that a successor wrote while it ran", async () => {
+    const home = tempHome()
+    const io = recorder()
+    const stop = new AbortController()
+    const running = serve({host: '127.0.0.1', port: String(await freePort())}, {home, io, version: '1', pid: 31337, signal: stop.signal})
+    await waitFor('the listening line', () => io.out.length > 0)
+    writeFileSync(serverPidFile(home), '4242\n')
+    stop.abort()
+    await running
+    expect(readFileSync(serverPidFile(home), 'utf8')).to.equal('4242\n')
+  })
+
+  it('warns when the host is reachable from the network', async () => {
+    const io = recorder()
+    const stop = new AbortController()
+    const running = serve({host: '0.0.0.0', port: String(await freePort())}, {home: tempHome(), io, version: '1', pid: 31337, signal: stop.signal})
+    await waitFor('the listening line', () => io.out.length > 0)
+    stop.abort()
+    await running
+    expect(io.err).to.deep.equal(['Warning: 0.0.0.0 is reachable from the network, not only from this machine. Use --host 127.0.0.1 to keep it local.'])
+  })
+
+  it('refuses a port in use with a UserError naming host and port, writing nothing', async () => {
+    const holder = createServer()
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+    const {port} = holder.address() as {port: number}
+    const home = tempHome()
+    try {
+      const error = await serve({host: '127.0.0.1', port: String(port)}, {home, io: recorder(), version: '1', pid: 31337, signal: new AbortController().signal}).then(
+        () => undefined,
+        (error_: unknown) => error_,
+      )
+      expect(error).to.be.instanceOf(UserError)
+      expect((error as UserError).message).to.equal(`Cannot listen on 127.0.0.1:${port}: address already in use (another process holds the port).`)
+      expect(existsSync(join(home, '.amplifier'))).to.equal(false)
+    } finally {
+      holder.close()
+    }
+  })
+
+  it('refuses bad flags before touching the home directory', async () => {
+    const home = tempHome()
+    for (const flags of [{host: '127.0.0.1', port: '0'}, {host: 'bad_host!', port: '8400'}]) {
+      const error = await serve(flags, {home, io: recorder(), version: '1', pid: 31337, signal: new AbortController().signal}).then(
+        () => undefined,
+        (error_: unknown) => error_,
+      )
+      expect(error).to.be.instanceOf(UserError)
+    }
+
+    expect(existsSync(join(home, '.amplifier'))).to.equal(false)
+  })
+
+  it('puts IPv6 addresses in brackets in addresses and URLs', () => {
+    expect(hostPort('::1', 8400)).to.equal('[::1]:8400')
+    expect(hostPort('127.0.0.1', 8400)).to.equal('127.0.0.1:8400')
+    expect(serverUrl('::', 80)).to.equal('http://[::]:80')
+    expect(serverUrl('localhost', 8400)).to.equal('http://localhost:8400')
+  })
+})
