@@ -1,27 +1,28 @@
-// Builds the oclif side of the CLI (src/oclif.ts and every command) with
-// esbuild into dist/, next to what tsc compiles from src/lib and
-// src/fast-path.ts.
+// Builds the oclif side of the CLI (oclif, @oclif/plugin-help and every
+// command under src/commands) into one minified CommonJS bundle,
+// dist/oclif.<hash>.cjs, plus dist/oclif.js, the ES module oclif loads as
+// its command list (package.json: oclif.commands, strategy "explicit").
 //
 // Why: loading @oclif/core from node_modules means resolving and compiling
-// about 160 files on every start. One minified chunk that holds oclif, its
-// dependencies and @oclif/plugin-help loads in a fraction of that. Code
-// splitting keeps one copy of oclif shared by dist/oclif.js and each
-// dist/commands/**.js, so oclif's usual lookup of commands through the
-// manifest keeps working.
+// about 160 files on every start; one bundle, compiled once and then run
+// from V8's code cache (src/bundle-loader.ts), starts in a fraction of that.
 //
-// src/lib stays outside the bundle: tsc compiles it once and both the fast
-// path and the commands import that one copy, so module paths relative to
-// import.meta.url (the package root, templates) stay what tsc gives them.
-import {build} from 'esbuild'
-import {mkdirSync, readdirSync, writeFileSync} from 'node:fs'
-import {dirname, join, relative, sep} from 'node:path'
+// src/lib stays outside the bundle: tsc compiles it once, and the fast path
+// and the commands share that one copy, so paths relative to import.meta.url
+// (the package root, templates) stay what tsc gives them. dist/oclif.js
+// imports the lib modules the bundle uses and hands them to it.
+import {createHash} from 'node:crypto'
+import {readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {join, relative, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
+
+import {build} from 'esbuild'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 const src = join(root, 'src')
 const lib = join(src, 'lib')
+const commandsDir = join(src, 'commands')
 const out = join(root, 'dist')
-const LIB_MARK = '@@amp-distro-lib@@/'
 
 function sources(dir) {
   return readdirSync(dir, {withFileTypes: true}).flatMap((entry) => {
@@ -31,32 +32,45 @@ function sources(dir) {
   })
 }
 
+// Command ids as oclif derives them from file paths: service/install.ts is service:install, foo/index.ts is foo.
+const commands = sources(commandsDir)
+  .map((file) => ({file, id: relative(commandsDir, file).replace(/\.ts$/, '').split(sep).join(':').replace(/:index$/, '')}))
+  .sort((a, b) => a.id.localeCompare(b.id))
+
+const entry = [
+  "export {execute} from './src/oclif.ts'",
+  ...commands.map(({file}, i) => `import C${i} from './${relative(root, file).split(sep).join('/')}'`),
+  `export const COMMANDS = {${commands.map(({id}, i) => `${JSON.stringify(id)}: C${i}`).join(', ')}}`,
+].join('\n')
+
+const libs = new Set()
 const result = await build({
   absWorkingDir: root,
-  entryPoints: [join(src, 'oclif.ts'), ...sources(join(src, 'commands'))],
-  outdir: out,
-  outbase: src,
-  chunkNames: 'oclif-[hash]',
+  stdin: {contents: entry, resolveDir: root, sourcefile: 'oclif-entry.ts', loader: 'ts'},
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   minify: true,
   legalComments: 'none',
   write: false,
+  outfile: join(out, 'oclif.cjs'),
   // oclif loads typescript only to run commands from .ts sources in development.
   external: ['typescript'],
-  // oclif is CommonJS: its require() calls of Node built-ins need a real require.
-  banner: {js: "import {createRequire as __createRequire} from 'node:module';const require=__createRequire(import.meta.url);"},
+  // import() inside a vm.Script needs an experimental loader hook on Node 20: esbuild makes them require().
+  supported: {'dynamic-import': false},
   plugins: [
     {
-      name: 'keep-lib-external',
+      name: 'lib-from-loader',
       setup(context) {
         context.onResolve({filter: /^\.\.?\//}, (args) => {
           const target = join(args.resolveDir, args.path)
           if (!target.startsWith(lib + sep)) return undefined
-          return {path: LIB_MARK + relative(lib, target).split(sep).join('/'), external: true}
+          return {path: relative(lib, target).split(sep).join('/'), namespace: 'amp-lib'}
+        })
+        context.onLoad({filter: /.*/, namespace: 'amp-lib'}, (args) => {
+          libs.add(args.path)
+          return {contents: `module.exports = __ampLib(${JSON.stringify(args.path)})`, loader: 'js'}
         })
       },
     },
@@ -64,10 +78,21 @@ const result = await build({
   logLevel: 'warning',
 })
 
-// Each output file reaches dist/lib by its own relative path.
-for (const file of result.outputFiles) {
-  let toLib = relative(dirname(file.path), join(out, 'lib')).split(sep).join('/')
-  if (!toLib.startsWith('.')) toLib = `./${toLib}`
-  mkdirSync(dirname(file.path), {recursive: true})
-  writeFileSync(file.path, file.text.replaceAll(LIB_MARK, `${toLib}/`))
-}
+const [bundle] = result.outputFiles
+const name = `oclif.${createHash('sha256').update(bundle.contents).digest('hex').slice(0, 12)}.cjs`
+for (const old of readdirSync(out).filter((file) => /^oclif\..*\.cjs$/.test(file))) rmSync(join(out, old))
+writeFileSync(join(out, name), bundle.contents)
+
+const names = [...libs].sort()
+writeFileSync(
+  join(out, 'oclif.js'),
+  [
+    '// Generated by scripts/bundle.mjs: runs the oclif bundle with the dist/lib modules it uses.',
+    "import {loadBundle} from './bundle-loader.js'",
+    ...names.map((file, i) => `import * as lib${i} from './lib/${file}'`),
+    `const libs = {${names.map((file, i) => `${JSON.stringify(file)}: lib${i}`).join(', ')}}`,
+    `const bundle = loadBundle(new URL('./${name}', import.meta.url), libs, {self: new URL(import.meta.url)})`,
+    'export const {execute, COMMANDS} = bundle',
+    '',
+  ].join('\n'),
+)

@@ -9,7 +9,7 @@ import {listFiles, npmPack, requireBuild, ROOT, unpack} from '../helpers/pack.js
 function expectedFiles(root: string): string[] {
   const files = ['package.json', 'LICENSE', 'oclif.manifest.json', 'bin/run.js']
   if (existsSync(join(root, 'README.md'))) files.push('README.md')
-  files.push(...listFiles(join(root, 'dist')).filter((file) => file.endsWith('.js')).map((file) => `dist/${file}`))
+  files.push(...listFiles(join(root, 'dist')).filter((file) => /\.c?js$/.test(file)).map((file) => `dist/${file}`))
   if (existsSync(join(root, 'templates'))) files.push(...listFiles(join(root, 'templates')).map((file) => `templates/${file}`))
   return files.sort()
 }
@@ -35,7 +35,8 @@ describe('npm pack', function () {
   it('ships the entry script, the compiled code, the manifest, templates, README and LICENSE, and nothing else', () => {
     const files = packed(ROOT)
     expect(files).to.deep.equal(expectedFiles(ROOT))
-    expect(files).to.include.members(['bin/run.js', 'dist/fast-path.js', 'dist/oclif.js', 'oclif.manifest.json', 'package.json', 'LICENSE'])
+    expect(files).to.include.members(['bin/run.js', 'dist/fast-path.js', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'package.json', 'LICENSE'])
+    expect(files.filter((file) => /^dist\/oclif\.[0-9a-f]{12}\.cjs$/.test(file))).to.have.length(1)
   })
 
   it('leaves out standalone tarballs under dist/, scratch output under tmp/, old .tgz files, sources, tests and source maps', () => {
