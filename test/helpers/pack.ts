@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, relative, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -44,4 +44,38 @@ export function unpack(tarball: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'amp-unpack-'))
   execFileSync('tar', ['-xzf', tarball, '-C', dir])
   return join(dir, 'package')
+}
+
+const scratch: string[] = []
+process.once('exit', () => {
+  for (const dir of scratch) rmSync(dir, {recursive: true, force: true})
+})
+
+/** A temporary directory removed when the test process exits. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  scratch.push(dir)
+  return dir
+}
+
+let tarball: string | undefined
+/** The package as `npm pack` makes it from the current build; packed once per test process. */
+export function packageTarball(): string {
+  tarball ??= npmPack(ROOT, scratchDir('amp-npm-tarball-'))
+  return tarball
+}
+
+let prefix: string | undefined
+/**
+ * `npm install -g --prefix <dir> <tarball>` into a fresh directory, once per
+ * test process; returns the prefix (the command is `<prefix>/bin/amp-distro`).
+ */
+export function globalInstall(): string {
+  if (prefix === undefined) {
+    const dir = scratchDir('amp-npm-global-')
+    execFileSync('npm', ['install', '-g', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', packageTarball()], {stdio: ['ignore', 'pipe', 'pipe']})
+    prefix = dir
+  }
+
+  return prefix
 }
