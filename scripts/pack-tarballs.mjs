@@ -59,5 +59,11 @@ const run = spawnSync(process.execPath, [oclif, 'pack', 'tarballs', '--targets',
 })
 if (run.status !== 0) process.exit(run.status ?? 1)
 
-const built = readdirSync(join(root, 'dist')).filter((file) => targets.some((target) => file.endsWith(`-${target}.tar.gz`)))
-for (const file of built) console.log(join(root, 'dist', file))
+// The newest tarball for each target: what this run built.
+for (const target of targets) {
+  const [newest] = readdirSync(join(root, 'dist'))
+    .filter((file) => file.endsWith(`-${target}.tar.gz`))
+    .map((file) => join(root, 'dist', file))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
+  if (newest) console.log(newest)
+}
