@@ -28,6 +28,14 @@ function pathWithoutAmpDistro(): string {
     .join(delimiter)
 }
 
+/**
+ * What a command left under a home directory, apart from the code cache
+ * that every oclif-routed command keeps (see src/bundle-loader.ts).
+ */
+function written(home: string): string[] {
+  return listFiles(home).filter((file) => !file.startsWith('.cache/amplifier-distro/compile-cache/'))
+}
+
 /** `npx --yes --package=<tarball> -- amp-distro …args` with its own npm cache; in its own process group. */
 function npx(cache: string, args: string[], env: NodeJS.ProcessEnv): {child: ChildProcess; done: Promise<Done>} {
   const child = spawn('npx', ['--yes', '--cache', cache, `--package=${packageTarball()}`, '--', 'amp-distro', ...args], {
@@ -109,9 +117,10 @@ describe('npx amp-distro (from the packed tarball, clean npm caches)', function 
     const home = tempHome()
     const done = await run(['service', 'install', '--dry-run'], envFor(home, {PATH: [join(prefix, 'bin'), pathWithoutAmpDistro()].join(delimiter)}))
     expect(done.code, done.stderr).to.equal(0)
-    expect(done.stdout).to.include(`ExecStart="${join(prefix, 'bin', 'amp-distro')}" "serve"`)
-    expect(done.stdout).not.to.include('_npx')
-    expect(listFiles(home)).to.deep.equal([])
+    const execStarts = done.stdout.split('\n').filter((line) => line.trim().startsWith('ExecStart='))
+    expect(execStarts).to.have.length.greaterThan(0)
+    for (const line of execStarts) expect(line.trim()).to.match(new RegExp(`^ExecStart="${join(prefix, 'bin', 'amp-distro').replaceAll('.', '\\.')}" "(serve|watchdog)" `))
+    expect(written(home)).to.deep.equal([])
   })
 
   it('service install without a durable amp-distro refuses, says how to install, and writes nothing', async () => {
@@ -121,6 +130,6 @@ describe('npx amp-distro (from the packed tarball, clean npm caches)', function 
     expect(done.stderr).to.include("amp-distro is running from npx's cache")
     expect(done.stderr).to.include('npm install -g amplifier-distro')
     expect(done.stderr).not.to.match(/^\s+at /m)
-    expect(listFiles(home)).to.deep.equal([])
+    expect(written(home)).to.deep.equal([])
   })
 })
