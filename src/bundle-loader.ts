@@ -1,6 +1,6 @@
-import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {homedir} from 'node:os'
+import {tmpdir} from 'node:os'
 import {basename, dirname, isAbsolute, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import vm from 'node:vm'
@@ -8,23 +8,38 @@ import vm from 'node:vm'
 import {NAMES} from './lib/paths.js'
 
 /**
- * Where compiled code of the oclif bundle is kept between runs: the user's
- * cache folder (the one oclif uses too), never a shared temporary folder,
- * since whoever can write a code cache chooses what runs. Undefined when
- * `NODE_DISABLE_COMPILE_CACHE` is set (Node's own switch for its compile
- * cache) or there is no usable home.
+ * Where compiled code of the oclif bundle is kept between runs, as Node 22's
+ * own compile cache does: `$NODE_COMPILE_CACHE/amplifier-distro` when that is
+ * set, otherwise a folder of this user's in the temporary folder (the
+ * user's files stay untouched: a dry run writes nothing there). Undefined
+ * when `NODE_DISABLE_COMPILE_CACHE` is set.
  */
-export function compileCacheDir(env: NodeJS.ProcessEnv, platform: NodeJS.Platform, home: string): string | undefined {
+export function compileCacheDir(env: NodeJS.ProcessEnv, tmp: string, uid: number | undefined): string | undefined {
   if (env.NODE_DISABLE_COMPILE_CACHE) return undefined
-  if (platform === 'darwin') return isAbsolute(home) ? join(home, 'Library', 'Caches', NAMES.packageName, 'compile-cache') : undefined
-  if (platform === 'win32' && env.LOCALAPPDATA && isAbsolute(env.LOCALAPPDATA)) return join(env.LOCALAPPDATA, NAMES.packageName, 'compile-cache')
-  if (env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME)) return join(env.XDG_CACHE_HOME, NAMES.packageName, 'compile-cache')
-  return isAbsolute(home) ? join(home, '.cache', NAMES.packageName, 'compile-cache') : undefined
+  if (env.NODE_COMPILE_CACHE && isAbsolute(env.NODE_COMPILE_CACHE)) return join(env.NODE_COMPILE_CACHE, NAMES.packageName)
+  return join(tmp, uid === undefined ? `${NAMES.packageName}-compile-cache` : `${NAMES.packageName}-compile-cache-${uid}`)
+}
+
+/**
+ * Creates `dir` (mode 0700) when missing and tells whether it is safe to use:
+ * a real folder, owned by this user, that nobody else may write. Whoever can
+ * write a code cache chooses what runs, and a shared temporary folder lets
+ * anyone create a name first.
+ */
+export function privateDir(dir: string): boolean {
+  try {
+    mkdirSync(dir, {recursive: true, mode: 0o700})
+    const stat = lstatSync(dir)
+    if (!stat.isDirectory()) return false
+    if (process.platform === 'win32') return true
+    return stat.uid === process.getuid?.() && (stat.mode & 0o077) === 0
+  } catch {
+    return false
+  }
 }
 
 function save(file: string, data: Buffer): void {
   try {
-    mkdirSync(dirname(file), {recursive: true, mode: 0o700})
     const partial = `${file}.${process.pid}.partial`
     writeFileSync(partial, data, {mode: 0o600})
     renameSync(partial, file)
@@ -37,8 +52,6 @@ export interface LoadOptions {
   /** The ES module that re-exports the bundle: oclif imports it to list the commands, and gets the bundle's exports. */
   self?: URL
   env?: NodeJS.ProcessEnv
-  platform?: NodeJS.Platform
-  home?: string
 }
 
 /**
@@ -53,13 +66,14 @@ export interface LoadOptions {
  * the cache folder when present, written there at exit when it was missing
  * or V8 rejected it (another Node, another bundle). V8 checks the cache
  * against the source and its own version, and the file name carries the
- * bundle's content hash and the V8 version.
+ * bundle's content hash and the V8 version. The cache folder is used only
+ * when it is private to this user.
  */
 export function loadBundle(url: URL, libs: Record<string, unknown>, options: LoadOptions = {}): Record<string, unknown> {
   const file = fileURLToPath(url)
   const source = readFileSync(file, 'utf8')
-  const dir = compileCacheDir(options.env ?? process.env, options.platform ?? process.platform, options.home ?? homedir())
-  const cacheFile = dir && join(dir, `${basename(file)}-v8-${process.versions.v8}-${process.arch}.bin`)
+  const dir = compileCacheDir(options.env ?? process.env, tmpdir(), process.getuid?.())
+  const cacheFile = dir && privateDir(dir) ? join(dir, `${basename(file)}-v8-${process.versions.v8}-${process.arch}.bin`) : undefined
   let cachedData: Buffer | undefined
   if (cacheFile) {
     try {

@@ -28,14 +28,6 @@ function pathWithoutAmpDistro(): string {
     .join(delimiter)
 }
 
-/**
- * What a command left under a home directory, apart from the code cache
- * that every oclif-routed command keeps (see src/bundle-loader.ts).
- */
-function written(home: string): string[] {
-  return listFiles(home).filter((file) => !file.startsWith('.cache/amplifier-distro/compile-cache/'))
-}
-
 /** `npx --yes --package=<tarball> -- amp-distro …args` with its own npm cache; in its own process group. */
 function npx(cache: string, args: string[], env: NodeJS.ProcessEnv): {child: ChildProcess; done: Promise<Done>} {
   const child = spawn('npx', ['--yes', '--cache', cache, `--package=${packageTarball()}`, '--', 'amp-distro', ...args], {
@@ -120,7 +112,7 @@ describe('npx amp-distro (from the packed tarball, clean npm caches)', function 
     const execStarts = done.stdout.split('\n').filter((line) => line.trim().startsWith('ExecStart='))
     expect(execStarts).to.have.length.greaterThan(0)
     for (const line of execStarts) expect(line.trim()).to.match(new RegExp(`^ExecStart="${join(prefix, 'bin', 'amp-distro').replaceAll('.', '\\.')}" "(serve|watchdog)" `))
-    expect(written(home)).to.deep.equal([])
+    expect(listFiles(home)).to.deep.equal([])
   })
 
   it('service install without a durable amp-distro refuses, says how to install, and writes nothing', async () => {
@@ -130,6 +122,6 @@ describe('npx amp-distro (from the packed tarball, clean npm caches)', function 
     expect(done.stderr).to.include("amp-distro is running from npx's cache")
     expect(done.stderr).to.include('npm install -g amplifier-distro')
     expect(done.stderr).not.to.match(/^\s+at /m)
-    expect(written(home)).to.deep.equal([])
+    expect(listFiles(home)).to.deep.equal([])
   })
 })

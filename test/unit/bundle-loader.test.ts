@@ -1,24 +1,49 @@
 import {expect} from 'chai'
+import {chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
-import {compileCacheDir} from '../../src/bundle-loader.js'
+import {compileCacheDir, privateDir} from '../../src/bundle-loader.js'
 
 describe('compileCacheDir', () => {
-  it('uses ~/.cache/amplifier-distro/compile-cache on Linux', () => {
-    expect(compileCacheDir({}, 'linux', '/home/ada')).to.equal('/home/ada/.cache/amplifier-distro/compile-cache')
+  it("is a folder of the user's own in the temporary folder", () => {
+    expect(compileCacheDir({}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
+    expect(compileCacheDir({}, '/tmp', undefined)).to.equal('/tmp/amplifier-distro-compile-cache')
   })
 
-  it('follows an absolute XDG_CACHE_HOME and ignores a relative one', () => {
-    expect(compileCacheDir({XDG_CACHE_HOME: '/var/cache/ada'}, 'linux', '/home/ada')).to.equal('/var/cache/ada/amplifier-distro/compile-cache')
-    expect(compileCacheDir({XDG_CACHE_HOME: 'cache'}, 'linux', '/home/ada')).to.equal('/home/ada/.cache/amplifier-distro/compile-cache')
+  it('follows an absolute NODE_COMPILE_CACHE and ignores a relative one', () => {
+    expect(compileCacheDir({NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal('/var/cache/node/amplifier-distro')
+    expect(compileCacheDir({NODE_COMPILE_CACHE: 'cache'}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
   })
 
-  it('uses ~/Library/Caches on macOS and LOCALAPPDATA on Windows', () => {
-    expect(compileCacheDir({XDG_CACHE_HOME: '/x'}, 'darwin', '/Users/ada')).to.equal('/Users/ada/Library/Caches/amplifier-distro/compile-cache')
-    expect(compileCacheDir({LOCALAPPDATA: '/c/Users/ada/AppData/Local'}, 'win32', '/c/Users/ada')).to.equal('/c/Users/ada/AppData/Local/amplifier-distro/compile-cache')
+  it('is off with NODE_DISABLE_COMPILE_CACHE', () => {
+    expect(compileCacheDir({NODE_DISABLE_COMPILE_CACHE: '1', NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal(undefined)
+  })
+})
+
+describe('privateDir', () => {
+  let base: string
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'amp-private-'))
+  })
+  afterEach(() => rmSync(base, {recursive: true, force: true}))
+
+  it('creates a missing folder with mode 0700 and accepts it', () => {
+    expect(privateDir(join(base, 'a', 'cache'))).to.equal(true)
   })
 
-  it('is off with NODE_DISABLE_COMPILE_CACHE, and without an absolute home', () => {
-    expect(compileCacheDir({NODE_DISABLE_COMPILE_CACHE: '1'}, 'linux', '/home/ada')).to.equal(undefined)
-    expect(compileCacheDir({}, 'linux', '')).to.equal(undefined)
+  it('refuses a folder others may write, a symlink and a file', () => {
+    const open = join(base, 'open')
+    mkdirSync(open, {mode: 0o700})
+    chmodSync(open, 0o777)
+    expect(privateDir(open)).to.equal(false)
+
+    const target = join(base, 'target')
+    mkdirSync(target, {mode: 0o700})
+    symlinkSync(target, join(base, 'link'))
+    expect(privateDir(join(base, 'link'))).to.equal(false)
+
+    writeFileSync(join(base, 'file'), '')
+    expect(privateDir(join(base, 'file'))).to.equal(false)
   })
 })
