@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import module from 'node:module'
 
-import {fastRun} from '../dist/fast-path.js'
+import {fastRun} from '../dist/lib/fast-path.js'
 
 // Node 22.1+ keeps compiled code between runs; older versions lack the call.
 module.enableCompileCache?.()

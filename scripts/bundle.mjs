@@ -1,4 +1,11 @@
-// Builds the oclif side of the CLI (oclif, @oclif/plugin-help and every
+// Builds, with esbuild, what bin/run.js loads:
+//
+// 1. dist/lib/fast-path.js (and its lazily loaded chunks dist/lib/fast-*.js):
+//    the fast path and the lib modules its commands use, as a few ES modules
+//    instead of some thirty. They sit in dist/lib so that paths relative to
+//    import.meta.url (src/lib/pkg.ts) resolve as they do from tsc's output.
+//
+// 2. The oclif side of the CLI (oclif, @oclif/plugin-help and every
 // command under src/commands) into one minified CommonJS bundle,
 // dist/oclif.<hash>.cjs, plus dist/oclif.js, the ES module oclif loads as
 // its command list (package.json: oclif.commands, strategy "explicit").
@@ -42,6 +49,23 @@ const entry = [
   ...commands.map(({file}, i) => `import C${i} from './${relative(root, file).split(sep).join('/')}'`),
   `export const COMMANDS = {${commands.map(({id}, i) => `${JSON.stringify(id)}: C${i}`).join(', ')}}`,
 ].join('\n')
+
+await build({
+  absWorkingDir: root,
+  entryPoints: {'lib/fast-path': join(src, 'fast-path.ts')},
+  outdir: out,
+  chunkNames: 'lib/fast-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  legalComments: 'none',
+  // Dependencies written as CommonJS (which, plist) require Node built-ins.
+  banner: {js: "import {createRequire as __createRequire} from 'node:module';const require=__createRequire(import.meta.url);"},
+  logLevel: 'warning',
+})
 
 const libs = new Set()
 const result = await build({

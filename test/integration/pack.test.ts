@@ -35,7 +35,7 @@ describe('npm pack', function () {
   it('ships the entry script, the compiled code, the manifest, templates, README and LICENSE, and nothing else', () => {
     const files = packed(ROOT)
     expect(files).to.deep.equal(expectedFiles(ROOT))
-    expect(files).to.include.members(['bin/run.js', 'dist/fast-path.js', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'package.json', 'LICENSE'])
+    expect(files).to.include.members(['bin/run.js', 'dist/lib/fast-path.js', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'package.json', 'LICENSE'])
     expect(files.filter((file) => /^dist\/oclif\.[0-9a-f]{12}\.cjs$/.test(file))).to.have.length(1)
   })
 
