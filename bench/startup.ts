@@ -2,7 +2,7 @@
  * Start-up time and memory of amp-distro against bare Node on this machine.
  *
  * Times `node -e 0` (the floor) and the CLI's commands side by side in one
- * hyperfine run, then the settled RSS of the long-running `serve` and
+ * hyperfine session, then the settled RSS of the long-running `serve` and
  * `watchdog` against an idle bare Node. Prints each as a ratio with its
  * target and exits 1 when a target is missed. Run it as `bench/startup`
  * (after `npm run build`), optionally with the command to measure, e.g.
@@ -18,7 +18,8 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const RUNS = Number(process.env.BENCH_RUNS ?? 30)
+const RUNS = Number(process.env.BENCH_RUNS ?? 40)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
 
 /** The command that runs amp-distro, as argv words. */
 const cli: string[] = process.argv[2] ? [process.argv[2]] : [process.execPath, join(ROOT, 'bin', 'run.js')]
@@ -56,11 +57,9 @@ const CASES: Case[] = [
 ]
 
 interface HyperfineResult {
-  command: string
-  mean: number
-  stddev: number
-  median: number
-  min: number
+  times: number[]
+  user: number
+  system: number
 }
 
 let failed = false
@@ -70,6 +69,17 @@ function verdict(ratio: number, target: number): string {
   return `OVER (target ≤ ${target.toFixed(2)}×)`
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+/**
+ * Runs hyperfine in ROUNDS short rounds over all commands rather than once
+ * per command, so that load from other processes, which comes and goes,
+ * falls on every command alike; the medians are over all rounds.
+ */
 function timings(home: string): void {
   const ids = commandIds()
   const cases = CASES.filter((entry) => {
@@ -79,23 +89,35 @@ function timings(home: string): void {
   })
   const floor = `${quote(process.execPath)} -e 0`
   const commands = [floor, ...cases.map((entry) => [...cli, ...entry.args].map((word) => quote(word)).join(' '))]
-  const json = join(home, 'hyperfine.json')
   const names = ['node -e 0', ...cases.map((entry) => entry.name)]
-  const run = spawnSync(
-    'hyperfine',
-    ['-N', '--warmup', '3', '--runs', String(RUNS), '-i', '--style', 'basic', '--export-json', json, ...names.flatMap((name) => ['-n', name]), ...commands],
-    {stdio: ['ignore', 'ignore', 'inherit'], env: {...process.env, HOME: home}},
-  )
-  if (run.error || run.status !== 0) throw new Error(`hyperfine failed${run.error ? `: ${run.error.message}` : ''} (install it: apt-get install hyperfine)`)
-  const {results} = JSON.parse(readFileSync(json, 'utf8')) as {results: HyperfineResult[]}
-  const [base] = results
-  console.log(`\nStart-up, ${RUNS} runs each (ratios of medians to node -e 0):`)
-  console.log(`  ${'node -e 0'.padEnd(28)} median ${(base.median * 1000).toFixed(1).padStart(6)} ms  mean ${(base.mean * 1000).toFixed(1).padStart(6)} ± ${(base.stddev * 1000).toFixed(1)} ms  1.00×`)
-  results.slice(1).forEach((result, i) => {
-    const ratio = result.median / base.median
-    console.log(
-      `  ${cases[i].name.padEnd(28)} median ${(result.median * 1000).toFixed(1).padStart(6)} ms  mean ${(result.mean * 1000).toFixed(1).padStart(6)} ± ${(result.stddev * 1000).toFixed(1)} ms  ${ratio.toFixed(2)}×  ${verdict(ratio, cases[i].target)}`,
+  const json = join(home, 'hyperfine.json')
+  const times: number[][] = commands.map(() => [])
+  const cpu: number[][] = commands.map(() => [])
+  const perRound = Math.max(1, Math.round(RUNS / ROUNDS))
+  for (let round = 0; round < ROUNDS; round++) {
+    const run = spawnSync(
+      'hyperfine',
+      ['-N', '--warmup', round === 0 ? '3' : '1', '--runs', String(perRound), '-i', '--style', 'none', '--export-json', json, ...names.flatMap((name) => ['-n', name]), ...commands],
+      {stdio: ['ignore', 'ignore', 'inherit'], env: {...process.env, HOME: home}},
     )
+    if (run.error || run.status !== 0) throw new Error(`hyperfine failed${run.error ? `: ${run.error.message}` : ''} (install it: apt-get install hyperfine)`)
+    const {results} = JSON.parse(readFileSync(json, 'utf8')) as {results: HyperfineResult[]}
+    results.forEach((result, i) => {
+      times[i].push(...result.times)
+      cpu[i].push(result.user + result.system)
+    })
+  }
+
+  const ms = (seconds: number) => `${(seconds * 1000).toFixed(1).padStart(6)} ms`
+  const base = median(times[0])
+  const baseCpu = median(cpu[0])
+  console.log(`\nStart-up: ${ROUNDS} rounds of ${perRound} runs each; medians, and ratios of medians to node -e 0:`)
+  console.log(`  ${''.padEnd(28)} ${'wall'.padStart(9)}  ratio  ${'user+sys'.padStart(9)}  ratio`)
+  console.log(`  ${'node -e 0'.padEnd(28)} ${ms(base)}  1.00×  ${ms(baseCpu)}  1.00×`)
+  cases.forEach((entry, i) => {
+    const ratio = median(times[i + 1]) / base
+    const cpuRatio = median(cpu[i + 1]) / baseCpu
+    console.log(`  ${entry.name.padEnd(28)} ${ms(median(times[i + 1]))}  ${ratio.toFixed(2)}×  ${ms(median(cpu[i + 1]))}  ${cpuRatio.toFixed(2)}×  ${verdict(ratio, entry.target)}`)
   })
 }
 

@@ -38,17 +38,49 @@ export function privateDir(dir: string): boolean {
   }
 }
 
-function save(file: string, data: Buffer): void {
+function save(file: string, data: Buffer, routes: string[]): void {
   try {
     const partial = `${file}.${process.pid}.partial`
     writeFileSync(partial, data, {mode: 0o600})
+    writeFileSync(`${partial}.routes`, `${routes.join('\n')}\n`, {mode: 0o600})
+    renameSync(`${partial}.routes`, `${file}.routes`)
     renameSync(partial, file)
   } catch {
     // A read-only or full disk only costs the next run its head start.
   }
 }
 
+/** Routes recorded per cache before it stops growing (typos make new routes too). */
+export const MAX_ROUTES = 32
+
+/**
+ * What a run of the CLI exercises, for the code cache: the command words
+ * (everything before the first flag) and whether help was asked for. Runs
+ * with the same route compile the same functions.
+ */
+export function routeOf(args: readonly string[]): string {
+  const words: string[] = []
+  for (const arg of args) {
+    if (arg.startsWith('-')) break
+    words.push(arg)
+  }
+
+  const help = args.some((arg) => arg === '--help' || arg === '-h')
+  return [...words.slice(0, 3), help ? '--help' : ''].join(' ').trim()
+}
+
+/** The routes a cache file already covers, from its `.routes` companion (one per line). */
+function coveredRoutes(cacheFile: string): string[] {
+  try {
+    return readFileSync(`${cacheFile}.routes`, 'utf8').split('\n').filter(Boolean)
+  } catch {
+    return []
+  }
+}
+
 export interface LoadOptions {
+  /** This run's route (see routeOf): a route the cache does not cover yet makes the run extend the cache. */
+  route?: string
   /** The ES module that re-exports the bundle: oclif imports it to list the commands, and gets the bundle's exports. */
   self?: URL
   env?: NodeJS.ProcessEnv
@@ -63,8 +95,11 @@ export interface LoadOptions {
  * Compiling the bundle costs about as much as running it. Node 22 keeps
  * compiled code between runs (module.enableCompileCache); Node 20 does not,
  * so the bundle is compiled as a vm.Script with V8's code cache: read from
- * the cache folder when present, written there at exit when it was missing
- * or V8 rejected it (another Node, another bundle). V8 checks the cache
+ * the cache folder when present, written there at exit when it was missing,
+ * V8 rejected it (another Node, another bundle), or this run took a route
+ * the cache does not cover yet: V8 compiles functions when first called, and
+ * a cache written at exit holds those the run needed, so `serve --help`
+ * after `--help` would otherwise compile its own functions every time. V8 checks the cache
  * against the source and its own version, and the file name carries the
  * bundle's content hash and the V8 version. The cache folder is used only
  * when it is private to this user.
@@ -75,9 +110,11 @@ export function loadBundle(url: URL, libs: Record<string, unknown>, options: Loa
   const dir = compileCacheDir(options.env ?? process.env, tmpdir(), process.getuid?.())
   const cacheFile = dir && privateDir(dir) ? join(dir, `${basename(file)}-v8-${process.versions.v8}-${process.arch}.bin`) : undefined
   let cachedData: Buffer | undefined
+  let routes: string[] = []
   if (cacheFile) {
     try {
       cachedData = readFileSync(cacheFile)
+      routes = coveredRoutes(cacheFile)
     } catch {
       cachedData = undefined
     }
@@ -102,9 +139,12 @@ export function loadBundle(url: URL, libs: Record<string, unknown>, options: Loa
     main: nodeRequire.main,
   })
   ;(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, file, dirname(file), lib)
-  if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
-    // At exit the cache also holds every function this run compiled, not only the top level.
-    process.once('exit', () => save(cacheFile, script.createCachedData()))
+  const route = options.route ?? ''
+  const fresh = cachedData === undefined || script.cachedDataRejected
+  if (cacheFile && (fresh || (!routes.includes(route) && routes.length < MAX_ROUTES))) {
+    // At exit the cache holds every function compiled so far: those it had and those this run added.
+    const next = fresh ? [route] : [...routes, route]
+    process.once('exit', () => save(cacheFile, script.createCachedData(), next))
   }
 
   return module.exports

@@ -2,6 +2,7 @@ import {expect} from 'chai'
 import {chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {MAX_ROUTES} from '../../src/bundle-loader.js'
 import {cleanup, envFor, runCli, tempHome} from '../helpers/cli.js'
 import {listFiles} from '../helpers/pack.js'
 
@@ -38,8 +39,36 @@ describe('compile cache of the oclif bundle (real processes)', function () {
     expect(second).to.deep.equal(first)
     // V8 accepted the cache: it is rewritten only when missing or rejected.
     expect(readFileSync(join(dir, file)).equals(written)).to.equal(true)
-    expect(readdirSync(dir)).to.deep.equal([file])
+    expect(readdirSync(dir).sort()).to.deep.equal([file, `${file}.routes`])
+    expect(readFileSync(join(dir, `${file}.routes`), 'utf8')).to.equal('--help\n')
     expect(listFiles(home).filter((path) => !path.startsWith('tmp/'))).to.deep.equal([])
+  })
+
+  it('grows to cover each new route (command words, help or not) once, then stays as it is', async () => {
+    const {env, dir} = setup()
+    await runCli(['--help'], {env})
+    const [file] = cacheFiles(dir)
+    const before = readFileSync(join(dir, file))
+    const help = await runCli(['serve', '--help'], {env})
+    expect(help.code).to.equal(0)
+    const grown = readFileSync(join(dir, file))
+    expect(grown.length).to.be.greaterThan(before.length)
+    expect(readFileSync(join(dir, `${file}.routes`), 'utf8')).to.equal('--help\nserve --help\n')
+
+    expect(await runCli(['serve', '--help'], {env})).to.deep.equal(help)
+    expect(readFileSync(join(dir, file)).equals(grown)).to.equal(true)
+  })
+
+  it(`stops growing after ${MAX_ROUTES} routes`, async () => {
+    const {env, dir} = setup()
+    await runCli(['--help'], {env})
+    const [file] = cacheFiles(dir)
+    const full = Array.from({length: MAX_ROUTES}, (_, i) => `typo${i}`)
+    writeFileSync(join(dir, `${file}.routes`), `${full.join('\n')}\n`)
+    const before = readFileSync(join(dir, file))
+    expect((await runCli(['serve', '--help'], {env})).code).to.equal(0)
+    expect(readFileSync(join(dir, file)).equals(before)).to.equal(true)
+    expect(readFileSync(join(dir, `${file}.routes`), 'utf8')).to.equal(`${full.join('\n')}\n`)
   })
 
   it('replaces a cache V8 rejects, with the same output as without one', async () => {

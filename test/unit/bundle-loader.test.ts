@@ -3,7 +3,7 @@ import {chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} f
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {compileCacheDir, privateDir} from '../../src/bundle-loader.js'
+import {compileCacheDir, privateDir, routeOf} from '../../src/bundle-loader.js'
 
 describe('compileCacheDir', () => {
   it("is a folder of the user's own in the temporary folder", () => {
@@ -45,5 +45,20 @@ describe('privateDir', () => {
 
     writeFileSync(join(base, 'file'), '')
     expect(privateDir(join(base, 'file'))).to.equal(false)
+  })
+})
+
+describe('routeOf', () => {
+  it('is the command words before the first flag, and whether help was asked for', () => {
+    expect(routeOf(['--help'])).to.equal('--help')
+    expect(routeOf(['serve', '--help'])).to.equal('serve --help')
+    expect(routeOf(['service', 'install', '--port', '8500'])).to.equal('service install')
+    expect(routeOf(['service', 'install', '-h'])).to.equal('service install --help')
+    expect(routeOf(['help', 'service', 'install'])).to.equal('help service install')
+    expect(routeOf([])).to.equal('')
+  })
+
+  it('keeps flag values out of the route', () => {
+    expect(routeOf(['serve', '--port', '8500'])).to.equal(routeOf(['serve', '--port', '8600']))
   })
 })
