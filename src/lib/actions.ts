@@ -22,6 +22,20 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
       {home: homedir(), io: consoleIo, version: packageInfo().version, pid: process.pid, signal: shutdownSignal()},
     )
   },
+  'service:install': (flags) => service('install', flags),
+  'service:uninstall': (flags) => service('uninstall', flags),
+  'service:status': (flags) => service('status', flags),
+}
+
+async function service(command: 'install' | 'uninstall' | 'status', flags: FlagValues): Promise<void> {
+  const [{runServiceCommand}, {printResult}] = await Promise.all([import('./service/index.js'), import('./service/render.js')])
+  const result = await runServiceCommand(command, {
+    host: flags.host === undefined ? undefined : String(flags.host),
+    port: flags.port === undefined ? undefined : String(flags.port),
+    watchdog: flags.watchdog === undefined ? undefined : Boolean(flags.watchdog),
+    'dry-run': flags['dry-run'] === true,
+  })
+  printResult(result, flags.json === true)
 }
 
 /**

@@ -26,6 +26,8 @@ export interface Paths {
   serviceLock: string
   serverStdoutLog: string
   serverStderrLog: string
+  watchdogStdoutLog: string
+  watchdogStderrLog: string
   systemdUserDir: string
   systemdServerUnit: string
   systemdWatchdogUnit: string
@@ -56,6 +58,8 @@ export function pathsFor(home: string, env: NodeJS.ProcessEnv = {}): Paths {
     serviceLock: join(serverDir, 'service.lock'),
     serverStdoutLog: join(serverDir, 'server.out.log'),
     serverStderrLog: join(serverDir, 'server.err.log'),
+    watchdogStdoutLog: join(serverDir, 'watchdog.out.log'),
+    watchdogStderrLog: join(serverDir, 'watchdog.err.log'),
     systemdUserDir,
     systemdServerUnit: join(systemdUserDir, `${NAMES.systemdUnit}.service`),
     systemdWatchdogUnit: join(systemdUserDir, `${NAMES.systemdWatchdogUnit}.service`),

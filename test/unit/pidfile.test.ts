@@ -3,7 +3,8 @@ import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {readPid, removeFile, removePidIfOwned, writePid} from '../../src/lib/pidfile.js'
+import {removeFile} from '../../src/lib/files.js'
+import {readPid, removePidIfOwned, writePid} from '../../src/lib/pidfile.js'
 
 describe('pidfile', () => {
   let dir: string

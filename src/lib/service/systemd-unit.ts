@@ -1,0 +1,157 @@
+import {delimiter} from 'node:path'
+
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../paths.js'
+import {execCommandLine, quoteEnvironment, splitExecLine, splitUnitWords} from './systemd-escape.js'
+import type {UnitSpec} from './types.js'
+
+export const SERVER_UNIT = `${NAMES.systemdUnit}.service`
+export const WATCHDOG_UNIT = `${NAMES.systemdWatchdogUnit}.service`
+
+/** Seconds systemd waits before a restart. */
+export const RESTART_SEC = 5
+/** A crash loop stops (the unit turns `failed`) after this many starts within the interval. */
+export const START_LIMIT_BURST = 5
+export const START_LIMIT_INTERVAL_SEC = 60
+
+const ENV_FILE = '-%h/.amplifier/.env'
+
+type Section = [key: string, value: string][]
+
+function render(sections: Record<string, Section>): string {
+  const header = `# Written by \`${NAMES.bin} service install\`; re-run it to update this file, \`${NAMES.bin} service uninstall\` to remove it.`
+  const body = Object.entries(sections).map(([name, lines]) => [`[${name}]`, ...lines.map(([key, value]) => `${key}=${value}`)].join('\n'))
+  return `${header}\n${body.join('\n\n')}\n`
+}
+
+function serviceSection(spec: UnitSpec, subcommand: 'serve' | 'watchdog', restart: 'on-failure' | 'always'): Section {
+  return [
+    ['Type', 'simple'],
+    ['ExecStart', execCommandLine([spec.bin, subcommand, '--host', spec.host, '--port', String(spec.port)])],
+    ['Restart', restart],
+    ['RestartSec', String(RESTART_SEC)],
+    ['WorkingDirectory', '%h'],
+    // systemd resets PATH for every unit; the Node folder goes first so the unit runs the Node that installed it.
+    ['Environment', quoteEnvironment('PATH', spec.path)],
+    ['EnvironmentFile', ENV_FILE],
+  ]
+}
+
+// Start limits belong in [Unit]: in [Service] systemd ignores StartLimitIntervalSec= with a warning.
+const START_LIMITS: Section = [
+  ['StartLimitIntervalSec', String(START_LIMIT_INTERVAL_SEC)],
+  ['StartLimitBurst', String(START_LIMIT_BURST)],
+]
+
+const INSTALL: Section = [['WantedBy', 'default.target']]
+
+/**
+ * The server unit: `amp-distro serve` restarted on failure (a manual stop
+ * stays stopped), with start limits so a crash loop ends in `failed`
+ * instead of thrashing.
+ */
+export function renderServerUnit(spec: UnitSpec): string {
+  return render({
+    Unit: [['Description', 'Amplifier distro server'], ...START_LIMITS],
+    Service: serviceSection(spec, 'serve', 'on-failure'),
+    Install: INSTALL,
+  })
+}
+
+/**
+ * The watchdog unit: `amp-distro watchdog`, always restarted. `Wants=` and
+ * `After=` the server, so a restarted watchdog brings a stopped server back;
+ * `PartOf=` the server, so a person's stop or restart of the server takes
+ * the watchdog along and it cannot undo a manual stop.
+ */
+export function renderWatchdogUnit(spec: UnitSpec): string {
+  return render({
+    Unit: [['Description', 'Amplifier distro server health watchdog'], ['After', SERVER_UNIT], ['Wants', SERVER_UNIT], ['PartOf', SERVER_UNIT], ...START_LIMITS],
+    Service: serviceSection(spec, 'watchdog', 'always'),
+    Install: INSTALL,
+  })
+}
+
+/** A unit file read back: each section's directives in order (continuation lines joined, comments dropped). */
+export type ParsedUnit = Map<string, Section>
+
+/** Parses unit-file text into sections of `[key, value]` pairs, as systemd reads them. */
+export function parseUnit(text: string): ParsedUnit {
+  const sections: ParsedUnit = new Map()
+  let current: Section | undefined
+  let pending = ''
+  for (const raw of text.split('\n')) {
+    const line = pending + raw.trim()
+    pending = ''
+    if (line.endsWith('\\')) {
+      pending = `${line.slice(0, -1)} `
+      continue
+    }
+
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue
+    const header = /^\[(.+)]$/.exec(line)
+    if (header) {
+      current = sections.get(header[1]) ?? []
+      sections.set(header[1], current)
+      continue
+    }
+
+    const eq = line.indexOf('=')
+    if (current && eq > 0) current.push([line.slice(0, eq).trim(), line.slice(eq + 1).trim()])
+  }
+
+  return sections
+}
+
+/** The last value of a directive (systemd's rule for single-valued settings). */
+export function directive(unit: ParsedUnit, section: string, key: string): string | undefined {
+  return unit
+    .get(section)
+    ?.filter(([name]) => name === key)
+    .at(-1)?.[1]
+}
+
+/** What status needs from an installed unit: the command it runs and where it serves. */
+export interface UnitCommand {
+  argv: string[]
+  host: string
+  port: number
+  /** The unit's PATH (from `Environment=`), when it sets one. */
+  path?: string
+}
+
+function flagValue(args: string[], flag: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) return args[i + 1]
+    if (args[i].startsWith(`${flag}=`)) return args[i].slice(flag.length + 1)
+  }
+
+  return undefined
+}
+
+/**
+ * Reads `ExecStart=` and `Environment=PATH` back from unit text, undoing the
+ * quoting install applied. Host and port fall back to `serve`'s defaults
+ * when the command line does not name them; undefined without an
+ * `ExecStart=`.
+ */
+export function readUnitCommand(text: string): UnitCommand | undefined {
+  const unit = parseUnit(text)
+  const exec = directive(unit, 'Service', 'ExecStart')
+  if (exec === undefined) return undefined
+  // systemd's prefixes (-, @, :, +, !) say how to run the command; they are not part of it.
+  const argv = splitExecLine(exec.replace(/^[-@:+!]+/, ''))
+  const port = Number(flagValue(argv, '--port') ?? DEFAULT_PORT)
+  let path: string | undefined
+  for (const [key, value] of unit.get('Service') ?? []) {
+    if (key !== 'Environment') continue
+    const assignment = splitUnitWords(value, false).find((word) => word.startsWith('PATH='))
+    if (assignment) path = assignment.slice('PATH='.length)
+  }
+
+  return {argv, host: flagValue(argv, '--host') ?? DEFAULT_HOST, port: Number.isInteger(port) ? port : DEFAULT_PORT, path}
+}
+
+/** The first entry of a unit's PATH: the Node folder install put there. */
+export function nodeDirOf(path: string | undefined): string | undefined {
+  return path?.split(delimiter)[0] || undefined
+}

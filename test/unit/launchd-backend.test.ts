@@ -1,0 +1,664 @@
+import {expect} from 'chai'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {createServer, type Server} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import plist, {type PlistObject} from 'plist'
+
+import {UserError} from '../../src/lib/errors.js'
+import {execCommand} from '../../src/lib/exec.js'
+import {buildPlist, createLaunchdBackend, renderServerPlist, renderWatchdogPlist} from '../../src/lib/service/launchd.js'
+import type {ServiceContext} from '../../src/lib/service/types.js'
+import {createFakeLaunchctl, type FakeLaunchctl} from '../helpers/fake-launchctl.js'
+import {throughPlistutil} from '../helpers/plistutil.js'
+
+const SERVER = 'com.amplifier.distro'
+const WATCHDOG = 'com.amplifier.distro.watchdog'
+
+interface World {
+  root: string
+  home: string
+  bin: string
+  nodeDir: string
+  unitPath: string
+  serverPlist: string
+  watchdogPlist: string
+  fake: FakeLaunchctl
+  ctx: ServiceContext
+}
+
+function makeWorld(homeName = 'home'): World {
+  const root = mkdtempSync(join(tmpdir(), 'launchd-backend-'))
+  const home = join(root, homeName)
+  mkdirSync(home, {recursive: true})
+  const nodeDir = join(root, 'node-v20', 'bin')
+  mkdirSync(nodeDir, {recursive: true})
+  symlinkSync(process.execPath, join(nodeDir, 'node'))
+  const bin = join(root, 'prefix', 'bin', 'amp-distro')
+  mkdirSync(join(root, 'prefix', 'bin'), {recursive: true})
+  writeFileSync(bin, '#!/bin/sh\n')
+  chmodSync(bin, 0o755)
+  const fake = createFakeLaunchctl()
+  const shellPath = `${fake.dir}:/usr/bin:/bin`
+  return {
+    root,
+    home,
+    bin,
+    nodeDir,
+    unitPath: `${nodeDir}:${shellPath}`,
+    serverPlist: join(home, 'Library', 'LaunchAgents', `${SERVER}.plist`),
+    watchdogPlist: join(home, 'Library', 'LaunchAgents', `${WATCHDOG}.plist`),
+    fake,
+    ctx: {
+      home,
+      env: {PATH: shellPath},
+      uid: 501,
+      user: 'ada',
+      exec: execCommand,
+      nodePath: join(nodeDir, 'node'),
+      resolveBinary: () => ({path: bin}),
+    },
+  }
+}
+
+const options = {host: '127.0.0.1', port: 8400, watchdog: true, dryRun: false}
+
+function readPlist(file: string): PlistObject {
+  return plist.parse(readFileSync(file, 'utf8')) as PlistObject
+}
+
+/** Lists every file under a folder, relative to it. */
+function filesUnder(dir: string): string[] {
+  return existsSync(dir) ? (readdirSync(dir, {recursive: true, withFileTypes: true}) as {isFile(): boolean; parentPath: string; name: string}[]).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1)).sort() : []
+}
+
+async function healthServer(status = 200): Promise<{server: Server; port: number}> {
+  const server = createServer((req, res) => {
+    res.writeHead(req.url === '/api/health' ? status : 404, {'content-type': 'application/json'})
+    res.end('{"status":"ok"}')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {server, port: (server.address() as AddressInfo).port}
+}
+
+describe('launchd backend against a fake launchctl', function () {
+  this.timeout(30_000)
+  let world: World
+
+  beforeEach(() => {
+    world = makeWorld()
+  })
+
+  afterEach(() => {
+    world.fake.cleanup()
+    rmSync(world.root, {recursive: true, force: true})
+  })
+
+  describe('install', () => {
+    it('writes both plists with mode 0644 and bootstraps the server, then the watchdog', async () => {
+      const result = await createLaunchdBackend(world.ctx).install(options)
+      expect(result.success, result.message).to.equal(true)
+      expect(result.platform).to.equal('macos')
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${SERVER}`],
+        ['enable', `gui/501/${SERVER}`],
+        ['bootstrap', 'gui/501', world.serverPlist],
+        ['enable', `gui/501/${WATCHDOG}`],
+        ['bootstrap', 'gui/501', world.watchdogPlist],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+      for (const file of [world.serverPlist, world.watchdogPlist]) {
+        expect(statSync(file).mode & 0o777).to.equal(0o644)
+      }
+
+      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([`LaunchAgents/${SERVER}.plist`, `LaunchAgents/${WATCHDOG}.plist`])
+      expect(statSync(join(world.home, '.amplifier', 'server')).isDirectory()).to.equal(true)
+      const server = readPlist(world.serverPlist)
+      expect(server.ProgramArguments).to.deep.equal([world.bin, 'serve', '--host', '127.0.0.1', '--port', '8400'])
+      expect(server.EnvironmentVariables).to.deep.equal({PATH: world.unitPath, LAUNCHD_JOB_NAME: SERVER})
+      expect(throughPlistutil(readFileSync(world.serverPlist, 'utf8'))).to.deep.equal(server)
+      const watchdog = readPlist(world.watchdogPlist)
+      expect(watchdog.ProgramArguments).to.deep.equal([world.bin, 'watchdog', '--host', '127.0.0.1', '--port', '8400'])
+      expect(watchdog.EnvironmentVariables).to.deep.equal({PATH: world.unitPath, LAUNCHD_JOB_NAME: WATCHDOG})
+      expect(watchdog.KeepAlive).to.equal(true)
+    })
+
+    it('writes 0644 even under a restrictive umask', async () => {
+      const previous = process.umask(0o077)
+      try {
+        expect((await createLaunchdBackend(world.ctx).install(options)).success).to.equal(true)
+      } finally {
+        process.umask(previous)
+      }
+
+      expect(statSync(world.serverPlist).mode & 0o777).to.equal(0o644)
+    })
+
+    it('boots out loaded jobs, watchdog first, before bootstrapping them again (idempotent re-install)', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      world.fake.clearCalls()
+      const again = await backend.install({...options, port: 8500})
+      expect(again.success, again.message).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${SERVER}`],
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['enable', `gui/501/${SERVER}`],
+        ['bootstrap', 'gui/501', world.serverPlist],
+        ['enable', `gui/501/${WATCHDOG}`],
+        ['bootstrap', 'gui/501', world.watchdogPlist],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+      expect(readPlist(world.serverPlist).ProgramArguments).to.deep.equal([world.bin, 'serve', '--host', '127.0.0.1', '--port', '8500'])
+      expect(filesUnder(join(world.home, 'Library', 'LaunchAgents'))).to.deep.equal([`${SERVER}.plist`, `${WATCHDOG}.plist`])
+    })
+
+    it('waits for launchd to let go of a booted-out job before bootstrapping it again', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      world.fake.configure({drain: 3})
+      world.fake.clearCalls()
+      const again = await backend.install(options)
+      expect(again.success, again.message).to.equal(true)
+      const calls = world.fake.calls()
+      expect(calls.slice(2)).to.deep.equal([
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['enable', `gui/501/${SERVER}`],
+        ['bootstrap', 'gui/501', world.serverPlist],
+        ['enable', `gui/501/${WATCHDOG}`],
+        ['bootstrap', 'gui/501', world.watchdogPlist],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+    })
+
+    it('fails, naming the job, when launchd still holds it 10 s after bootout', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      world.fake.configure({drain: 1_000_000})
+      const again = await backend.install(options)
+      expect(again.success).to.equal(false)
+      expect(again.message).to.equal(`Could not stop ${WATCHDOG}: launchd still holds ${WATCHDOG} 10 s after it was told to stop it`)
+      expect(world.fake.calls().filter((call) => call[0] === 'bootstrap')).to.have.length(2)
+    })
+
+    it('falls back to load -w when launchctl has no bootstrap (usage error, exit 64)', async () => {
+      world.fake.configure({unsupported: ['bootstrap']})
+      const result = await createLaunchdBackend(world.ctx).install(options)
+      expect(result.success, result.message).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${SERVER}`],
+        ['enable', `gui/501/${SERVER}`],
+        ['bootstrap', 'gui/501', world.serverPlist],
+        ['load', '-w', world.serverPlist],
+        ['load', '-w', world.watchdogPlist],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+    })
+
+    it('uses list, unload and load -w throughout on a launchctl that knows none of the current subcommands', async () => {
+      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable'], unsupportedStyle: 'unknown'})
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['list', WATCHDOG],
+        ['list', SERVER],
+        ['load', '-w', world.serverPlist],
+        ['load', '-w', world.watchdogPlist],
+      ])
+      world.fake.clearCalls()
+      expect((await backend.install(options)).success).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['list', WATCHDOG],
+        ['list', SERVER],
+        ['unload', world.watchdogPlist],
+        ['list', WATCHDOG],
+        ['unload', world.serverPlist],
+        ['list', SERVER],
+        ['load', '-w', world.serverPlist],
+        ['load', '-w', world.watchdogPlist],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+    })
+
+    it('installs the server alone with --no-watchdog, removing a watchdog left from an earlier install', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      world.fake.clearCalls()
+      const result = await backend.install({...options, watchdog: false})
+      expect(result.success, result.message).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${SERVER}`],
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+        ['enable', `gui/501/${SERVER}`],
+        ['bootstrap', 'gui/501', world.serverPlist],
+      ])
+      expect(existsSync(world.watchdogPlist)).to.equal(false)
+      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist})
+      expect(result.details).to.include(`Removed ${world.watchdogPlist}`)
+      expect(result.message).to.equal('Installed com.amplifier.distro.plist (launchd user agent).')
+    })
+
+    it('refuses a host with a newline, a bad port or a missing binary before writing or running anything', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      const badHost = await backend.install({...options, host: '127.0.0.1\nExecStartPre=/bin/sh'})
+      expect(badHost.success).to.equal(false)
+      expect(badHost.message).to.match(/^Invalid host: .*control character/)
+      const badPort = await backend.install({...options, port: 70_000})
+      expect(badPort.success).to.equal(false)
+      expect(badPort.message).to.match(/^Invalid port/)
+      const noBinary = await createLaunchdBackend({
+        ...world.ctx,
+        resolveBinary() {
+          throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+        },
+      }).install(options)
+      expect(noBinary).to.deep.equal({
+        success: false,
+        platform: 'macos',
+        message: 'amp-distro binary not found.',
+        details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro'],
+      })
+      const badNodePath = await createLaunchdBackend({...world.ctx, nodePath: '/opt/node\n/bin/node'}).install(options)
+      expect(badNodePath.message).to.match(/^Invalid PATH/)
+      expect(filesUnder(world.home)).to.deep.equal([])
+      expect(world.fake.calls()).to.deep.equal([])
+    })
+
+    it('fails cleanly, with nothing written, when launchctl cannot be run', async () => {
+      const result = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).install(options)
+      expect(result.success).to.equal(false)
+      expect(result.message).to.match(/^launchctl could not be run/)
+      expect(filesUnder(world.home)).to.deep.equal([])
+    })
+
+    it('fails without loading anything when the plists cannot be written', async () => {
+      mkdirSync(join(world.home, 'Library'))
+      writeFileSync(join(world.home, 'Library', 'LaunchAgents'), 'not a folder\n')
+      const result = await createLaunchdBackend(world.ctx).install(options)
+      expect(result.success).to.equal(false)
+      expect(result.message).to.match(/^Cannot write the launchd agents to .*LaunchAgents \((ENOTDIR|EEXIST)\); nothing was loaded\.$/)
+      expect(world.fake.calls().map((call) => call[0])).to.deep.equal(['print', 'print'])
+      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal(['LaunchAgents'])
+    })
+
+    it('reports a bootstrap failure with launchctl’s own words', async () => {
+      world.fake.configure({failBootstrap: true})
+      const result = await createLaunchdBackend(world.ctx).install(options)
+      expect(result.success).to.equal(false)
+      expect(result.message).to.equal(`Could not load ${SERVER}: Bootstrap failed: 5: Input/output error`)
+      expect(result.details[0]).to.include(world.serverPlist)
+    })
+
+    it('--dry-run describes every file and command and changes nothing', async () => {
+      const result = await createLaunchdBackend(world.ctx).install({...options, dryRun: true})
+      expect(result.success).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([])
+      expect(filesUnder(world.home)).to.deep.equal([])
+      const spec = {bin: world.bin, host: '127.0.0.1', port: 8400, path: world.unitPath, home: world.home}
+      const indented = (text: string) => text.trimEnd().split('\n').map((line) => `  ${line}`)
+      expect(result.message).to.equal('Dry run: amplifier-distro service install')
+      expect(result.details).to.deep.equal([
+        'Nothing was changed. An install would:',
+        `write ${world.serverPlist} (mode 0644):`,
+        ...indented(buildPlist(renderServerPlist(spec))),
+        `write ${world.watchdogPlist} (mode 0644):`,
+        ...indented(buildPlist(renderWatchdogPlist(spec))),
+        `run: launchctl bootout gui/501/${WATCHDOG} (when loaded)`,
+        `run: launchctl bootout gui/501/${SERVER} (when loaded)`,
+        `run: launchctl enable gui/501/${SERVER}`,
+        `run: launchctl bootstrap gui/501 ${world.serverPlist}`,
+        `run: launchctl enable gui/501/${WATCHDOG}`,
+        `run: launchctl bootstrap gui/501 ${world.watchdogPlist}`,
+      ])
+    })
+
+    it('--dry-run --no-watchdog says it would remove a watchdog left from an earlier install', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      world.fake.clearCalls()
+      const before = readFileSync(world.watchdogPlist, 'utf8')
+      const result = await backend.install({...options, watchdog: false, dryRun: true})
+      expect(result.details.slice(0, 3)).to.deep.equal([
+        'Nothing was changed. An install would:',
+        `run: launchctl bootout gui/501/${WATCHDOG} (when loaded)`,
+        `remove: ${world.watchdogPlist}`,
+      ])
+      expect(result.details.filter((line) => line.startsWith('write '))).to.deep.equal([`write ${world.serverPlist} (mode 0644):`])
+      expect(readFileSync(world.watchdogPlist, 'utf8')).to.equal(before)
+      expect(world.fake.calls()).to.deep.equal([])
+    })
+
+    it('quotes paths with spaces in the commands a dry run shows', async () => {
+      const odd = makeWorld('Ada Lovelace')
+      try {
+        const result = await createLaunchdBackend(odd.ctx).install({...options, dryRun: true})
+        expect(result.details).to.include(`run: launchctl bootstrap gui/501 '${odd.serverPlist}'`)
+      } finally {
+        odd.fake.cleanup()
+        rmSync(odd.root, {recursive: true, force: true})
+      }
+    })
+
+    it('plans the same files and commands that install writes and runs', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      const spec = {bin: world.bin, host: '127.0.0.1', port: 8400, path: world.unitPath, home: world.home}
+      const plan = backend.plan(spec, {watchdog: true})
+      expect(plan.files.map((file) => file.path)).to.deep.equal([world.serverPlist, world.watchdogPlist])
+      await backend.install(options)
+      for (const file of plan.files) expect(readFileSync(file.path, 'utf8')).to.equal(file.content)
+      const ran = world.fake.calls().filter((call) => call[0] !== 'print')
+      expect(plan.commands.filter((command) => command[1] !== 'bootout')).to.deep.equal(ran.map((call) => ['launchctl', ...call]))
+      expect(backend.plan(spec, {watchdog: false}).files.map((file) => file.path)).to.deep.equal([world.serverPlist])
+    })
+  })
+
+  describe('a HOME whose path holds spaces, %, $, & and <', () => {
+    it('installs plists that launchctl is handed verbatim and both parsers read back', async () => {
+      const odd = makeWorld('Ada Lovelace/100% $HOME & <stuff>')
+      try {
+        const result = await createLaunchdBackend(odd.ctx).install(options)
+        expect(result.success, result.message).to.equal(true)
+        expect(odd.fake.calls()).to.deep.include(['bootstrap', 'gui/501', odd.serverPlist])
+        const xml = readFileSync(odd.serverPlist, 'utf8')
+        expect(xml).to.include('Ada Lovelace/100% $HOME &amp; &lt;stuff&gt;')
+        const parsed = plist.parse(xml) as PlistObject
+        expect(parsed.WorkingDirectory).to.equal(odd.home)
+        expect(parsed.StandardOutPath).to.equal(join(odd.home, '.amplifier', 'server', 'server.out.log'))
+        expect(throughPlistutil(xml)).to.deep.equal(parsed)
+      } finally {
+        odd.fake.cleanup()
+        rmSync(odd.root, {recursive: true, force: true})
+      }
+    })
+  })
+
+  describe('uninstall', () => {
+    it('boots out the watchdog, then the server, removes both plists and leaves ~/.amplifier alone', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install(options)).success).to.equal(true)
+      const data = join(world.home, '.amplifier', 'server', 'server.out.log')
+      writeFileSync(data, 'log line\n')
+      writeFileSync(join(world.home, '.amplifier', '.env'), 'KEY=value\n')
+      world.fake.clearCalls()
+      const result = await backend.uninstall()
+      expect(result.success, result.message).to.equal(true)
+      expect(result.message).to.equal('Uninstalled amplifier-distro service.')
+      expect(result.details).to.deep.equal([
+        `Stopped ${WATCHDOG}`,
+        `Stopped ${SERVER}`,
+        `Removed ${world.watchdogPlist}`,
+        `Removed ${world.serverPlist}`,
+        `Data in ${join(world.home, '.amplifier')} was left in place.`,
+      ])
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${SERVER}`],
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({})
+      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
+      expect(filesUnder(join(world.home, '.amplifier'))).to.deep.equal(['.env', 'server/server.out.log'])
+    })
+
+    it('succeeds and says so when nothing is installed, twice over', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      for (let i = 0; i < 2; i++) {
+        const result = await backend.uninstall()
+        expect(result).to.deep.equal({success: true, platform: 'macos', message: 'amplifier-distro service is not installed; nothing to do.', details: []})
+      }
+
+      expect(world.fake.calls().every((call) => call[0] === 'print')).to.equal(true)
+    })
+
+    it('removes plists whose jobs are no longer loaded without calling bootout', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      world.fake.unloadAll()
+      world.fake.clearCalls()
+      expect((await backend.uninstall()).success).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${SERVER}`],
+      ])
+      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
+    })
+
+    it('boots out a job whose plist was deleted by hand (bootout by label; remove on an old launchctl)', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      rmSync(world.serverPlist)
+      const status = await backend.status()
+      expect(status.server).to.deep.equal({installed: false, state: 'running', pid: 1234})
+      expect(status.details[1]).to.equal(`Server:   running, PID 1234 (${SERVER}), loaded but ${world.serverPlist} is gone`)
+      world.fake.clearCalls()
+      expect((await backend.uninstall()).success).to.equal(true)
+      expect(world.fake.calls().slice(2)).to.deep.equal([
+        ['bootout', `gui/501/${WATCHDOG}`],
+        ['print', `gui/501/${WATCHDOG}`],
+        ['bootout', `gui/501/${SERVER}`],
+        ['print', `gui/501/${SERVER}`],
+      ])
+
+      await backend.install(options)
+      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']})
+      rmSync(world.serverPlist)
+      world.fake.clearCalls()
+      expect((await backend.uninstall()).success).to.equal(true)
+      expect(world.fake.calls().slice(-4)).to.deep.equal([
+        ['unload', world.watchdogPlist],
+        ['list', WATCHDOG],
+        ['remove', SERVER],
+        ['list', SERVER],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({})
+    })
+
+    it('falls back to unload on a launchctl without bootout', async () => {
+      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']})
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      world.fake.clearCalls()
+      expect((await backend.uninstall()).success).to.equal(true)
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${WATCHDOG}`],
+        ['list', WATCHDOG],
+        ['list', SERVER],
+        ['unload', world.watchdogPlist],
+        ['list', WATCHDOG],
+        ['unload', world.serverPlist],
+        ['list', SERVER],
+      ])
+      expect(world.fake.loaded()).to.deep.equal({})
+      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
+    })
+  })
+
+  describe('status', () => {
+    let health: {server: Server; port: number} | undefined
+
+    afterEach(async () => {
+      if (health) await new Promise((resolve) => health!.server.close(resolve))
+      health = undefined
+    })
+
+    it('reports both jobs running with their PIDs and a healthy server on the installed host and port', async () => {
+      health = await healthServer()
+      world.fake.configure({pid: 4321})
+      const backend = createLaunchdBackend(world.ctx)
+      expect((await backend.install({...options, port: health.port})).success).to.equal(true)
+      const status = await backend.status()
+      expect(status).to.deep.equal({
+        success: true,
+        platform: 'macos',
+        message: 'amplifier-distro service is installed.',
+        details: [
+          'Platform: macos (launchd user agents)',
+          `Server:   running, PID 4321 (${SERVER})`,
+          `Watchdog: running, PID 4321 (${WATCHDOG})`,
+          `Health:   http://127.0.0.1:${health.port}/api/health healthy`,
+        ],
+        installed: true,
+        server: {installed: true, state: 'running', pid: 4321},
+        watchdog: {installed: true, state: 'running', pid: 4321},
+        health: {url: `http://127.0.0.1:${health.port}/api/health`, healthy: true},
+        warnings: [],
+      })
+    })
+
+    it('reads host and port back from the installed plist, not from defaults', async () => {
+      health = await healthServer(503)
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install({...options, host: 'localhost', port: health.port})
+      const status = await backend.status()
+      expect(status.health).to.deep.equal({url: `http://localhost:${health.port}/api/health`, healthy: false, reason: 'HTTP 503'})
+    })
+
+    it('reports a loaded job that is not running, with no PID, and an unreachable server', async () => {
+      const closed = await healthServer()
+      const {port} = closed
+      await new Promise((resolve) => closed.server.close(resolve))
+      world.fake.configure({state: 'not running'})
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install({...options, port})
+      const status = await backend.status()
+      expect(status.success).to.equal(true)
+      expect(status.server).to.deep.equal({installed: true, state: 'not running'})
+      expect(status.health).to.deep.equal({url: `http://127.0.0.1:${port}/api/health`, healthy: false, reason: 'ECONNREFUSED'})
+      expect(status.details[1]).to.equal(`Server:   not running (${SERVER})`)
+      expect(status.details[3]).to.equal(`Health:   http://127.0.0.1:${port}/api/health not healthy (ECONNREFUSED)`)
+    })
+
+    it('reports installed plists that launchd has not loaded', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      world.fake.unloadAll()
+      const status = await backend.status()
+      expect(status.server).to.deep.equal({installed: true, state: 'not-loaded'})
+      expect(status.watchdog).to.deep.equal({installed: true, state: 'not-loaded'})
+      expect(status.warnings).to.deep.equal([
+        `Warning: ${world.serverPlist} exists but launchd has not loaded it.\n  Run: amp-distro service install`,
+        `Warning: ${world.watchdogPlist} exists but launchd has not loaded it.\n  Run: amp-distro service install`,
+      ])
+    })
+
+    it('reads state and PID from launchctl list when print is not available', async () => {
+      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable'], pid: 555})
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      world.fake.clearCalls()
+      const status = await backend.status()
+      expect(status.server).to.deep.equal({installed: true, state: 'running', pid: 555})
+      expect(status.watchdog).to.deep.equal({installed: true, state: 'running', pid: 555})
+      expect(world.fake.calls()).to.deep.equal([
+        ['print', `gui/501/${SERVER}`],
+        ['list', SERVER],
+        ['list', WATCHDOG],
+      ])
+    })
+
+    it('reports nothing installed with no health check, and exits successfully', async () => {
+      const status = await createLaunchdBackend(world.ctx).status()
+      expect(status).to.deep.equal({
+        success: true,
+        platform: 'macos',
+        message: 'amplifier-distro service is not installed.',
+        details: [
+          'Platform: macos (launchd user agents)',
+          `Server:   not installed (${SERVER})`,
+          `Watchdog: not installed (${WATCHDOG})`,
+          'Install it: amp-distro service install',
+        ],
+        installed: false,
+        server: {installed: false, state: 'not-installed'},
+        watchdog: {installed: false, state: 'not-installed'},
+        health: null,
+        warnings: [],
+      })
+    })
+
+    it('fails (state unknown) when launchctl cannot be run', async () => {
+      const status = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).status()
+      expect(status.success).to.equal(false)
+      expect(status.server.state).to.equal('unknown')
+      expect(status.message).to.match(/^Cannot read the service state: launchctl could not be run/)
+    })
+  })
+
+  describe('status drift warnings', () => {
+    function editPlist(file: string, edit: (value: Record<string, unknown>) => void): void {
+      const value = readPlist(file) as Record<string, unknown>
+      edit(value)
+      writeFileSync(file, buildPlist(value as PlistObject))
+    }
+
+    it('warns, once, about plists that run the deprecated amp-distro-server', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      const old = join(world.root, 'prefix', 'bin', 'amp-distro-server')
+      writeFileSync(old, '#!/bin/sh\n')
+      for (const file of [world.serverPlist, world.watchdogPlist]) {
+        editPlist(file, (value) => {
+          value.ProgramArguments = [old, ...(value.ProgramArguments as string[]).slice(1)]
+        })
+      }
+
+      const status = await backend.status()
+      expect(status.success).to.equal(true)
+      expect(status.warnings).to.deep.equal(["Warning: installed service references deprecated 'amp-distro-server'.\n  Run: amp-distro service uninstall && amp-distro service install"])
+    })
+
+    it('does not warn about a current install', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      expect((await backend.status()).warnings).to.deep.equal([])
+    })
+
+    it('names an executable that no longer exists', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      rmSync(world.bin)
+      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's executable ${world.bin} no longer exists.\n  Re-run: amp-distro service install`])
+    })
+
+    it('names a Node folder that no longer exists, as after a Node upgrade', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      rmSync(join(world.root, 'node-v20'), {recursive: true})
+      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's Node folder ${world.nodeDir} no longer exists.\n  Re-run: amp-distro service install`])
+    })
+
+    it('warns about a plist that cannot be parsed and still reports the rest', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      writeFileSync(world.watchdogPlist, '<plist><dict><key>Label</key>')
+      const status = await backend.status()
+      expect(status.success).to.equal(true)
+      expect(status.watchdog.installed).to.equal(true)
+      expect(status.warnings).to.have.length(1)
+      expect(status.warnings[0]).to.match(new RegExp(`^Warning: ${world.watchdogPlist.replaceAll(/[.*+?^${}()|[\]\\]/g, String.raw`\$&`)} is not a readable property list`))
+    })
+  })
+})

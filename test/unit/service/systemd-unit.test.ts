@@ -1,0 +1,176 @@
+import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {
+  directive,
+  nodeDirOf,
+  parseUnit,
+  readUnitCommand,
+  renderServerUnit,
+  renderWatchdogUnit,
+} from '../../../src/lib/service/systemd-unit.js'
+import type {UnitSpec} from '../../../src/lib/service/types.js'
+
+const spec: UnitSpec = {
+  bin: '/opt/my tools/amp-distro',
+  host: '127.0.0.1',
+  port: 8400,
+  path: '/home/ada/.nvm/versions/node/v20.20.2/bin:/opt/100%/bin:/usr/bin',
+  home: '/home/ada',
+}
+
+const HEADER = '# Written by `amp-distro service install`; re-run it to update this file, `amp-distro service uninstall` to remove it.'
+
+describe('systemd unit rendering', () => {
+  it('renders the server unit', () => {
+    expect(renderServerUnit(spec)).to.equal(`${HEADER}
+[Unit]
+Description=Amplifier distro server
+StartLimitIntervalSec=60
+StartLimitBurst=5
+
+[Service]
+Type=simple
+ExecStart="/opt/my tools/amp-distro" "serve" "--host" "127.0.0.1" "--port" "8400"
+Restart=on-failure
+RestartSec=5
+WorkingDirectory=%h
+Environment="PATH=/home/ada/.nvm/versions/node/v20.20.2/bin:/opt/100%%/bin:/usr/bin"
+EnvironmentFile=-%h/.amplifier/.env
+
+[Install]
+WantedBy=default.target
+`)
+  })
+
+  it('renders the watchdog unit, tied to the server with After=, Wants= and PartOf=', () => {
+    expect(renderWatchdogUnit({...spec, host: '::1', port: 9000})).to.equal(`${HEADER}
+[Unit]
+Description=Amplifier distro server health watchdog
+After=amplifier-distro.service
+Wants=amplifier-distro.service
+PartOf=amplifier-distro.service
+StartLimitIntervalSec=60
+StartLimitBurst=5
+
+[Service]
+Type=simple
+ExecStart="/opt/my tools/amp-distro" "watchdog" "--host" "::1" "--port" "9000"
+Restart=always
+RestartSec=5
+WorkingDirectory=%h
+Environment="PATH=/home/ada/.nvm/versions/node/v20.20.2/bin:/opt/100%%/bin:/usr/bin"
+EnvironmentFile=-%h/.amplifier/.env
+
+[Install]
+WantedBy=default.target
+`)
+  })
+
+  it('puts the start limits in [Unit], where systemd reads them', () => {
+    for (const text of [renderServerUnit(spec), renderWatchdogUnit(spec)]) {
+      const unit = parseUnit(text)
+      expect(directive(unit, 'Unit', 'StartLimitIntervalSec')).to.equal('60')
+      expect(directive(unit, 'Unit', 'StartLimitBurst')).to.equal('5')
+      expect(unit.get('Service')!.map(([key]) => key)).to.not.include.members(['StartLimitIntervalSec', 'StartLimitBurst'])
+    }
+  })
+
+  it('reads back the command, host, port and PATH it wrote', () => {
+    const tricky: UnitSpec = {...spec, bin: String.raw`/opt/a "b" $c 100%\d/amp-distro`, host: 'example.org', port: 65_535, path: '/x $y/bin:/usr/bin'}
+    for (const [text, subcommand] of [
+      [renderServerUnit(tricky), 'serve'],
+      [renderWatchdogUnit(tricky), 'watchdog'],
+    ] as const) {
+      const command = readUnitCommand(text)!
+      expect(command.argv).to.deep.equal([tricky.bin, subcommand, '--host', 'example.org', '--port', '65535'])
+      expect(command).to.include({host: 'example.org', port: 65_535, path: '/x $y/bin:/usr/bin'})
+      expect(nodeDirOf(command.path)).to.equal('/x $y/bin')
+    }
+  })
+
+  it("falls back to serve's defaults for a hand-written unit that names no host or port", () => {
+    expect(readUnitCommand('[Service]\nExecStart=-/usr/bin/amp-distro serve\n')).to.deep.equal({
+      argv: ['/usr/bin/amp-distro', 'serve'],
+      host: '127.0.0.1',
+      port: 8400,
+      path: undefined,
+    })
+  })
+
+  it('reads --host=… and --port=… forms and continuation lines', () => {
+    expect(readUnitCommand('[Service]\nExecStart=amp-distro serve \\\n  --host=0.0.0.0 --port=8500\n')).to.include({host: '0.0.0.0', port: 8500})
+  })
+
+  it('says there is no command for a unit without ExecStart=', () => {
+    expect(readUnitCommand('[Unit]\nDescription=x\n')).to.equal(undefined)
+  })
+
+  it('refuses to render a value carrying a newline', () => {
+    expect(() => renderServerUnit({...spec, host: '127.0.0.1\nExecStartPre=/bin/sh -c "touch /tmp/x"'})).to.throw(/control character/)
+    expect(() => renderServerUnit({...spec, path: '/usr/bin\nExecStartPre=/bin/true'})).to.throw(/control character/)
+  })
+
+  describe('templates/amplifier-distro.service', () => {
+    const template = readFileSync(new URL('../../../templates/amplifier-distro.service', import.meta.url), 'utf8')
+    const varying = (key: string, value: string) => key === 'ExecStart' || (key === 'Environment' && value.startsWith('"PATH='))
+    const settings = (text: string) =>
+      [...parseUnit(text)].flatMap(([section, lines]) => lines.filter(([key, value]) => !varying(key, value)).map(([key, value]) => `[${section}] ${key}=${value}`))
+
+    it('runs amp-distro serve on the default address', () => {
+      expect(directive(parseUnit(template), 'Service', 'ExecStart')).to.equal('amp-distro serve --host 127.0.0.1 --port 8400')
+    })
+
+    it('has the same settings as the generated server unit', () => {
+      expect(settings(template)).to.deep.equal(settings(renderServerUnit(spec)))
+      expect(settings(template)).to.have.length.greaterThan(8)
+    })
+  })
+
+  describe('systemd-analyze verify', () => {
+    let dir: string
+
+    before(function () {
+      if (spawnSync('systemd-analyze', ['--version']).status !== 0) {
+        if (process.env.CI === 'true') throw new Error('systemd-analyze is missing')
+        this.skip()
+      }
+    })
+
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'amp-distro-verify-'))
+    })
+
+    afterEach(() => rmSync(dir, {recursive: true, force: true}))
+
+    it('accepts both generated units without a single line of output', () => {
+      // verify needs ExecStart to name an existing executable; a path with a space, % and $ tests the quoting too.
+      const binDir = join(dir, 'my tools 100% $HOME', 'bin')
+      const runtime = join(dir, 'runtime')
+      const units = join(dir, 'units')
+      mkdirSync(binDir, {recursive: true})
+      mkdirSync(runtime, {mode: 0o700})
+      mkdirSync(units)
+      writeFileSync(join(binDir, 'amp-distro'), '#!/bin/sh\nexit 0\n')
+      chmodSync(join(binDir, 'amp-distro'), 0o755)
+      const verified: UnitSpec = {bin: join(binDir, 'amp-distro'), host: '127.0.0.1', port: 8400, path: `${binDir}:/usr/bin:/bin`, home: dir}
+      const files = [join(units, 'amplifier-distro.service'), join(units, 'amplifier-distro-watchdog.service')]
+      writeFileSync(files[0], renderServerUnit(verified))
+      writeFileSync(files[1], renderWatchdogUnit(verified))
+      const result = spawnSync('systemd-analyze', ['verify', '--user', ...files], {env: {HOME: dir, PATH: '/usr/bin:/bin', XDG_RUNTIME_DIR: runtime}, encoding: 'utf8'})
+      expect({status: result.status, stdout: result.stdout, stderr: result.stderr}).to.deep.equal({status: 0, stdout: '', stderr: ''})
+    })
+
+    it('would notice a start limit in the wrong section (the check can fail)', () => {
+      const runtime = join(dir, 'runtime')
+      mkdirSync(runtime, {mode: 0o700})
+      const file = join(dir, 'misplaced.service')
+      writeFileSync(file, '[Service]\nExecStart=/bin/true\nStartLimitIntervalSec=60\n')
+      const result = spawnSync('systemd-analyze', ['verify', '--user', file], {env: {HOME: dir, PATH: '/usr/bin:/bin', XDG_RUNTIME_DIR: runtime}, encoding: 'utf8'})
+      expect(result.stderr).to.include("Unknown key 'StartLimitIntervalSec' in section [Service]")
+    })
+  })
+})
