@@ -1,8 +1,8 @@
 // Builds, with esbuild, what bin/run.js loads:
 //
-// 1. dist/lib/fast-path.js (and its lazily loaded chunks dist/lib/fast-*.js):
-//    the fast path and the lib modules its commands use, as a few ES modules
-//    instead of some thirty. They sit in dist/lib so that paths relative to
+// 1. dist/lib/fast-path.js and dist/lib/fast-actions.js: the fast path, and
+//    the actions with the lib modules they use, as two ES modules instead of
+//    some thirty. They sit in dist/lib so that paths relative to
 //    import.meta.url (src/lib/pkg.ts) resolve as they do from tsc's output.
 //
 // 2. The oclif side of the CLI (oclif, @oclif/plugin-help and every
@@ -50,13 +50,10 @@ const entry = [
   `export const COMMANDS = {${commands.map(({id}, i) => `${JSON.stringify(id)}: C${i}`).join(', ')}}`,
 ].join('\n')
 
-await build({
+// The fast path answers --version from package.json; only its commands load the actions.
+const fastOptions = {
   absWorkingDir: root,
-  entryPoints: {'lib/fast-path': join(src, 'fast-path.ts')},
-  outdir: out,
-  chunkNames: 'lib/fast-[hash]',
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
@@ -65,7 +62,22 @@ await build({
   // Dependencies written as CommonJS (which, plist) require Node built-ins.
   banner: {js: "import {createRequire as __createRequire} from 'node:module';const require=__createRequire(import.meta.url);"},
   logLevel: 'warning',
+}
+await build({
+  ...fastOptions,
+  entryPoints: [join(src, 'fast-path.ts')],
+  outfile: join(out, 'lib', 'fast-path.js'),
+  plugins: [
+    {
+      name: 'actions-apart',
+      setup(context) {
+        context.onResolve({filter: /^\.\/lib\/actions\.js$/}, () => ({path: './fast-actions.js', external: true}))
+      },
+    },
+  ],
 })
+// One file rather than a chunk per lazily loaded module: each ES module file costs a lookup, a read and a link.
+await build({...fastOptions, entryPoints: [join(lib, 'actions.ts')], outfile: join(out, 'lib', 'fast-actions.js')})
 
 const libs = new Set()
 const result = await build({
