@@ -12,7 +12,8 @@ import {freePort, REPO, RUN_JS, waitFor} from '../helpers/cli.js'
 
 /** Throws a clear message when `dist/` is missing, instead of a confusing spawn failure later. */
 export function requireBuild(): void {
-  if (!existsSync(join(REPO, 'dist', 'fast-path.js')) || !existsSync(join(REPO, 'oclif.manifest.json'))) {
+  // The manifest is the build's last step, so with it the whole of dist/ is there.
+  if (!existsSync(join(REPO, 'dist')) || !existsSync(join(REPO, 'oclif.manifest.json'))) {
     throw new Error(`no build found in ${REPO}: run \`npm run build\` first`)
   }
 }
