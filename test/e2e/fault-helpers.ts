@@ -4,7 +4,6 @@
  */
 import {expect} from 'chai'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -18,18 +17,6 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const CLI = join(ROOT, 'bin', 'run.js')
 export const SERVER = 'amplifier-distro.service'
 export const WATCHDOG = 'amplifier-distro-watchdog.service'
-
-/** A port nobody listens on right now (bound on 127.0.0.1 port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** Runs the built CLI inside the manager's namespace, with the manager's environment. */
 export function cliIn(manager: UserManager, ...args: string[]): Promise<RunResult> {

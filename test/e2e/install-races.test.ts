@@ -7,7 +7,6 @@ import {readPid} from '../../src/lib/pidfile.js'
 import {
   cliIn,
   expectOk,
-  freePort,
   isHealthy,
   leftoverRuntimeFiles,
   processPort,
@@ -18,6 +17,7 @@ import {
   unitPort,
   WATCHDOG,
 } from './fault-helpers.js'
+import {freePort} from '../helpers/cli.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /** Rounds per race: each one starts both commands at the same moment, so an interleaving is likely in some of them. */

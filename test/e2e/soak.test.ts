@@ -5,7 +5,8 @@ import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 
 import {RESTART_SEC} from '../../src/lib/service/systemd-unit.js'
-import {cliIn, expectOk, freePort, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './fault-helpers.js'
+import {cliIn, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './fault-helpers.js'
+import {freePort} from '../helpers/cli.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /** How long the soak runs: AMP_DISTRO_SOAK_SECONDS, 600 (ten minutes) unless set. */
