@@ -22,6 +22,32 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
       {home: homedir(), io: consoleIo, version: packageInfo().version, pid: process.pid, signal: shutdownSignal()},
     )
   },
+
+  async watchdog(flags) {
+    const [{watchdog}, {execCommand}] = await Promise.all([import('./watchdog.js'), import('./exec.js')])
+    process.exitCode = await watchdog(
+      {
+        host: String(flags.host),
+        port: String(flags.port),
+        checkInterval: String(flags['check-interval']),
+        restartAfter: String(flags['restart-after']),
+        maxRestarts: String(flags['max-restarts']),
+      },
+      {
+        home: homedir(),
+        env: process.env,
+        pid: process.pid,
+        uid: process.getuid?.() ?? 0,
+        signal: shutdownSignal(),
+        argv: process.argv,
+        cwd: process.cwd(),
+        execPath: process.execPath,
+        exec: execCommand,
+        echo: (line) => process.stderr.write(`${line}\n`),
+      },
+    )
+  },
+
   'service:install': (flags) => service('install', flags),
   'service:uninstall': (flags) => service('uninstall', flags),
   'service:status': (flags) => service('status', flags),

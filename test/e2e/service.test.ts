@@ -53,45 +53,50 @@ function expectOk(result: RunResult): RunResult {
 describeSystemd('service install, status and uninstall on a real systemd user manager', (ctx) => {
   let port: number
   let pid: number
+  let watchdogPid: number
   const cli = (...args: string[]) => ctx().run(process.execPath, [CLI, ...args])
+  const files = () => [SERVER, WATCHDOG].map((unit) => join(unitDir(ctx()), unit))
 
   before(async () => {
     port = await freePort()
   })
 
-  it('installs the server: active, healthy, unit files 0644, systemd-analyze verify silent', async () => {
+  it('installs both units: active, healthy, unit files 0644, systemd-analyze verify silent', async () => {
     const manager = ctx()
     // The user's data must survive an uninstall.
     mkdirSync(join(manager.home, '.amplifier'), {recursive: true})
     writeFileSync(join(manager.home, '.amplifier', 'settings.yaml'), 'keep: me\n')
 
-    const result = expectOk(await cli('service', 'install', '--port', String(port), '--no-watchdog'))
-    expect(result.stdout).to.match(/^Installed amplifier-distro\.service \(systemd user unit\)\.\n/)
+    const result = expectOk(await cli('service', 'install', '--port', String(port)))
+    expect(result.stdout).to.match(/^Installed amplifier-distro\.service and amplifier-distro-watchdog\.service \(systemd user units\)\.\n/)
     pid = await newMainPid(manager, SERVER)
+    watchdogPid = await newMainPid(manager, WATCHDOG)
     await waitFor(healthy(port), {timeoutMs: 30_000, what: 'the installed server to answer its health check'})
 
-    const file = join(unitDir(manager), SERVER)
-    expect(statSync(file).mode & 0o777).to.equal(0o644)
-    expect(readFileSync(file, 'utf8')).to.include(`ExecStart="${CLI}" "serve" "--host" "127.0.0.1" "--port" "${port}"`)
-    expect((await manager.systemctl('is-enabled', SERVER)).stdout.trim()).to.equal('enabled')
-    const verify = await manager.run('systemd-analyze', ['verify', '--user', file])
+    for (const file of files()) expect(statSync(file).mode & 0o777).to.equal(0o644)
+    expect(readFileSync(files()[0], 'utf8')).to.include(`ExecStart="${CLI}" "serve" "--host" "127.0.0.1" "--port" "${port}"`)
+    expect(readFileSync(files()[1], 'utf8')).to.include(`ExecStart="${CLI}" "watchdog" "--host" "127.0.0.1" "--port" "${port}"`)
+    for (const unit of [SERVER, WATCHDOG]) expect((await manager.systemctl('is-enabled', unit)).stdout.trim()).to.equal('enabled')
+    const verify = await manager.run('systemd-analyze', ['verify', '--user', ...files()])
     expect(verify).to.deep.equal({code: 0, stdout: '', stderr: ''})
   })
 
-  it('comes back healthy under a new PID after kill -9 of the main process', async () => {
+  it('comes back healthy under a new PID after kill -9 of the server', async () => {
     process.kill(pid, 'SIGKILL')
     const next = await newMainPid(ctx(), SERVER, pid)
     await waitFor(healthy(port), {timeoutMs: 30_000, what: 'the restarted server to answer its health check'})
     expect(next).to.not.equal(pid)
     pid = next
+    // PartOf= restarts the watchdog along with the server.
+    watchdogPid = await newMainPid(ctx(), WATCHDOG)
   })
 
-  it('status shows the server active, with its PID and health, as text and as JSON', async () => {
+  it('status shows both units active, with PIDs and health, as text and as JSON', async () => {
     const text = expectOk(await cli('service', 'status'))
     expect(text.stderr).to.equal('')
     expect(text.stdout).to.include('amplifier-distro service is installed.\n')
     expect(text.stdout).to.include(`  Server:   active (running), PID ${pid} (${SERVER})\n`)
-    expect(text.stdout).to.include(`  Watchdog: not installed (${WATCHDOG})\n`)
+    expect(text.stdout).to.include(`  Watchdog: active (running), PID ${watchdogPid} (${WATCHDOG})\n`)
     expect(text.stdout).to.include(`  Health:   http://127.0.0.1:${port}/api/health healthy\n`)
 
     const json = JSON.parse(expectOk(await cli('service', 'status', '--json')).stdout)
@@ -100,25 +105,28 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
       platform: 'linux',
       installed: true,
       server: {installed: true, state: 'active', pid},
-      watchdog: {installed: false, state: 'not-installed'},
+      watchdog: {installed: true, state: 'active', pid: watchdogPid},
       health: {url: `http://127.0.0.1:${port}/api/health`, healthy: true},
       warnings: [],
     })
   })
 
-  it('re-install restarts the running server with the new definition', async () => {
+  it('re-install restarts the running units with the new definition', async () => {
     const other = await freePort()
-    expectOk(await cli('service', 'install', '--port', String(other), '--no-watchdog'))
+    expectOk(await cli('service', 'install', '--port', String(other)))
     const next = await newMainPid(ctx(), SERVER, pid)
     await waitFor(healthy(other), {timeoutMs: 30_000, what: 'the server to answer on its new port'})
     expect(await healthy(port)()).to.equal(false)
+    const watchdogNext = await newMainPid(ctx(), WATCHDOG, watchdogPid)
+    expect(readFileSync(`/proc/${watchdogNext}/cmdline`, 'utf8').split('\0')).to.include(String(other))
     pid = next
+    watchdogPid = watchdogNext
     port = other
   })
 
   it('status warns about a unit that references the deprecated amp-distro-server', async () => {
     const manager = ctx()
-    const file = join(unitDir(manager), SERVER)
+    const file = files()[0]
     const original = readFileSync(file, 'utf8')
     try {
       writeFileSync(file, original.replace(`ExecStart="${CLI}"`, 'ExecStart="/usr/local/bin/amp-distro-server"'))
@@ -141,25 +149,28 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
 
   it('refuses a --host carrying a newline and changes no file', async () => {
     const manager = ctx()
-    const file = join(unitDir(manager), SERVER)
-    const before = readFileSync(file, 'utf8')
+    const before = files().map((file) => readFileSync(file, 'utf8'))
     const marker = join(manager.home, 'injected')
     const result = await cli('service', 'install', '--host', `127.0.0.1\nExecStartPre=/bin/touch ${marker}`, '--port', String(port))
     expect(result.code).to.equal(1)
     expect(result.stderr).to.match(/^Failed: Invalid host: .* contains a control character\.\n/)
-    expect(readFileSync(file, 'utf8')).to.equal(before)
-    expect(existsSync(join(unitDir(manager), WATCHDOG))).to.equal(false)
+    expect(files().map((file) => readFileSync(file, 'utf8'))).to.deep.equal(before)
     expect(existsSync(marker)).to.equal(false)
-    expect(await ctx().mainPid(SERVER)).to.equal(pid)
+    expect(await manager.mainPid(SERVER)).to.equal(pid)
   })
 
   it('uninstall removes everything but the data; a second uninstall still exits 0', async () => {
     const manager = ctx()
     const result = expectOk(await cli('service', 'uninstall'))
-    expect(result.stdout).to.match(/^Uninstalled amplifier-distro service\.\n {2}Stopped and disabled amplifier-distro\.service\n/)
-    expect(existsSync(join(unitDir(manager), SERVER))).to.equal(false)
-    expect(existsSync(join(unitDir(manager), 'default.target.wants', SERVER))).to.equal(false)
-    expect(await manager.show(SERVER, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
+    expect(result.stdout).to.match(
+      /^Uninstalled amplifier-distro service\.\n {2}Stopped and disabled amplifier-distro-watchdog\.service\n {2}Stopped and disabled amplifier-distro\.service\n/,
+    )
+    for (const unit of [SERVER, WATCHDOG]) {
+      expect(existsSync(join(unitDir(manager), unit))).to.equal(false)
+      expect(existsSync(join(unitDir(manager), 'default.target.wants', unit))).to.equal(false)
+      expect(await manager.show(unit, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
+    }
+
     expect(await healthy(port)()).to.equal(false)
     expect(readFileSync(join(manager.home, '.amplifier', 'settings.yaml'), 'utf8')).to.equal('keep: me\n')
 

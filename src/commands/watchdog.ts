@@ -1,0 +1,32 @@
+import {Flags} from '@oclif/core'
+
+import {ActionCommand} from '../base-command.js'
+import {DEFAULT_HOST, DEFAULT_PORT} from '../lib/paths.js'
+
+export default class Watchdog extends ActionCommand {
+  static description = `Keep the server healthy: check it regularly and restart it when it stays down.
+
+Infrastructure for the service units; it runs in the foreground until SIGTERM or SIGINT. Under systemd or launchd it stops an unhealthy server and exits 1 so that the supervisor brings both back; standalone it starts a fresh detached server itself. Logs go to stderr and ~/.amplifier/server/watchdog.log.
+
+A manual stop is respected: on systemd, \`systemctl --user stop amplifier-distro\` stops the watchdog too. On macOS, stop and start the server with the \`service\` commands, which handle both launchd jobs; stopping only the server job with launchctl leaves the watchdog free to start it again.`
+
+  static hidden = true
+
+  static examples = [
+    {command: '<%= config.bin %> <%= command.id %>', description: 'Watch http://127.0.0.1:8400 with the defaults'},
+    {command: '<%= config.bin %> <%= command.id %> --check-interval 10 --restart-after 60', description: 'React faster'},
+  ]
+
+  static flags = {
+    host: Flags.string({default: DEFAULT_HOST, description: 'Host the server listens on.'}),
+    port: Flags.string({default: String(DEFAULT_PORT), description: 'Port the server listens on (1-65535).'}),
+    'check-interval': Flags.string({default: '30', description: 'Seconds between health checks.'}),
+    'restart-after': Flags.string({default: '300', description: 'Seconds the server may stay unhealthy before it is restarted.'}),
+    'max-restarts': Flags.string({default: '5', description: 'Restart attempts before the watchdog gives up (0 = unlimited).'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Watchdog)
+    await this.perform(flags)
+  }
+}

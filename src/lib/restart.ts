@@ -1,0 +1,171 @@
+import {spawn} from 'node:child_process'
+import {closeSync, mkdirSync, openSync, writeSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {delimiter, dirname} from 'node:path'
+
+import type {Logger} from './logger.js'
+import {NAMES} from './paths.js'
+import type {Exec} from './service/types.js'
+import type {StopOutcome} from './stop.js'
+
+/** The supervisor the watchdog runs under, if any. */
+export type Supervisor = 'systemd' | 'launchd'
+
+/**
+ * Which supervisor started this process: systemd sets `INVOCATION_ID` for
+ * every unit it runs, launchd sets `LAUNCHD_JOB_NAME` for its jobs.
+ */
+export function detectSupervisor(env: NodeJS.ProcessEnv): Supervisor | undefined {
+  if (env.INVOCATION_ID) return 'systemd'
+  if (env.LAUNCHD_JOB_NAME) return 'launchd'
+  return undefined
+}
+
+/** What a restart attempt came to. */
+export type RestartOutcome =
+  /** A fresh server was started. */
+  | {kind: 'restarted'; message: string}
+  /** The port stayed taken after the old server was stopped: a failed attempt. */
+  | {kind: 'port-busy'}
+  /** The supervisor brings the server back: the watchdog exits with `code` so that it is restarted too. */
+  | {kind: 'exit'; code: number; message: string}
+
+/** One way of bringing the server back. */
+export interface RestartStrategy {
+  readonly mode: Supervisor | 'standalone'
+  restart(): Promise<RestartOutcome>
+}
+
+export interface RestartDeps {
+  /** Stops the server named in `server.pid` (src/lib/stop.ts). */
+  stop: () => Promise<StopOutcome>
+  /** Waits (bounded) until the server's port can be bound again; false when it is still taken. */
+  waitPortFree: () => Promise<boolean>
+  /** Starts a detached `amp-distro serve` and resolves to its PID. */
+  spawnServer: () => Promise<number>
+  exec: Exec
+  uid: number
+  log: Logger
+}
+
+function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
+  switch (outcome.kind) {
+    case 'absent': {
+      return `No server to stop (no usable ${pidFile}).`
+    }
+
+    case 'stale': {
+      return outcome.alive
+        ? `${pidFile} named PID ${outcome.pid}, which is not an amp-distro serve: removed the stale file, signalled nothing.`
+        : `${pidFile} named PID ${outcome.pid}, which is no longer running: removed the stale file.`
+    }
+
+    case 'stopped': {
+      return `Stopped the server (PID ${outcome.pid}).`
+    }
+
+    case 'killed': {
+      return `Killed the server (PID ${outcome.pid}): it did not exit after SIGTERM.`
+    }
+  }
+}
+
+/**
+ * Picks how to restart the server:
+ * - under systemd: stop the server, exit 1; systemd restarts the watchdog,
+ *   whose `Wants=` starts the server unit again;
+ * - under launchd: stop the server, `launchctl kickstart -k` the server job
+ *   (launchd has no `Wants=`), exit 1;
+ * - standalone: stop the server, wait for its port, start a detached
+ *   `amp-distro serve`.
+ * Under a supervisor it never starts a server itself, so there is never a
+ * second server or an orphan.
+ */
+export function restartStrategy(supervisor: Supervisor | undefined, deps: RestartDeps): RestartStrategy {
+  const stop = async () => deps.log.info(describeStop(await deps.stop()))
+
+  if (supervisor === 'systemd') {
+    return {
+      mode: 'systemd',
+      async restart() {
+        await stop()
+        return {kind: 'exit', code: 1, message: 'Exiting with status 1 so that systemd restarts the watchdog and starts the server again.'}
+      },
+    }
+  }
+
+  if (supervisor === 'launchd') {
+    return {
+      mode: 'launchd',
+      async restart() {
+        await stop()
+        const target = `gui/${deps.uid}/${NAMES.launchdLabel}`
+        const result = await deps.exec('launchctl', ['kickstart', '-k', target])
+        if (result.code !== 0) deps.log.warn(`launchctl kickstart -k ${target} failed (exit ${result.code}): ${result.stderr.trim()}`)
+        return {kind: 'exit', code: 1, message: 'Exiting with status 1 so that launchd restarts the watchdog.'}
+      },
+    }
+  }
+
+  return {
+    mode: 'standalone',
+    async restart() {
+      await stop()
+      if (!(await deps.waitPortFree())) return {kind: 'port-busy'}
+      const pid = await deps.spawnServer()
+      return {kind: 'restarted', message: `Started a new server (PID ${pid}).`}
+    },
+  }
+}
+
+/** True when `host:port` can be bound right now (a listener is opened and closed at once). */
+export function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'EADDRINUSE'))
+    probe.listen({host, port, exclusive: true}, () => probe.close(() => resolve(true)))
+  })
+}
+
+export interface SpawnServerOptions {
+  /** The `amp-distro` to run (binary resolution, src/lib/binary.ts). */
+  bin: string
+  host: string
+  port: number
+  /** Appended to with the new server's stdout and stderr. */
+  crashLog: string
+  env: NodeJS.ProcessEnv
+  /** The Node running the watchdog; its folder goes first on PATH so `#!/usr/bin/env node` finds it. */
+  execPath: string
+  /** A line written to the crash log before the server's own output. */
+  banner: string
+}
+
+/**
+ * Starts `<bin> serve --host <host> --port <port>` detached from the
+ * watchdog: in its own session, output appended to the crash log, not
+ * waited for (so it outlives the watchdog). Resolves to its PID once it has
+ * started, rejects when it cannot be started at all.
+ */
+export function spawnDetachedServer(options: SpawnServerOptions): Promise<number> {
+  mkdirSync(dirname(options.crashLog), {recursive: true})
+  const fd = openSync(options.crashLog, 'a', 0o644)
+  try {
+    writeSync(fd, `${options.banner}\n`)
+    const env = {...options.env, PATH: [dirname(options.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)}
+    const child = spawn(options.bin, ['serve', '--host', options.host, '--port', String(options.port)], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env,
+    })
+    return new Promise((resolve, reject) => {
+      child.once('error', reject)
+      child.once('spawn', () => {
+        child.unref()
+        resolve(child.pid as number)
+      })
+    })
+  } finally {
+    closeSync(fd)
+  }
+}

@@ -1,0 +1,255 @@
+import {UserError} from './errors.js'
+import {checkHealth, type HealthAnswer} from './health.js'
+import {createFileLogger, type Logger} from './logger.js'
+import {pathsFor} from './paths.js'
+import {readPid, removePidIfOwned, writePid} from './pidfile.js'
+import {isToolProcess} from './procs.js'
+import {detectSupervisor, portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart.js'
+import {serverUrl} from './serve.js'
+import type {Exec} from './service/types.js'
+import {serverStopDeps, stopFromPidFile} from './stop.js'
+import {parsePort, parseWhole, validateHost} from './validate.js'
+
+export interface WatchdogFlags {
+  host: string
+  port: string
+  checkInterval: string
+  restartAfter: string
+  maxRestarts: string
+}
+
+export interface WatchdogSettings {
+  host: string
+  port: number
+  checkIntervalMs: number
+  restartAfterMs: number
+  /** 0 means unlimited. */
+  maxRestarts: number
+}
+
+/** One day: also keeps the interval far below setTimeout's 24.8-day ceiling. */
+const MAX_INTERVAL_S = 86_400
+
+function parseBounded(what: string, value: string, min: number, max: number): number {
+  const n = parseWhole(what, value, min)
+  if (n > max) throw new UserError(`Invalid ${what}: ${JSON.stringify(value)}. Use a whole number from ${min} to ${max}.`)
+  return n
+}
+
+/** Validates the watchdog's flags; throws a UserError naming the first bad one. */
+export function watchdogSettings(flags: WatchdogFlags): WatchdogSettings {
+  return {
+    host: validateHost(flags.host),
+    port: parsePort(flags.port),
+    checkIntervalMs: parseBounded('check interval', flags.checkInterval, 1, MAX_INTERVAL_S) * 1000,
+    restartAfterMs: parseBounded('restart-after', flags.restartAfter, 1, 7 * MAX_INTERVAL_S) * 1000,
+    maxRestarts: parseBounded('max restarts', flags.maxRestarts, 0, 1_000_000),
+  }
+}
+
+/** `12 s`, `5 min 3 s`. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000)
+  if (seconds < 60) return `${seconds} s`
+  const rest = seconds % 60
+  return rest === 0 ? `${Math.floor(seconds / 60)} min` : `${Math.floor(seconds / 60)} min ${rest} s`
+}
+
+/** Waits `ms`, or less when `signal` aborts (at once when it already has). */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, {once: true})
+  })
+}
+
+export interface LoopDeps {
+  /** One health check of the server. */
+  check: () => Promise<HealthAnswer>
+  /** Monotonic milliseconds. */
+  now: () => number
+  /** Waits `ms`; must return early when the signal aborts. */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  /** Fires on SIGTERM/SIGINT. */
+  signal: AbortSignal
+  log: Logger
+  strategy: RestartStrategy
+}
+
+/**
+ * The supervision loop; resolves to the exit code.
+ *
+ * Every `checkIntervalMs` it checks the server. The first failure starts a
+ * downtime clock (from when that check was sent); a recovery resets it and logs how long the server was
+ * down. Once the server has been down for `restartAfterMs`, the strategy
+ * restarts it: a successful restart resets the clock, a port that is still
+ * busy keeps it (the next check tries again). Every attempt counts toward
+ * `maxRestarts`; when a restart is due and none are left, it logs an error
+ * and resolves to 1. A strategy that hands the restart to a supervisor
+ * ends the loop with its code. An aborted signal ends the loop with 0.
+ */
+export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps): Promise<number> {
+  const {log} = deps
+  let downSince: number | undefined
+  let attempts = 0
+
+  while (!deps.signal.aborted) {
+    // A failure counts from when the check was sent: a hung server was already not answering then.
+    const sentAt = deps.now()
+    const answer = await deps.check()
+    if (deps.signal.aborted) break
+    const now = deps.now()
+    if (answer.healthy) {
+      if (downSince !== undefined) log.info(`Server healthy again after ${formatDuration(now - downSince)} down.`)
+      downSince = undefined
+    } else {
+      const reason = answer.reason ?? 'no answer'
+      if (downSince === undefined) {
+        downSince = sentAt
+        log.warn(`Server unhealthy (${reason}); it is restarted if it stays down for ${formatDuration(settings.restartAfterMs)}.`)
+      }
+
+      const down = now - downSince
+      if (down >= settings.restartAfterMs) {
+        if (settings.maxRestarts > 0 && attempts >= settings.maxRestarts) {
+          log.error(`Server down for ${formatDuration(down)} (${reason}) and all ${settings.maxRestarts} restart attempts are used up (--max-restarts); giving up.`)
+          return 1
+        }
+
+        attempts++
+        const of = settings.maxRestarts > 0 ? ` of ${settings.maxRestarts}` : ''
+        log.warn(`Server down for ${formatDuration(down)} (${reason}): restart attempt ${attempts}${of}.`)
+        let outcome
+        try {
+          outcome = await deps.strategy.restart()
+        } catch (error) {
+          log.error(`Restart attempt ${attempts} failed: ${(error as Error).message}`)
+          outcome = undefined
+        }
+
+        if (outcome?.kind === 'exit') {
+          log.info(outcome.message)
+          return outcome.code
+        }
+
+        if (outcome?.kind === 'restarted') {
+          log.info(outcome.message)
+          downSince = undefined
+        }
+
+        // A shutdown cuts the wait for the port short; that is no busy port.
+        if (outcome?.kind === 'port-busy' && !deps.signal.aborted) log.warn('Port still busy — will retry next cycle')
+      } else if (down > 0) {
+        log.warn(`Server still unhealthy (${reason}), down for ${formatDuration(down)}.`)
+      }
+    }
+
+    await deps.sleep(settings.checkIntervalMs, deps.signal)
+  }
+
+  return 0
+}
+
+export interface WatchdogDeps {
+  home: string
+  env: NodeJS.ProcessEnv
+  /** This process's PID, written to watchdog.pid. */
+  pid: number
+  uid: number
+  /** Fires on SIGTERM/SIGINT. */
+  signal: AbortSignal
+  /** For binary resolution in standalone mode. */
+  argv: readonly string[]
+  cwd: string
+  execPath: string
+  exec: Exec
+  /** Receives log lines as well as the log file (stderr in the CLI). */
+  echo: (line: string) => void
+}
+
+/** How long a standalone restart waits for the old server's port to be released. */
+const PORT_WAIT_MS = 10_000
+
+async function waitPortFree(host: string, port: number, ms: number, signal: AbortSignal): Promise<boolean> {
+  const deadline = performance.now() + ms
+  for (;;) {
+    if (await portIsFree(host, port)) return true
+    if (signal.aborted || performance.now() >= deadline) return false
+    await abortableSleep(200, signal)
+  }
+}
+
+/**
+ * `amp-distro watchdog`: keeps the server at `host:port` healthy; resolves
+ * to the exit code.
+ *
+ * 1. Validates the flags before anything is written.
+ * 2. Refuses to start while watchdog.pid names another live watchdog,
+ *    then writes its own PID there.
+ * 3. Logs to stderr and ~/.amplifier/server/watchdog.log (rotated).
+ * 4. Runs the loop with the restart strategy for its supervisor (systemd,
+ *    launchd or none) until a signal, a supervisor hand-off or the end of
+ *    its restart budget.
+ * 5. Removes its PID file.
+ */
+export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promise<number> {
+  const settings = watchdogSettings(flags)
+  const paths = pathsFor(deps.home, deps.env)
+  const supervisor = detectSupervisor(deps.env)
+
+  const holder = readPid(paths.watchdogPid)
+  if (holder !== undefined && holder !== deps.pid && isToolProcess(holder, 'watchdog')) {
+    throw new UserError(`watchdog already running (PID ${holder}); its PID file is ${paths.watchdogPid}.`)
+  }
+
+  writePid(paths.watchdogPid, deps.pid)
+  const log = createFileLogger({file: paths.watchdogLog, echo: deps.echo})
+  try {
+    const url = `${serverUrl(settings.host, settings.port)}/api/health`
+    const timeoutMs = Math.min(5000, Math.max(2000, settings.checkIntervalMs))
+    const stopDeps = serverStopDeps()
+    const strategy = restartStrategy(supervisor, {
+      stop: () => stopFromPidFile(paths.serverPid, stopDeps),
+      waitPortFree: () => waitPortFree(settings.host, settings.port, PORT_WAIT_MS, deps.signal),
+      // Resolved at each restart, not at start-up: binary resolution loads
+      // modules a healthy watchdog never needs, and an upgrade in between is honoured.
+      spawnServer: async () =>
+        spawnDetachedServer({
+          bin: (await import('./binary.js')).resolveBinary({argv: deps.argv, env: deps.env, cwd: deps.cwd}).path,
+          host: settings.host,
+          port: settings.port,
+          crashLog: paths.crashLog,
+          env: deps.env,
+          execPath: deps.execPath,
+          banner: `--- ${new Date().toISOString()} amp-distro watchdog (PID ${deps.pid}) starts the server ---`,
+        }),
+      exec: deps.exec,
+      uid: deps.uid,
+      log,
+    })
+    const limit = settings.maxRestarts === 0 ? 'unlimited' : String(settings.maxRestarts)
+    log.info(
+      `Watchdog started (PID ${deps.pid}, ${strategy.mode}): checking ${url} every ${formatDuration(settings.checkIntervalMs)}, ` +
+        `restart after ${formatDuration(settings.restartAfterMs)} down, max restarts ${limit}.`,
+    )
+    const code = await superviseLoop(settings, {
+      check: () => checkHealth(url, timeoutMs),
+      now: () => performance.now(),
+      sleep: abortableSleep,
+      signal: deps.signal,
+      log,
+      strategy,
+    })
+    log.info(deps.signal.aborted ? 'Watchdog stopped by signal.' : `Watchdog exiting with status ${code}.`)
+    return code
+  } finally {
+    removePidIfOwned(paths.watchdogPid, deps.pid)
+  }
+}

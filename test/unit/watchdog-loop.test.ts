@@ -1,0 +1,410 @@
+import {expect} from 'chai'
+import sinon from 'sinon'
+
+import {UserError} from '../../src/lib/errors.js'
+import type {HealthAnswer} from '../../src/lib/health.js'
+import type {Logger} from '../../src/lib/logger.js'
+import {detectSupervisor, type RestartDeps, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
+import type {ExecResult} from '../../src/lib/service/types.js'
+import type {StopOutcome} from '../../src/lib/stop.js'
+import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog.js'
+
+const S = 1000
+
+function settings(overrides: Partial<WatchdogSettings> = {}): WatchdogSettings {
+  return {host: '127.0.0.1', port: 8400, checkIntervalMs: 30 * S, restartAfterMs: 300 * S, maxRestarts: 5, ...overrides}
+}
+
+interface Line {
+  level: 'info' | 'warn' | 'error'
+  message: string
+  at: number
+}
+
+/**
+ * A fake world for the loop: a clock that only moves when the loop sleeps,
+ * a health check answered by `healthyAt(t)`, and a recording logger. The
+ * run ends (abort) once the clock passes `endAt`.
+ */
+function world(options: {healthyAt: (t: number) => boolean; endAt: number}) {
+  const controller = new AbortController()
+  let t = 0
+  const lines: Line[] = []
+  const log: Logger = {
+    info: (message) => lines.push({level: 'info', message, at: t}),
+    warn: (message) => lines.push({level: 'warn', message, at: t}),
+    error: (message) => lines.push({level: 'error', message, at: t}),
+  }
+  const checks: number[] = []
+  return {
+    controller,
+    lines,
+    checks,
+    log,
+    now: () => t,
+    check: async (): Promise<HealthAnswer> => {
+      checks.push(t)
+      return options.healthyAt(t) ? {healthy: true, status: 200} : {healthy: false, reason: 'ECONNREFUSED'}
+    },
+    sleep: async (ms: number) => {
+      t += ms
+      if (t > options.endAt) controller.abort()
+    },
+    run(s: WatchdogSettings, strategy: RestartStrategy) {
+      return superviseLoop(s, {check: this.check, now: this.now, sleep: this.sleep, signal: controller.signal, log, strategy})
+    },
+  }
+}
+
+/** A strategy that answers from a list (the last answer repeats) and records when it was called. */
+function scripted(now: () => number, outcomes: RestartOutcome[], onRestart: (t: number) => void = () => {}) {
+  const calls: number[] = []
+  const strategy: RestartStrategy = {
+    mode: 'standalone',
+    async restart() {
+      calls.push(now())
+      onRestart(now())
+      return outcomes[Math.min(calls.length - 1, outcomes.length - 1)]
+    },
+  }
+  return {strategy, calls}
+}
+
+const RESTARTED: RestartOutcome = {kind: 'restarted', message: 'Started a new server (PID 4242).'}
+
+describe('watchdog loop (fake clock, fake health)', () => {
+  it('restarts once the server has been down for restart-after, not before', async () => {
+    let restartedAt = Number.POSITIVE_INFINITY
+    const w = world({healthyAt: (t) => t > restartedAt, endAt: 1000 * S})
+    const {strategy, calls} = scripted(w.now, [RESTARTED], (t) => (restartedAt = t))
+    const code = await w.run(settings(), strategy)
+    expect(code).to.equal(0)
+    // First failure at 0 starts the clock; checks every 30 s; 300 s later it restarts.
+    expect(calls).to.deep.equal([300 * S])
+    expect(w.lines.find((l) => l.message === 'Started a new server (PID 4242).')?.at).to.equal(300 * S)
+  })
+
+  it('resets the clock when the server recovers before restart-after, and logs how long it was down', async () => {
+    // Down from 0 to 270 s, healthy until 600 s, down again from 600 s.
+    const w = world({healthyAt: (t) => (t >= 270 * S && t < 600 * S) || t > 900 * S, endAt: 1000 * S})
+    const {strategy, calls} = scripted(w.now, [RESTARTED])
+    await w.run(settings(), strategy)
+    const recovered = w.lines.filter((l) => l.message.startsWith('Server healthy again'))
+    expect(recovered[0]).to.deep.include({level: 'info', message: 'Server healthy again after 4 min 30 s down.', at: 270 * S})
+    // Without the reset, the second outage would trigger a restart at 600 s.
+    expect(calls).to.deep.equal([900 * S])
+  })
+
+  it('counts downtime from when the failing check was sent, so a check that times out counts in full', async () => {
+    const w = world({healthyAt: () => false, endAt: 100 * S})
+    const {strategy, calls} = scripted(w.now, [{kind: 'exit', code: 1, message: 'handed over'}])
+    // Each check takes 5 s to time out on a hung server.
+    const slowCheck = async () => {
+      const answer = await w.check()
+      await w.sleep(5 * S)
+      return answer
+    }
+
+    const code = await superviseLoop(settings({restartAfterMs: 5 * S}), {check: slowCheck, now: w.now, sleep: w.sleep, signal: w.controller.signal, log: w.log, strategy})
+    expect(code).to.equal(1)
+    expect(calls).to.deep.equal([5 * S])
+  })
+
+  it('honours max-restarts: every attempt counts, and when none are left it logs an error and exits 1', async () => {
+    const w = world({healthyAt: () => false, endAt: 100_000 * S})
+    const {strategy, calls} = scripted(w.now, [RESTARTED])
+    const code = await w.run(settings({maxRestarts: 3}), strategy)
+    expect(code).to.equal(1)
+    // Each successful restart resets the clock: the next outage starts at the next check.
+    expect(calls).to.deep.equal([300 * S, 630 * S, 960 * S])
+    const last = w.lines.at(-1)!
+    expect(last.level).to.equal('error')
+    expect(last.message).to.include('all 3 restart attempts are used up')
+    expect(last.at).to.equal(1290 * S)
+  })
+
+  it('treats --max-restarts 0 as unlimited', async () => {
+    const w = world({healthyAt: () => false, endAt: 10_000 * S})
+    const {strategy, calls} = scripted(w.now, [RESTARTED])
+    const code = await w.run(settings({maxRestarts: 0}), strategy)
+    expect(code).to.equal(0)
+    expect(calls.length).to.equal(30)
+    expect(w.lines.some((l) => l.level === 'error')).to.be.false
+  })
+
+  it('keeps the clock after a port-busy attempt, warns, retries at the next check, and counts the attempt', async () => {
+    let restartedAt = Number.POSITIVE_INFINITY
+    const w = world({healthyAt: (t) => t > restartedAt, endAt: 1000 * S})
+    const {strategy, calls} = scripted(w.now, [{kind: 'port-busy'}, {kind: 'port-busy'}, RESTARTED], (t) => {
+      if (calls.length === 3) restartedAt = t
+    })
+    await w.run(settings(), strategy)
+    expect(calls).to.deep.equal([300 * S, 330 * S, 360 * S])
+    const busy = w.lines.filter((l) => l.message === 'Port still busy — will retry next cycle')
+    expect(busy.map((l) => [l.level, l.at])).to.deep.equal([
+      ['warn', 300 * S],
+      ['warn', 330 * S],
+    ])
+    expect(w.lines.some((l) => l.message.includes('restart attempt 3 of 5'))).to.be.true
+  })
+
+  it('gives up when port-busy attempts use up max-restarts', async () => {
+    const w = world({healthyAt: () => false, endAt: 1000 * S})
+    const {strategy, calls} = scripted(w.now, [{kind: 'port-busy'}])
+    const code = await w.run(settings({maxRestarts: 2}), strategy)
+    expect(code).to.equal(1)
+    expect(calls).to.deep.equal([300 * S, 330 * S])
+    expect(w.lines.at(-1)).to.deep.include({level: 'error', at: 360 * S})
+  })
+
+  it('counts a restart that throws as a failed attempt and keeps the clock', async () => {
+    const w = world({healthyAt: () => false, endAt: 1000 * S})
+    const calls: number[] = []
+    const strategy: RestartStrategy = {
+      mode: 'standalone',
+      async restart() {
+        calls.push(w.now())
+        throw new UserError('amp-distro binary not found.')
+      },
+    }
+    const code = await w.run(settings({maxRestarts: 2}), strategy)
+    expect(code).to.equal(1)
+    expect(calls).to.deep.equal([300 * S, 330 * S])
+    expect(w.lines.filter((l) => l.level === 'error').map((l) => l.message)[0]).to.equal('Restart attempt 1 failed: amp-distro binary not found.')
+  })
+
+  it('ends with the strategy exit code when the restart is handed to a supervisor', async () => {
+    const w = world({healthyAt: () => false, endAt: 1000 * S})
+    const {strategy, calls} = scripted(w.now, [{kind: 'exit', code: 1, message: 'Exiting with status 1.'}])
+    const code = await w.run(settings(), strategy)
+    expect(code).to.equal(1)
+    expect(calls).to.deep.equal([300 * S])
+    expect(w.checks.at(-1)).to.equal(300 * S)
+  })
+
+  it('stops promptly on abort, without waiting out the check interval (real sleep, sinon clock)', async () => {
+    const clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout']})
+    try {
+      const controller = new AbortController()
+      const {strategy, calls} = scripted(() => 0, [RESTARTED])
+      let checks = 0
+      const loop = superviseLoop(settings(), {
+        check: async () => {
+          checks++
+          return {healthy: true, status: 200}
+        },
+        now: () => clock.now,
+        sleep: abortableSleep,
+        signal: controller.signal,
+        log: {info() {}, warn() {}, error() {}},
+        strategy,
+      })
+      // Let the first check run and the loop reach its 30-second sleep.
+      await clock.tickAsync(0)
+      expect(checks).to.equal(1)
+      controller.abort()
+      // Resolving without the fake clock moving proves the sleep woke on the abort.
+      expect(await loop).to.equal(0)
+      expect(clock.now).to.equal(0)
+      expect(clock.countTimers()).to.equal(0)
+      expect(calls).to.deep.equal([])
+    } finally {
+      clock.restore()
+    }
+  })
+
+  it('does not report a busy port when a shutdown cut the wait for it short', async () => {
+    const controller = new AbortController()
+    const lines: string[] = []
+    const code = await superviseLoop(settings({restartAfterMs: 0}), {
+      check: async () => ({healthy: false, reason: 'ECONNREFUSED'}),
+      now: () => 0,
+      sleep: async () => {},
+      signal: controller.signal,
+      log: {info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m)},
+      strategy: {
+        mode: 'standalone',
+        async restart() {
+          controller.abort()
+          return {kind: 'port-busy'}
+        },
+      },
+    })
+    expect(code).to.equal(0)
+    expect(lines.some((line) => line.includes('restart attempt 1'))).to.be.true
+    expect(lines).to.not.include('Port still busy — will retry next cycle')
+  })
+
+  it('does not act on a check that finished after the abort', async () => {
+    const controller = new AbortController()
+    const {strategy, calls} = scripted(() => 0, [RESTARTED])
+    // restart-after 0 would restart on this very check if the loop acted on it.
+    const code = await superviseLoop(settings({restartAfterMs: 0}), {
+      check: async () => {
+        controller.abort()
+        return {healthy: false, reason: 'timeout'}
+      },
+      now: () => 10 * S,
+      sleep: async () => {},
+      signal: controller.signal,
+      log: {info() {}, warn() {}, error() {}},
+      strategy,
+    })
+    expect(code).to.equal(0)
+    expect(calls).to.deep.equal([])
+  })
+})
+
+describe('abortableSleep', () => {
+  it('waits the full time when nothing aborts', async () => {
+    const clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout']})
+    try {
+      let done = false
+      const sleeping = abortableSleep(30 * S, new AbortController().signal).then(() => (done = true))
+      await clock.tickAsync(29 * S)
+      expect(done).to.be.false
+      await clock.tickAsync(S)
+      await sleeping
+      expect(done).to.be.true
+    } finally {
+      clock.restore()
+    }
+  })
+
+  it('returns at once for an already aborted signal', async () => {
+    const clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout']})
+    try {
+      await abortableSleep(30 * S, AbortSignal.abort())
+      expect(clock.countTimers()).to.equal(0)
+    } finally {
+      clock.restore()
+    }
+  })
+})
+
+/** Records every effect a restart strategy uses, in order. */
+function effects(options: {portFree?: boolean; kickstart?: ExecResult} = {}) {
+  const order: string[] = []
+  const execCalls: [string, string[]][] = []
+  const lines: string[] = []
+  const deps: RestartDeps = {
+    async stop(): Promise<StopOutcome> {
+      order.push('stop')
+      return {kind: 'stopped', pid: 777}
+    },
+    async waitPortFree() {
+      order.push('waitPortFree')
+      return options.portFree ?? true
+    },
+    async spawnServer() {
+      order.push('spawn')
+      return 4242
+    },
+    async exec(file, args) {
+      order.push('exec')
+      execCalls.push([file, args])
+      return options.kickstart ?? {code: 0, stdout: '', stderr: ''}
+    },
+    uid: 501,
+    log: {info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m)},
+  }
+  return {deps, order, execCalls, lines}
+}
+
+async function runWithStrategy(env: NodeJS.ProcessEnv, fx: ReturnType<typeof effects>) {
+  const w = world({healthyAt: () => false, endAt: 400 * S})
+  const strategy = restartStrategy(detectSupervisor(env), fx.deps)
+  return {code: await w.run(settings(), strategy), strategy}
+}
+
+describe('restart strategies', () => {
+  it('detects systemd by INVOCATION_ID and launchd by LAUNCHD_JOB_NAME; empty values do not count', () => {
+    expect(detectSupervisor({INVOCATION_ID: '0123456789abcdef0123456789abcdef'})).to.equal('systemd')
+    expect(detectSupervisor({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'})).to.equal('launchd')
+    expect(detectSupervisor({INVOCATION_ID: '', LAUNCHD_JOB_NAME: ''})).to.equal(undefined)
+    expect(detectSupervisor({})).to.equal(undefined)
+  })
+
+  it('under systemd (INVOCATION_ID): stops the server and exits 1, never spawns', async () => {
+    const fx = effects()
+    const {code, strategy} = await runWithStrategy({INVOCATION_ID: '0123456789abcdef0123456789abcdef'}, fx)
+    expect(strategy.mode).to.equal('systemd')
+    expect(code).to.equal(1)
+    expect(fx.order).to.deep.equal(['stop'])
+    expect(fx.lines).to.include('Stopped the server (PID 777).')
+  })
+
+  it('under launchd (LAUNCHD_JOB_NAME): stops the server, kickstarts the server job, exits 1, never spawns', async () => {
+    const fx = effects()
+    const {code, strategy} = await runWithStrategy({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, fx)
+    expect(strategy.mode).to.equal('launchd')
+    expect(code).to.equal(1)
+    expect(fx.order).to.deep.equal(['stop', 'exec'])
+    expect(fx.execCalls).to.deep.equal([['launchctl', ['kickstart', '-k', 'gui/501/com.amplifier.distro']]])
+  })
+
+  it('under launchd, a failing kickstart is logged and it still exits 1', async () => {
+    const fx = effects({kickstart: {code: 113, stdout: '', stderr: 'Could not find service "com.amplifier.distro" in domain for port\n'}})
+    const {code} = await runWithStrategy({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, fx)
+    expect(code).to.equal(1)
+    expect(fx.lines.some((l) => l.includes('failed (exit 113)') && l.includes('Could not find service'))).to.be.true
+  })
+
+  it('standalone: stops the server, waits for the port, spawns a new one and keeps watching', async () => {
+    const fx = effects()
+    const {code, strategy} = await runWithStrategy({}, fx)
+    expect(strategy.mode).to.equal('standalone')
+    expect(code).to.equal(0)
+    expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
+  })
+
+  it('standalone: a port that stays busy is a failed attempt and nothing is spawned', async () => {
+    const fx = effects({portFree: false})
+    const outcome = await restartStrategy(undefined, fx.deps).restart()
+    expect(outcome).to.deep.equal({kind: 'port-busy'})
+    expect(fx.order).to.deep.equal(['stop', 'waitPortFree'])
+  })
+
+  it('describes a stale PID file without claiming a stop', async () => {
+    const fx = effects()
+    fx.deps.stop = async () => ({kind: 'stale', pid: 31337, alive: true})
+    await restartStrategy('systemd', fx.deps).restart()
+    expect(fx.lines[0]).to.equal('server.pid named PID 31337, which is not an amp-distro serve: removed the stale file, signalled nothing.')
+  })
+})
+
+describe('watchdog settings', () => {
+  const defaults = {host: '127.0.0.1', port: '8400', checkInterval: '30', restartAfter: '300', maxRestarts: '5'}
+
+  it('parses the defaults into milliseconds', () => {
+    expect(watchdogSettings(defaults)).to.deep.equal({host: '127.0.0.1', port: 8400, checkIntervalMs: 30_000, restartAfterMs: 300_000, maxRestarts: 5})
+    expect(watchdogSettings({...defaults, maxRestarts: '0'}).maxRestarts).to.equal(0)
+  })
+
+  for (const [flag, value, pattern] of [
+    ['port', '0', /Invalid port/],
+    ['port', '8400x', /Invalid port/],
+    ['host', '127.0.0.1\nExecStartPre=/bin/true', /control character/],
+    ['checkInterval', '0', /Invalid check interval/],
+    ['checkInterval', '-5', /Invalid check interval/],
+    ['checkInterval', '1.5', /Invalid check interval/],
+    ['checkInterval', '86401', /from 1 to 86400/],
+    ['restartAfter', 'soon', /Invalid restart-after/],
+    ['restartAfter', '0', /Invalid restart-after/],
+    ['maxRestarts', '-1', /Invalid max restarts/],
+    ['maxRestarts', 'many', /Invalid max restarts/],
+  ] as const) {
+    it(`refuses ${flag} ${JSON.stringify(value)}`, () => {
+      expect(() => watchdogSettings({...defaults, [flag]: value}))
+        .to.throw(UserError)
+        .with.property('message')
+        .that.matches(pattern)
+    })
+  }
+
+  it('formats durations for the log', () => {
+    expect(formatDuration(12_400)).to.equal('12 s')
+    expect(formatDuration(300_000)).to.equal('5 min')
+    expect(formatDuration(303_000)).to.equal('5 min 3 s')
+  })
+})
