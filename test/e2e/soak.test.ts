@@ -4,6 +4,8 @@ import {Agent, get} from 'node:http'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 
+import {pathsFor} from '../../src/lib/paths.js'
+import {readPid} from '../../src/lib/pidfile.js'
 import {RESTART_SEC} from '../../src/lib/service/systemd-unit.js'
 import {cliIn, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './fault-helpers.js'
 import {freePort} from '../helpers/cli.js'
@@ -126,6 +128,20 @@ function expectNoDrift(what: string, samples: number[]): void {
 
 const mib = (kib: number) => (kib / 1024).toFixed(1)
 
+/** The watchdog unit's main PID, once it runs as the only watchdog process and owns watchdog.pid. */
+async function expectOneWatchdog(manager: UserManager): Promise<number> {
+  const pid = await waitFor(
+    async () => {
+      const {ActiveState, MainPID} = await manager.show(WATCHDOG, ['ActiveState', 'MainPID'])
+      const main = Number(MainPID)
+      return ActiveState === 'active' && main > 0 && readPid(pathsFor(manager.home, manager.env).watchdogPid) === main ? main : undefined
+    },
+    {timeoutMs: 30_000, what: 'the watchdog to run and own watchdog.pid'},
+  )
+  expect(toolProcesses(manager, 'watchdog'), 'watchdog processes').to.deep.equal([pid])
+  return pid
+}
+
 /** The server's main PID once the unit is active and that PID answers health itself. */
 async function runningServer(manager: UserManager, port: number, previous: number): Promise<number> {
   return waitFor(
@@ -139,18 +155,19 @@ async function runningServer(manager: UserManager, port: number, previous: numbe
   )
 }
 
-describeSystemd('soak: steady health requests and periodic kill -9 of the server under systemd', (ctx) => {
+describeSystemd('soak: steady health requests and periodic kill -9 of the server under systemd, watchdog installed', (ctx) => {
   it(`recovers from every kill, keeps its memory flat, and leaves nothing behind (${SOAK_SECONDS} s)`, async function () {
     this.timeout(SOAK_SECONDS * 1000 + 300_000)
     const manager = ctx()
     const port = await freePort()
-    expectOk(await cliIn(manager, 'service', 'install', '--port', String(port), '--no-watchdog'), 'install')
+    expectOk(await cliIn(manager, 'service', 'install', '--port', String(port)), 'install')
     const first = await runningServer(manager, port, 0)
     let pid = first
     await sleep(SETTLE_MS)
     const rssAfterRecovery = [rssKib(pid)]
     const rssBeforeKill: number[] = []
     const kills: Kill[] = []
+    const watchdogs = new Set([await expectOneWatchdog(manager)])
 
     const load = startLoad(port)
     const began = performance.now()
@@ -161,6 +178,7 @@ describeSystemd('soak: steady health requests and periodic kill -9 of the server
         await sleep(next - performance.now())
         expect(await manager.mainPid(SERVER), 'main PID before a kill').to.equal(pid)
         expect(toolProcesses(manager, 'serve'), 'server processes before a kill').to.deep.equal([pid])
+        await expectOneWatchdog(manager)
         rssBeforeKill.push(rssKib(pid))
 
         const at = performance.now()
@@ -177,6 +195,7 @@ describeSystemd('soak: steady health requests and periodic kill -9 of the server
         expect(await runningServer(manager, port, killed), 'the unit main PID after recovery').to.equal(pid)
         await sleep(SETTLE_MS)
         expect(toolProcesses(manager, 'serve'), 'server processes after a recovery').to.deep.equal([pid])
+        watchdogs.add(await expectOneWatchdog(manager))
         rssAfterRecovery.push(rssKib(pid))
       }
     } finally {
@@ -187,6 +206,8 @@ describeSystemd('soak: steady health requests and periodic kill -9 of the server
     expect(ActiveState).to.equal('active')
     // systemd restarted the server once per kill: no restart was missed, none came extra.
     expect(Number(NRestarts), 'systemd restarts of the server').to.equal(kills.length)
+    // The watchdog never restarted the server on its own: it never exited for systemd to bring both back.
+    expect(Number((await manager.show(WATCHDOG, ['NRestarts'])).NRestarts), 'systemd restarts of the watchdog').to.equal(0)
     expect(kills.length, 'kills during the soak').to.be.at.least(Math.max(1, Math.floor(SOAK_SECONDS / (KILL_EVERY_MS / 1000)) - 1))
 
     // Every request failed only while a killed server was down; every answer came from the server of its time.
@@ -206,6 +227,7 @@ describeSystemd('soak: steady health requests and periodic kill -9 of the server
       [
         `      soak ${SOAK_SECONDS} s: ${answers.length} requests, ${ok} answered, ${answers.length - ok} failed during restarts`,
         `      ${kills.length} kills; recovery ms min ${Math.min(...recovery)} median ${Math.round(median(recovery))} max ${Math.max(...recovery)} (RestartSec ${RESTART_SEC} s)`,
+        `      ${watchdogs.size} watchdog processes in turn (restarted along with the server, PartOf=)`,
         `      RSS MiB after each recovery: ${rssAfterRecovery.map(mib).join(' ')}`,
         `      RSS MiB before each kill:    ${rssBeforeKill.map(mib).join(' ')}`,
       ].join('\n'),
