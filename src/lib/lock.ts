@@ -40,22 +40,13 @@ function look(file: string): Seen | undefined {
  */
 function create(file: string, pid: number): boolean {
   const own = `${file}.${pid}`
-  writeFileSync(own, `${pid}\n`, {mode: 0o644})
   try {
+    writeFileSync(own, `${pid}\n`, {mode: 0o644})
     linkSync(own, file)
     return true
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EEXIST') return false
-    // A filesystem without hard links: fall back to an exclusive create, PID written just after.
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw error
-    try {
-      writeFileSync(file, `${pid}\n`, {flag: 'wx', mode: 0o644})
-      return true
-    } catch (exclusive) {
-      if ((exclusive as NodeJS.ErrnoException).code === 'EEXIST') return false
-      throw exclusive
-    }
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
   } finally {
     removeFile(own)
   }
