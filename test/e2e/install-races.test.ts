@@ -4,6 +4,7 @@ import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
+import {freePort} from '../helpers/cli.js'
 import {
   cliIn,
   expectOk,
@@ -17,7 +18,6 @@ import {
   unitPort,
   WATCHDOG,
 } from './fault-helpers.js'
-import {freePort} from '../helpers/cli.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /** Rounds per race: each one starts both commands at the same moment, so an interleaving is likely in some of them. */

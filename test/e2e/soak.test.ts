@@ -7,8 +7,8 @@ import {performance} from 'node:perf_hooks'
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
 import {RESTART_SEC} from '../../src/lib/service/systemd-unit.js'
-import {cliIn, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './fault-helpers.js'
 import {freePort} from '../helpers/cli.js'
+import {cliIn, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './fault-helpers.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /**
