@@ -1,8 +1,13 @@
 #!/usr/bin/env node
-import {fastRun} from '../dist/fast-path.js'
+import module from 'node:module'
+
+import {fastRun} from '../dist/lib/fast-path.js'
+
+// Node 22.1+ keeps compiled code between runs; older versions lack the call.
+module.enableCompileCache?.()
 
 const root = new URL('../', import.meta.url)
 if (!(await fastRun(process.argv.slice(2), root))) {
-  const {execute} = await import('@oclif/core')
+  const {execute} = await import('../dist/oclif.js')
   await execute({dir: import.meta.url})
 }

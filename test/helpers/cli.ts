@@ -114,13 +114,13 @@ export async function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; 
 }
 
 /**
- * Runs the same invocation through oclif's `execute` directly, skipping the
- * fast path in bin/run.js; process.argv looks as it would under bin/run.js,
+ * Runs the same invocation through oclif's `execute` directly, as bin/run.js
+ * does when the fast path declines (the bundled oclif in dist/oclif.js); process.argv looks as it would under bin/run.js,
  * since oclif reads it for help and error output.
  */
 export async function runOclif(args: string[], options: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<Finished> {
   const code = [
-    "import {execute} from '@oclif/core'",
+    `const {execute} = await import(${JSON.stringify(new URL('dist/oclif.js', `file://${REPO}`).href)})`,
     'const args = process.argv.slice(1)',
     `process.argv = [process.argv[0], ${JSON.stringify(RUN_JS)}, ...args]`,
     `await execute({dir: ${JSON.stringify(new URL('bin/run.js', `file://${REPO}`).href)}, args})`,

@@ -9,7 +9,7 @@ import {REPO} from '../helpers/cli.js'
 const run = promisify(execFile)
 
 /** The package as npm would publish it: what `files` lets through. */
-const SHIPPED = [/^bin\/run\.js$/, /^dist\/.+\.js$/, /^templates\/[^/]+$/, /^oclif\.manifest\.json$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/]
+const SHIPPED = [/^bin\/run\.js$/, /^dist\/.+\.c?js$/, /^templates\/[^/]+$/, /^oclif\.manifest\.json$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/]
 
 function commandsBlock(text: string): string {
   const match = /^<!-- commands -->$[\s\S]*?^<!-- commandsstop -->$/m.exec(text)
@@ -27,10 +27,13 @@ describe('the npm package', function () {
     expect(pkg.engines).to.deep.equal({node: '>=20.9.0'})
   })
 
-  it('has exactly one binary, amp-distro, and oclif reads the compiled commands', () => {
+  it('has exactly one binary, amp-distro, and oclif reads the compiled commands, help included (no plugins to load)', () => {
     expect(pkg.bin).to.deep.equal({'amp-distro': './bin/run.js'})
-    expect(pkg.oclif).to.include({bin: 'amp-distro', commands: './dist/commands', topicSeparator: ' '})
-    expect(pkg.oclif.plugins).to.deep.equal(['@oclif/plugin-help'])
+    expect(pkg.oclif).to.include({bin: 'amp-distro', topicSeparator: ' '})
+    expect(pkg.oclif.commands).to.deep.equal({strategy: 'explicit', target: './dist/oclif.js', identifier: 'COMMANDS'})
+    expect(pkg.oclif.plugins).to.equal(undefined)
+    const manifest = JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {pluginName: string}>}
+    expect(manifest.commands.help?.pluginName).to.equal('amplifier-distro')
   })
 
   it('has the build, lint, test and readme scripts', () => {
@@ -41,7 +44,7 @@ describe('the npm package', function () {
     const {stdout} = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {cwd: REPO})
     const files = (JSON.parse(stdout) as Array<{files: Array<{path: string}>}>)[0].files.map((file) => file.path)
     expect(files.filter((file) => !SHIPPED.some((pattern) => pattern.test(file)))).to.deep.equal([])
-    expect(files).to.include.members(['bin/run.js', 'dist/fast-path.js', 'dist/commands/serve.js', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
+    expect(files).to.include.members(['bin/run.js', 'dist/lib/fast-path.js', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
   })
 
   it("keeps the README's command reference in step with the commands (npm run readme)", async () => {

@@ -69,19 +69,24 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
 
   const systemctl = (...args: string[]) => ctx.exec('systemctl', ['--user', ...args], {env: ctx.env})
 
-  /** Why the user manager cannot be used, or undefined when it answers. */
-  async function managerProblem(): Promise<string[] | undefined> {
-    const answer = await systemctl('show', '--property=Version', '--value')
-    if (answer.code === 0) return undefined
+  /** Why the user manager cannot be used, from a failed `systemctl --user` answer. */
+  function problemOf(answer: ExecResult): string[] {
     if (answer.code === 127) return ['systemctl was not found on PATH: this system does not run systemd.', WSL_HINT]
     return [`systemctl --user answered: ${firstLine(answer)}`, 'amp-distro service needs a running systemd user manager (systemctl --user).', WSL_HINT]
   }
 
-  async function show(): Promise<Record<string, ShownUnit> | string> {
+  /** Why the user manager cannot be used, or undefined when it answers. */
+  async function managerProblem(): Promise<string[] | undefined> {
+    const answer = await systemctl('show', '--property=Version', '--value')
+    return answer.code === 0 ? undefined : problemOf(answer)
+  }
+
+  /** Both units as the manager sees them; a failed answer means the manager cannot be reached. */
+  async function show(): Promise<{units: Record<string, ShownUnit>} | {problem: string[]}> {
     const answer = await systemctl('show', '--property=LoadState,ActiveState,SubState,MainPID,Result,FragmentPath', SERVER_UNIT, WATCHDOG_UNIT)
-    if (answer.code !== 0) return firstLine(answer)
+    if (answer.code !== 0) return {problem: problemOf(answer)}
     const [server, watchdog] = parseShow(answer.stdout)
-    return {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}}
+    return {units: {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}}}
   }
 
   function plan(spec: UnitSpec, options: {watchdog: boolean}): InstallPlan {
@@ -189,14 +194,13 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       message: 'amplifier-distro service is not installed; nothing to do.',
       details: [],
     }
-    const problem = await managerProblem()
-    if (problem) {
+    const answer = await show()
+    if ('problem' in answer) {
       if (!files[SERVER_UNIT] && !files[WATCHDOG_UNIT]) return notInstalled
-      return failed('systemd user manager is not reachable; cannot stop the service, nothing was removed.', problem)
+      return failed('systemd user manager is not reachable; cannot stop the service, nothing was removed.', answer.problem)
     }
 
-    const shown = await show()
-    if (typeof shown === 'string') return failed(`Cannot read the service state: ${shown}`)
+    const shown = answer.units
     // The watchdog goes first, so it cannot start the server again while that is being stopped.
     const units = [WATCHDOG_UNIT, SERVER_UNIT].filter((unit) => files[unit] || orphaned(shown[unit], unitFile[unit]))
     if (units.length === 0) return notInstalled
@@ -264,15 +268,15 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       warnings: [],
     })
 
-    const problem = await managerProblem()
-    if (problem) {
+    // One `show` both proves the manager answers and reads the units: status is run often and must start fast.
+    const answer = await show()
+    if ('problem' in answer) {
       return anyFile
-        ? unreadable(false, 'Cannot read the service state: the systemd user manager is not reachable.', problem)
-        : unreadable(true, 'amplifier-distro service is not installed.', problem)
+        ? unreadable(false, 'Cannot read the service state: the systemd user manager is not reachable.', answer.problem)
+        : unreadable(true, 'amplifier-distro service is not installed.', answer.problem)
     }
 
-    const shown = await show()
-    if (typeof shown === 'string') return unreadable(false, `Cannot read the service state: ${shown}`, [])
+    const shown = answer.units
 
     const unitStatus = (unit: string): UnitStatus => {
       const s = shown[unit]

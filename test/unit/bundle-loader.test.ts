@@ -1,0 +1,64 @@
+import {expect} from 'chai'
+import {chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {compileCacheDir, privateDir, routeOf} from '../../src/bundle-loader.js'
+
+describe('compileCacheDir', () => {
+  it("is a folder of the user's own in the temporary folder", () => {
+    expect(compileCacheDir({}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
+    expect(compileCacheDir({}, '/tmp', undefined)).to.equal('/tmp/amplifier-distro-compile-cache')
+  })
+
+  it('follows an absolute NODE_COMPILE_CACHE and ignores a relative one', () => {
+    expect(compileCacheDir({NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal('/var/cache/node/amplifier-distro')
+    expect(compileCacheDir({NODE_COMPILE_CACHE: 'cache'}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
+  })
+
+  it('is off with NODE_DISABLE_COMPILE_CACHE', () => {
+    expect(compileCacheDir({NODE_DISABLE_COMPILE_CACHE: '1', NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal(undefined)
+  })
+})
+
+describe('privateDir', () => {
+  let base: string
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'amp-private-'))
+  })
+  afterEach(() => rmSync(base, {recursive: true, force: true}))
+
+  it('creates a missing folder with mode 0700 and accepts it', () => {
+    expect(privateDir(join(base, 'a', 'cache'))).to.equal(true)
+  })
+
+  it('refuses a folder others may write, a symlink and a file', () => {
+    const open = join(base, 'open')
+    mkdirSync(open, {mode: 0o700})
+    chmodSync(open, 0o777)
+    expect(privateDir(open)).to.equal(false)
+
+    const target = join(base, 'target')
+    mkdirSync(target, {mode: 0o700})
+    symlinkSync(target, join(base, 'link'))
+    expect(privateDir(join(base, 'link'))).to.equal(false)
+
+    writeFileSync(join(base, 'file'), '')
+    expect(privateDir(join(base, 'file'))).to.equal(false)
+  })
+})
+
+describe('routeOf', () => {
+  it('is the command words before the first flag, and whether help was asked for', () => {
+    expect(routeOf(['--help'])).to.equal('--help')
+    expect(routeOf(['serve', '--help'])).to.equal('serve --help')
+    expect(routeOf(['service', 'install', '--port', '8500'])).to.equal('service install')
+    expect(routeOf(['service', 'install', '-h'])).to.equal('service install --help')
+    expect(routeOf(['help', 'service', 'install'])).to.equal('help service install')
+    expect(routeOf([])).to.equal('')
+  })
+
+  it('keeps flag values out of the route', () => {
+    expect(routeOf(['serve', '--port', '8500'])).to.equal(routeOf(['serve', '--port', '8600']))
+  })
+})
