@@ -76,8 +76,17 @@ await build({
     },
   ],
 })
-// One file rather than a chunk per lazily loaded module: each ES module file costs a lookup, a read and a link.
-await build({...fastOptions, entryPoints: [join(lib, 'actions.ts')], outfile: join(out, 'lib', 'fast-actions.js')})
+// Split at the actions' lazy imports: each command loads the shared core plus
+// its own chunk, so `service status` on Linux does not compile launchd's plist
+// parser or the watchdog. Chunks sit beside fast-actions.js, in dist/lib, so
+// paths relative to import.meta.url resolve as they do from tsc's output.
+await build({
+  ...fastOptions,
+  entryPoints: {'fast-actions': join(lib, 'actions.ts')},
+  outdir: join(out, 'lib'),
+  splitting: true,
+  chunkNames: 'fast-[name]-[hash]',
+})
 
 // oclif sorts the commands with localeCompare on every start; the first call
 // builds an ICU collator, about an eighth of Node's own start-up. For these

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -73,5 +73,37 @@ describe('withLock', () => {
     } finally {
       holder.kill('SIGKILL')
     }
+  })
+
+  it('takes an abandoned lock even when a waiter was killed while removing it', async () => {
+    const dead = spawnSync('true').pid
+    const lock = join(dir, 'stale.lock')
+    writeFileSync(lock, `${dead}\n`)
+    writeFileSync(`${lock}.break`, `${dead}\n`)
+    expect(await withLock(lock, async () => 'ran', {timeoutMs: 2000})).to.equal('ran')
+    expect(readdirSync(dir)).to.deep.equal([])
+  })
+
+  it('fails with a clear message when the lock cannot be created or read', async () => {
+    const failure = async (lock: string) => {
+      try {
+        await withLock(lock, async () => 'ran', {timeoutMs: 300})
+      } catch (error) {
+        return error
+      }
+
+      throw new Error('withLock ran the work')
+    }
+
+    writeFileSync(join(dir, 'server'), 'a file where the folder should be\n')
+    const blocked = await failure(file)
+    expect(blocked).to.be.instanceOf(UserError)
+    expect((blocked as UserError).message).to.match(/^Cannot create the service lock .*\/server\/service\.lock \((ENOTDIR|EEXIST)\)\.$/)
+
+    const folder = join(dir, 'folder.lock')
+    mkdirSync(folder)
+    const unreadable = await failure(folder)
+    expect(unreadable).to.be.instanceOf(UserError)
+    expect((unreadable as UserError).message).to.equal(`Cannot take the service lock ${folder}.`)
   })
 })
