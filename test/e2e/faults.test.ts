@@ -8,7 +8,7 @@ import {RESTART_SEC, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/sys
 import {freePort, RUN_JS, waitFor as poll} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
 import {type Launched, launch} from '../support/processes.js'
-import {cli, cliOk, servePids, shortenWatchdogIntervals, steadyServer, steadyWatchdog} from './service-fixtures.js'
+import {cli, cliOk, toolProcesses, shortenWatchdogIntervals, steadyServer, steadyWatchdog} from './service-fixtures.js'
 import {describeSystemd, harnessUnavailable, isRunning, startUserManager, type UserManager, waitFor} from './systemd-harness.js'
 
 /** An HTTP listener that has nothing to do with amp-distro: it answers every request `418 unrelated`. */
@@ -58,7 +58,7 @@ describeSystemd('faults under systemd: a server that cannot start', function (ma
     await new Promise((resolve) => setTimeout(resolve, (2 * RESTART_SEC + 2) * 1000))
     const later = await um.show(SERVER_UNIT, ['ActiveState', 'NRestarts'])
     expect(later).to.deep.equal({ActiveState: 'failed', NRestarts: failed.NRestarts})
-    expect(servePids(um)).to.deep.equal([])
+    expect(toolProcesses(um, 'serve')).to.deep.equal([])
 
     const status = await cli(um, ['service', 'status'])
     const text = status.stdout + status.stderr
@@ -89,7 +89,7 @@ describeSystemd('faults under systemd: the watchdog killed with SIGKILL', functi
     process.kill(killed, 'SIGKILL')
     const restarted = await waitFor(
       async () => {
-        counts.push(servePids(um).length)
+        counts.push(toolProcesses(um, 'serve').length)
         const pid = await steadyWatchdog(um, 1000).catch(() => undefined)
         return pid !== undefined && pid !== killed ? pid : undefined
       },
@@ -104,7 +104,7 @@ describeSystemd('faults under systemd: the watchdog killed with SIGKILL', functi
     try {
       const replacement = await waitFor(
         async () => {
-          counts.push(servePids(um).length)
+          counts.push(toolProcesses(um, 'serve').length)
           const pid = await healthPid(port, 500)
           return pid !== undefined && pid !== server ? pid : undefined
         },
@@ -117,7 +117,7 @@ describeSystemd('faults under systemd: the watchdog killed with SIGKILL', functi
     }
 
     expect(Math.max(...counts), 'serve processes at any time').to.equal(1)
-    expect(servePids(um)).to.have.length(1)
+    expect(toolProcesses(um, 'serve')).to.have.length(1)
     expect(await um.mainPid(WATCHDOG_UNIT)).to.be.above(0)
     expect(restarted).to.not.equal(killed)
   })
@@ -170,7 +170,7 @@ describe('faults under systemd: a HOME with spaces, %, $, & and <', function () 
     await cliOk(um, ['service', 'uninstall'], bin)
     expect(existsSync(paths.systemdServerUnit)).to.equal(false)
     expect(existsSync(paths.systemdWatchdogUnit)).to.equal(false)
-    await waitFor(async () => servePids(um!).length === 0, {timeoutMs: 20_000, what: 'no serve process left'})
+    await waitFor(async () => toolProcesses(um!, 'serve').length === 0, {timeoutMs: 20_000, what: 'no serve process left'})
     expect(await healthPid(port, 1000)).to.equal(undefined)
     expect(await cliOk(um, ['service', 'status'], bin)).to.match(/not installed/)
   })

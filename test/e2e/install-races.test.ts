@@ -6,7 +6,7 @@ import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
 import {freePort} from '../helpers/cli.js'
 import {
-  cliIn,
+  cli,
   expectOk,
   isHealthy,
   leftoverRuntimeFiles,
@@ -17,7 +17,7 @@ import {
   unitDir,
   unitPort,
   WATCHDOG,
-} from './fault-helpers.js'
+} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /** Rounds per race: each one starts both commands at the same moment, so an interleaving is likely in some of them. */
@@ -99,7 +99,7 @@ async function expectUninstalled(manager: UserManager, ports: number[]): Promise
 
 describeSystemd('service install races on a real systemd user manager', (ctx) => {
   afterEach(async () => {
-    await cliIn(ctx(), 'service', 'uninstall')
+    await cli(ctx(), ['service', 'uninstall'])
   })
 
   it('two installs started together end in one generation, valid, active and healthy', async function () {
@@ -109,7 +109,7 @@ describeSystemd('service install races on a real systemd user manager', (ctx) =>
     // The first round installs from nothing; later ones race two re-installs over a running service.
     for (let round = 0; round < ROUNDS; round++) {
       const ports = [await freePort(), await freePort()]
-      const results = await Promise.all(ports.map((port) => cliIn(manager, 'service', 'install', '--port', String(port))))
+      const results = await Promise.all(ports.map((port) => cli(manager, ['service', 'install', '--port', String(port)])))
       for (const result of results) expectOk(result, `install in round ${round}`)
       winners.push(ports.indexOf(await expectInstalled(manager, ports)))
     }
@@ -123,14 +123,14 @@ describeSystemd('service install races on a real systemd user manager', (ctx) =>
     const outcomes: string[] = []
     for (let round = 0; round < OFFSETS_MS.length; round++) {
       const before = await freePort()
-      expectOk(await cliIn(manager, 'service', 'install', '--port', String(before)), 'install before the race')
+      expectOk(await cli(manager, ['service', 'install', '--port', String(before)]), 'install before the race')
       await waitFor(async () => isHealthy(before), {timeoutMs: 30_000, what: `health on port ${before} before the race`})
 
       const port = await freePort()
       const offset = OFFSETS_MS[round]
       const [installed, uninstalled] = await Promise.all([
-        delay(-offset).then(() => cliIn(manager, 'service', 'install', '--port', String(port))),
-        delay(offset).then(() => cliIn(manager, 'service', 'uninstall')),
+        delay(-offset).then(() => cli(manager, ['service', 'install', '--port', String(port)])),
+        delay(offset).then(() => cli(manager, ['service', 'uninstall'])),
       ])
       expectOk(installed, `install in round ${round}`)
       expectOk(uninstalled, `uninstall in round ${round}`)
@@ -138,7 +138,7 @@ describeSystemd('service install races on a real systemd user manager', (ctx) =>
         expect(await expectInstalled(manager, [port])).to.equal(port)
         expect(await isHealthy(before), `health on the uninstalled port ${before}`).to.equal(false)
         outcomes.push('installed')
-        expectOk(await cliIn(manager, 'service', 'uninstall'), 'uninstall after the round')
+        expectOk(await cli(manager, ['service', 'uninstall']), 'uninstall after the round')
       } else {
         await expectUninstalled(manager, [before, port])
         outcomes.push('uninstalled')
@@ -156,8 +156,8 @@ describeSystemd('service install races on a real systemd user manager', (ctx) =>
       const [withWatchdog, without] = [await freePort(), await freePort()]
       const offset = OFFSETS_MS[round]
       const results = await Promise.all([
-        delay(-offset).then(() => cliIn(manager, 'service', 'install', '--port', String(withWatchdog))),
-        delay(offset).then(() => cliIn(manager, 'service', 'install', '--port', String(without), '--no-watchdog')),
+        delay(-offset).then(() => cli(manager, ['service', 'install', '--port', String(withWatchdog)])),
+        delay(offset).then(() => cli(manager, ['service', 'install', '--port', String(without), '--no-watchdog'])),
       ])
       for (const result of results) expectOk(result, `install in round ${round}`)
       const watchdog = existsSync(join(unitDir(manager), WATCHDOG))

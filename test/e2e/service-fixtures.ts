@@ -1,23 +1,27 @@
 /**
- * Steps shared by the real-systemd fault tests and bench/recovery.ts: install
- * the service from this build inside a harness manager, wait for it to be
- * steady, shorten the watchdog's intervals with a drop-in, and find the
- * `amp-distro serve` processes a manager runs.
+ * Steps shared by the suites and benchmarks that run the built CLI inside a
+ * real systemd user manager: run the CLI there, wait for the service to be
+ * steady, shorten the watchdog's intervals with a drop-in, find the tool's
+ * processes a manager runs, and find what an install or uninstall left behind.
  */
-import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {expect} from 'chai'
+import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {checkHealth} from '../../src/lib/health.js'
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
 import {isToolProcess} from '../../src/lib/procs.js'
-import {directive, parseUnit, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/systemd-unit.js'
+import {directive, parseUnit, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/systemd-unit.js'
 import {RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
 import {pidsInMountNamespace, type RunResult, type UserManager, waitFor} from './systemd-harness.js'
 
+export {SERVER_UNIT as SERVER, WATCHDOG_UNIT as WATCHDOG} from '../../src/lib/service/systemd-unit.js'
+
 /** Runs the built CLI inside the manager's namespace (as the user would from a shell there). */
 export function cli(um: UserManager, args: string[], entry = RUN_JS): Promise<RunResult> {
-  return um.run(process.execPath, [entry, ...args])
+  return um.run(process.execPath, [entry, ...args], {timeoutMs: 120_000})
 }
 
 /** Runs the built CLI inside the namespace and throws with its output when it fails. */
@@ -27,11 +31,65 @@ export async function cliOk(um: UserManager, args: string[], entry = RUN_JS): Pr
   return result.stdout
 }
 
+/** Asserts a zero exit code, showing the output when it is not. */
+export function expectOk(result: RunResult, what = 'exit code'): RunResult {
+  expect(result.code, `${what}; stdout: ${result.stdout}; stderr: ${result.stderr}`).to.equal(0)
+  return result
+}
+
 /** `systemctl --user …` that throws when it fails. */
 export async function systemctlOk(um: UserManager, ...args: string[]): Promise<string> {
   const result = await um.systemctl(...args)
   if (result.code !== 0) throw new Error(`systemctl --user ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`)
   return result.stdout
+}
+
+export function unitDir(um: UserManager): string {
+  return pathsFor(um.home, um.env).systemdUserDir
+}
+
+/** True when `/api/health` on 127.0.0.1:port answers healthy within 2 s. */
+export async function isHealthy(port: number): Promise<boolean> {
+  return (await checkHealth(`http://127.0.0.1:${port}/api/health`, 2000)).healthy
+}
+
+/** The port an installed unit file names in its ExecStart, or undefined when the file is absent. */
+export function unitPort(file: string): number | undefined {
+  if (!existsSync(file)) return undefined
+  const command = readUnitCommand(readFileSync(file, 'utf8'))
+  if (command === undefined) throw new Error(`${file} has no ExecStart`)
+  return command.port
+}
+
+/** The value after `--port` on a live process's command line. */
+export function processPort(pid: number): number | undefined {
+  let argv: string[]
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0')
+  } catch {
+    return undefined
+  }
+
+  const at = argv.indexOf('--port')
+  return at === -1 ? undefined : Number(argv[at + 1])
+}
+
+/** Live `amp-distro <subcommand>` processes of this manager (its mount namespace, not other tests'), recognised as the tool recognises its own. */
+export function toolProcesses(um: UserManager, subcommand: 'serve' | 'watchdog'): number[] {
+  return pidsInMountNamespace(um.namespace).filter((pid) => isToolProcess(pid, subcommand))
+}
+
+/** Files in the unit folder that are neither a unit nor a folder: temporary files left by an install. */
+export function strayUnitFiles(um: UserManager): string[] {
+  const dir = unitDir(um)
+  if (!existsSync(dir)) return []
+  return readdirSync(dir).filter((name) => !name.endsWith('.service') && name !== 'default.target.wants')
+}
+
+/** The run-time files a service leaves in ~/.amplifier/server that must not outlive it. */
+export function leftoverRuntimeFiles(um: UserManager): string[] {
+  const paths = pathsFor(um.home, um.env)
+  return [paths.serverPid, paths.watchdogPid, paths.serviceLock].filter((file) => existsSync(file))
 }
 
 /** Waits until the server unit is active and /api/health on 127.0.0.1:`port` answers from its main PID; returns that PID. */
@@ -74,9 +132,4 @@ export async function shortenWatchdogIntervals(um: UserManager, checkInterval: n
   await systemctlOk(um, 'daemon-reload')
   await systemctlOk(um, 'restart', WATCHDOG_UNIT)
   return dropIn
-}
-
-/** The `amp-distro serve` processes running in the manager's namespace (not other tests' servers on this machine). */
-export function servePids(um: UserManager): number[] {
-  return pidsInMountNamespace(um.namespace).filter((pid) => isToolProcess(pid, 'serve'))
 }

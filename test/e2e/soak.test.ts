@@ -8,7 +8,7 @@ import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
 import {RESTART_SEC} from '../../src/lib/service/systemd-unit.js'
 import {freePort} from '../helpers/cli.js'
-import {cliIn, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './fault-helpers.js'
+import {cli, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /**
@@ -166,7 +166,7 @@ describeSystemd('soak: steady health requests and periodic kill -9 of the server
     this.timeout(SOAK_SECONDS * 1000 + 300_000)
     const manager = ctx()
     const port = await freePort()
-    expectOk(await cliIn(manager, 'service', 'install', '--port', String(port)), 'install')
+    expectOk(await cli(manager, ['service', 'install', '--port', String(port)]), 'install')
     const first = await runningServer(manager, port, 0)
     let pid = first
     await sleep(SETTLE_MS)
@@ -241,7 +241,7 @@ describeSystemd('soak: steady health requests and periodic kill -9 of the server
     expectNoDrift('RSS after recovery', rssAfterRecovery)
     expectNoDrift('RSS before a kill', rssBeforeKill)
 
-    expectOk(await cliIn(manager, 'service', 'uninstall'), 'uninstall')
+    expectOk(await cli(manager, ['service', 'uninstall']), 'uninstall')
     expect(await manager.show(SERVER, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
     expect(await manager.show(WATCHDOG, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
     expect(await isHealthy(port)).to.equal(false)
