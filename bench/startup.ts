@@ -12,10 +12,11 @@
 import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {request} from 'node:http'
-import {createServer} from 'node:net'
 import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+
+import {freePort} from '../test/helpers/cli.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const RUNS = Number(process.env.BENCH_RUNS ?? 40)
@@ -118,17 +119,6 @@ function timings(home: string): void {
     const ratio = median(times[i + 1]) / base
     const cpuRatio = median(cpu[i + 1]) / baseCpu
     console.log(`  ${entry.name.padEnd(28)} ${ms(median(times[i + 1]))}  ${ratio.toFixed(2)}×  ${ms(median(cpu[i + 1]))}  ${cpuRatio.toFixed(2)}×  ${verdict(ratio, entry.target)}`)
-  })
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const {port} = probe.address() as {port: number}
-      probe.close(() => resolve(port))
-    })
   })
 }
 
