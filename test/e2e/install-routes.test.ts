@@ -1,30 +1,13 @@
 import {expect} from 'chai'
 import {execFileSync} from 'node:child_process'
 import {readFileSync, readlinkSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import {checkHealth} from '../../src/lib/health.js'
 import {globalInstall, requireBuild, ROOT, scratchDir} from '../helpers/pack.js'
-import {describeSystemd, type RunResult, type UserManager, waitFor} from './systemd-harness.js'
-
-const SERVER = 'amplifier-distro.service'
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-function expectOk(result: RunResult): RunResult {
-  expect(result.code, `exit code; stderr: ${result.stderr}`).to.equal(0)
-  return result
-}
+import {freePort} from '../helpers/cli.js'
+import {expectOk, SERVER} from './service-fixtures.js'
+import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 /** Waits for the server unit to run and answer its health check; returns its main PID. */
 async function runningServer(manager: UserManager, port: number): Promise<number> {

@@ -1,33 +1,14 @@
 import {expect} from 'chai'
 import {copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
+import {createServer} from 'node:net'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 
 import {checkHealth} from '../../src/lib/health.js'
 import {DEPRECATED_WARNING} from '../../src/lib/service/stale.js'
-import {describeSystemd, type RunResult, type UserManager, waitFor} from './systemd-harness.js'
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = join(ROOT, 'bin', 'run.js')
-const SERVER = 'amplifier-distro.service'
-const WATCHDOG = 'amplifier-distro-watchdog.service'
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-function unitDir(manager: UserManager): string {
-  return join(manager.home, '.config', 'systemd', 'user')
-}
+import {freePort, REPO as ROOT, RUN_JS as CLI} from '../helpers/cli.js'
+import {expectOk, SERVER, unitDir, WATCHDOG} from './service-fixtures.js'
+import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
 function healthy(port: number): () => Promise<boolean> {
   return async () => (await checkHealth(`http://127.0.0.1:${port}/api/health`, 2000)).healthy
@@ -43,11 +24,6 @@ function newMainPid(manager: UserManager, unit: string, previous = 0): Promise<n
     },
     {timeoutMs: 30_000, what: `${unit} to run under a new main PID (not ${previous})`},
   )
-}
-
-function expectOk(result: RunResult): RunResult {
-  expect(result.code, `exit code; stderr: ${result.stderr}`).to.equal(0)
-  return result
 }
 
 describeSystemd('service install, status and uninstall on a real systemd user manager', (ctx) => {
