@@ -27,6 +27,12 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS, as bin/package.json declares: the entry scripts start without Node's ES module loader.
+    files: ['bin/**/*.js'],
+    languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', __dirname: 'readonly'}},
+    rules: {'@typescript-eslint/no-require-imports': 'off'},
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unused-expressions': 'off',

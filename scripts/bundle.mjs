@@ -1,9 +1,7 @@
 // Builds, with esbuild, what bin/run.js loads:
 //
-// 1. dist/lib/fast-path.js and dist/lib/fast-actions.js: the fast path, and
-//    the actions with the lib modules they use, as two ES modules instead of
-//    some thirty. They sit in dist/lib so that paths relative to
-//    import.meta.url (src/lib/pkg.ts) resolve as they do from tsc's output.
+// 1. dist/lib/fast-path.cjs: the fast path, the actions and the lib modules
+//    they use, in one CommonJS file.
 //
 // 2. The oclif side of the CLI (oclif, @oclif/plugin-help and every
 // command under src/commands) into one minified CommonJS bundle,
@@ -14,10 +12,10 @@
 // about 160 files on every start; one bundle, compiled once and then run
 // from V8's code cache (src/bundle-loader.ts), starts in a fraction of that.
 //
-// src/lib stays outside the bundle: tsc compiles it once, and the fast path
-// and the commands share that one copy, so paths relative to import.meta.url
-// (the package root, templates) stay what tsc gives them. dist/oclif.js
-// imports the lib modules the bundle uses and hands them to it.
+// src/lib stays outside the oclif bundle: the commands use tsc's copy in
+// dist/lib, so paths relative to import.meta.url (the package root,
+// templates) stay what tsc gives them. dist/oclif.js imports the lib modules
+// the bundle uses and hands them to it.
 import {createHash} from 'node:crypto'
 import {readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join, relative, sep} from 'node:path'
@@ -50,42 +48,29 @@ const entry = [
   `export const COMMANDS = {${commands.map(({id}, i) => `${JSON.stringify(id)}: C${i}`).join(', ')}}`,
 ].join('\n')
 
-// The fast path answers --version from package.json; only its commands load the actions.
-const fastOptions = {
+// The fast path: src/fast-path.ts with the actions and the lib modules they
+// use, as one CommonJS file that bin/run.js (itself CommonJS) requires, so
+// the hot commands never start Node's ES module loader. The actions' lazy
+// imports stay lazy: esbuild runs each module's body only when first
+// imported. npm dependencies (which, plist) stay outside, required from
+// node_modules by the one command that needs each, so `service status` on
+// Linux never parses launchd's plist parser. The file sits in dist/lib, so
+// paths relative to the module (src/lib/pkg.ts) resolve as they do from
+// tsc's output.
+await build({
   absWorkingDir: root,
+  entryPoints: [join(src, 'fast-path.ts')],
+  outfile: join(out, 'lib', 'fast-path.cjs'),
   bundle: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
+  packages: 'external',
   minify: true,
   legalComments: 'none',
-  // Dependencies written as CommonJS (which, plist) require Node built-ins.
-  banner: {js: "import {createRequire as __createRequire} from 'node:module';const require=__createRequire(import.meta.url);"},
+  define: {'import.meta.url': '__moduleUrl'},
+  banner: {js: "var __moduleUrl=require('node:url').pathToFileURL(__filename).href;"},
   logLevel: 'warning',
-}
-await build({
-  ...fastOptions,
-  entryPoints: [join(src, 'fast-path.ts')],
-  outfile: join(out, 'lib', 'fast-path.js'),
-  plugins: [
-    {
-      name: 'actions-apart',
-      setup(context) {
-        context.onResolve({filter: /^\.\/lib\/actions\.js$/}, () => ({path: './fast-actions.js', external: true}))
-      },
-    },
-  ],
-})
-// Split at the actions' lazy imports: each command loads the shared core plus
-// its own chunk, so `service status` on Linux does not compile launchd's plist
-// parser or the watchdog. Chunks sit beside fast-actions.js, in dist/lib, so
-// paths relative to import.meta.url resolve as they do from tsc's output.
-await build({
-  ...fastOptions,
-  entryPoints: {'fast-actions': join(lib, 'actions.ts')},
-  outdir: join(out, 'lib'),
-  splitting: true,
-  chunkNames: 'fast-[name]-[hash]',
 })
 
 // oclif sorts the commands with localeCompare on every start; the first call

@@ -1,5 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {arch, release} from 'node:os'
+import {join} from 'node:path'
 import {parseArgs, type ParseArgsConfig} from 'node:util'
 
 /** The part of an oclif manifest flag that the fast path reads. */
@@ -69,13 +70,13 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
 }
 
 /**
- * Handles `--version` and the hot commands without loading oclif. Returns
- * false when the invocation is not one it handles, so the caller falls back
- * to oclif.
+ * Handles `--version` and the hot commands without loading oclif. `root` is
+ * the package's folder. Returns false when the invocation is not one it
+ * handles, so the caller falls back to oclif.
  */
-export async function fastRun(argv: string[], root: URL): Promise<boolean> {
+export async function fastRun(argv: string[], root: string): Promise<boolean> {
   if (argv.length === 1 && argv[0] === '--version') {
-    const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {name: string; version: string}
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {name: string; version: string}
     process.stdout.write(`${versionLine(pkg.name, pkg.version)}\n`)
     return true
   }
@@ -84,7 +85,7 @@ export async function fastRun(argv: string[], root: URL): Promise<boolean> {
   if (id === undefined) return false
   let manifest: Manifest
   try {
-    manifest = JSON.parse(readFileSync(new URL('oclif.manifest.json', root), 'utf8')) as Manifest
+    manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as Manifest
   } catch {
     return false
   }

@@ -14,6 +14,16 @@ export const NAMES = {
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_PORT = 8400
 
+/** `host:port`, with IPv6 addresses in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
+/** `http://host:port`, with IPv6 addresses in brackets. */
+export function serverUrl(host: string, port: number): string {
+  return `http://${hostPort(host, port)}`
+}
+
 export interface Paths {
   amplifierHome: string
   envFile: string

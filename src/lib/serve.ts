@@ -2,7 +2,7 @@ import type {AddressInfo} from 'node:net'
 
 import {UserError} from './errors.js'
 import type {Io} from './io.js'
-import {pathsFor} from './paths.js'
+import {hostPort, pathsFor, serverUrl} from './paths.js'
 import {readPid, removePidIfOwned, writePid} from './pidfile.js'
 import {isToolProcess} from './procs.js'
 import {createDistroServer, stopServer} from './server.js'
@@ -23,16 +23,6 @@ export interface ServeDeps {
   signal: AbortSignal
   /** How long open connections may take to finish after a stop, in ms. */
   drainMs?: number
-}
-
-/** `host:port`, with IPv6 addresses in brackets. */
-export function hostPort(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`
-}
-
-/** `http://host:port`, with IPv6 addresses in brackets. */
-export function serverUrl(host: string, port: number): string {
-  return `http://${hostPort(host, port)}`
 }
 
 function listenError(error: NodeJS.ErrnoException, host: string, port: number): UserError {

@@ -123,7 +123,7 @@ export async function runOclif(args: string[], options: {env?: NodeJS.ProcessEnv
     `const {execute} = await import(${JSON.stringify(new URL('dist/oclif.js', `file://${REPO}`).href)})`,
     'const args = process.argv.slice(1)',
     `process.argv = [process.argv[0], ${JSON.stringify(RUN_JS)}, ...args]`,
-    `await execute({dir: ${JSON.stringify(new URL('bin/run.js', `file://${REPO}`).href)}, args})`,
+    `await execute({dir: ${JSON.stringify(REPO)}, args})`,
   ].join('\n')
   const run = start('--', args, {env: options.env, nodeArgs: ['--input-type=module', '-e', code]})
   const timer = setTimeout(() => run.child.kill('SIGKILL'), options.timeoutMs ?? 15_000)

@@ -7,7 +7,7 @@ import {listFiles, npmPack, requireBuild, ROOT, unpack} from '../helpers/pack.js
 
 /** What the npm package must hold for the checkout at `root`: the runtime files and nothing else. */
 function expectedFiles(root: string): string[] {
-  const files = ['package.json', 'LICENSE', 'oclif.manifest.json', 'bin/run.js']
+  const files = ['package.json', 'LICENSE', 'oclif.manifest.json', 'bin/run.js', 'bin/package.json']
   if (existsSync(join(root, 'README.md'))) files.push('README.md')
   files.push(...listFiles(join(root, 'dist')).filter((file) => /\.c?js$/.test(file)).map((file) => `dist/${file}`))
   if (existsSync(join(root, 'templates'))) files.push(...listFiles(join(root, 'templates')).map((file) => `templates/${file}`))
@@ -35,7 +35,7 @@ describe('npm pack', function () {
   it('ships the entry script, the compiled code, the manifest, templates, README and LICENSE, and nothing else', () => {
     const files = packed(ROOT)
     expect(files).to.deep.equal(expectedFiles(ROOT))
-    expect(files).to.include.members(['bin/run.js', 'dist/lib/fast-path.js', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'package.json', 'LICENSE'])
+    expect(files).to.include.members(['bin/run.js', 'bin/package.json', 'dist/lib/fast-path.cjs', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'package.json', 'LICENSE'])
     expect(files.filter((file) => /^dist\/oclif\.[0-9a-f]{12}\.cjs$/.test(file))).to.have.length(1)
   })
 

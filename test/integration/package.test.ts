@@ -9,7 +9,7 @@ import {REPO} from '../helpers/cli.js'
 const run = promisify(execFile)
 
 /** The package as npm would publish it: what `files` lets through. */
-const SHIPPED = [/^bin\/run\.js$/, /^dist\/.+\.c?js$/, /^templates\/[^/]+$/, /^oclif\.manifest\.json$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/]
+const SHIPPED = [/^bin\/(run\.js|package\.json)$/, /^dist\/.+\.c?js$/, /^templates\/[^/]+$/, /^oclif\.manifest\.json$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/]
 
 function commandsBlock(text: string): string {
   const match = /^<!-- commands -->$[\s\S]*?^<!-- commandsstop -->$/m.exec(text)
@@ -40,11 +40,11 @@ describe('the npm package', function () {
     expect(pkg.scripts).to.include.keys('build', 'lint', 'test', 'readme')
   })
 
-  it('ships only what runs: bin/run.js, dist, templates, the manifest, README, LICENSE and package.json', async () => {
+  it('ships only what runs: bin/run.js and its package.json, dist, templates, the manifest, README, LICENSE and package.json', async () => {
     const {stdout} = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {cwd: REPO})
     const files = (JSON.parse(stdout) as Array<{files: Array<{path: string}>}>)[0].files.map((file) => file.path)
     expect(files.filter((file) => !SHIPPED.some((pattern) => pattern.test(file)))).to.deep.equal([])
-    expect(files).to.include.members(['bin/run.js', 'dist/lib/fast-path.js', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
+    expect(files).to.include.members(['bin/run.js', 'bin/package.json', 'dist/lib/fast-path.cjs', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
   })
 
   it("keeps the README's command reference in step with the commands (npm run readme)", async () => {

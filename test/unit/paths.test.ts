@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../../src/lib/paths.js'
+import {DEFAULT_HOST, DEFAULT_PORT, hostPort, NAMES, pathsFor, serverUrl} from '../../src/lib/paths.js'
 
 describe('paths', () => {
   it('derives the server files from the home directory', () => {
@@ -57,5 +57,12 @@ describe('paths', () => {
     expect(NAMES).to.include({bin: 'amp-distro', packageName: 'amplifier-distro', systemdUnit: 'amplifier-distro', launchdLabel: 'com.amplifier.distro'})
     expect(DEFAULT_HOST).to.equal('127.0.0.1')
     expect(DEFAULT_PORT).to.equal(8400)
+  })
+
+  it('puts IPv6 addresses in brackets in addresses and URLs', () => {
+    expect(hostPort('::1', 8400)).to.equal('[::1]:8400')
+    expect(hostPort('127.0.0.1', 8400)).to.equal('127.0.0.1:8400')
+    expect(serverUrl('::', 80)).to.equal('http://[::]:80')
+    expect(serverUrl('localhost', 8400)).to.equal('http://localhost:8400')
   })
 })

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {UserError} from '../../src/lib/errors.js'
 import type {Io} from '../../src/lib/io.js'
-import {hostPort, serve, serverUrl} from '../../src/lib/serve.js'
+import {serve} from '../../src/lib/serve.js'
 import {cleanup, freePort, http, serverPidFile, tempHome, waitFor} from '../helpers/cli.js'
 
 function recorder(): Io & {out: string[]; err: string[]} {
@@ -85,12 +85,5 @@ describe('serve (in process, real server on a free port)', () => {
     }
 
     expect(existsSync(join(home, '.amplifier'))).to.equal(false)
-  })
-
-  it('puts IPv6 addresses in brackets in addresses and URLs', () => {
-    expect(hostPort('::1', 8400)).to.equal('[::1]:8400')
-    expect(hostPort('127.0.0.1', 8400)).to.equal('127.0.0.1:8400')
-    expect(serverUrl('::', 80)).to.equal('http://[::]:80')
-    expect(serverUrl('localhost', 8400)).to.equal('http://localhost:8400')
   })
 })

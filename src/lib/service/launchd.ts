@@ -4,10 +4,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import plist, {type PlistObject, type PlistValue} from 'plist'
 
 import {UserError} from '../errors.js'
-import {checkHealth} from '../health.js'
-import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor, serverUrl} from '../paths.js'
 import {commandText, removeFile, writeFilesAtomically} from '../files.js'
-import {serverUrl} from '../serve.js'
 import {parsePort, refuseControlChars, validateHost} from '../validate.js'
 import {makeUnitSpec} from './spec.js'
 import {type InstalledDefinition, staleWarnings} from './stale.js'
@@ -442,6 +440,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       const host = flagValue(installed.server.args, '--host') ?? DEFAULT_HOST
       const port = Number(flagValue(installed.server.args, '--port') ?? DEFAULT_PORT)
       const url = `${serverUrl(host, Number.isInteger(port) && port > 0 && port < 65_536 ? port : DEFAULT_PORT)}/api/health`
+      const {checkHealth} = await import('../health.js')
       const answer = await checkHealth(url, 2000)
       health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
     }

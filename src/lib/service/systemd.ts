@@ -2,11 +2,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {checkHealth} from '../health.js'
-import {NAMES, pathsFor} from '../paths.js'
+import {NAMES, pathsFor, serverUrl} from '../paths.js'
 import {commandText, removeFile, writeFilesAtomically} from '../files.js'
-import {acceptsConnections} from '../port-probe.js'
-import {serverUrl} from '../serve.js'
 import {makeUnitSpec} from './spec.js'
 import {staleWarnings} from './stale.js'
 import {nodeDirOf, readUnitCommand, renderServerUnit, renderWatchdogUnit, SERVER_UNIT, WATCHDOG_UNIT} from './systemd-unit.js'
@@ -342,6 +339,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const serverCommand = commands[SERVER_UNIT]
     if (server.installed && serverCommand) {
       const url = `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
+      // Loaded only when there is a server to ask: node:http is a noticeable part of status's start-up.
+      const [{checkHealth}, {acceptsConnections}] = await Promise.all([import('../health.js'), import('../port-probe.js')])
       const answer = await checkHealth(url, 2000)
       health = {url, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {})}
       // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
