@@ -263,6 +263,9 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
   }
 
   async function status(): Promise<StatusResult> {
+    // One `show` both proves the manager answers and reads the units. It starts first and runs while the
+    // unit files are read and the server's health is asked: status is run often and must be quick.
+    const showing = show()
     const texts = {[SERVER_UNIT]: readInstalled(paths.systemdServerUnit), [WATCHDOG_UNIT]: readInstalled(paths.systemdWatchdogUnit)}
     const anyFile = texts[SERVER_UNIT] !== undefined || texts[WATCHDOG_UNIT] !== undefined
     const unread = (unit: string): UnitStatus => ({installed: texts[unit] !== undefined, state: texts[unit] === undefined ? 'not-installed' : 'unknown'})
@@ -278,8 +281,13 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       warnings: [],
     })
 
-    // One `show` both proves the manager answers and reads the units: status is run often and must start fast.
-    const answer = await show()
+    const commands = Object.fromEntries(Object.entries(texts).map(([unit, text]) => [unit, text === undefined ? undefined : readUnitCommand(text)]))
+    const serverCommand = commands[SERVER_UNIT]
+    const healthUrl = serverCommand && `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
+    // Reported only for a server unit systemd has loaded; node:http loads only when there is a server to ask.
+    const healthAnswer = healthUrl && import('../health.js').then(({checkHealth}) => checkHealth(healthUrl, 2000))
+
+    const answer = await showing
     if ('problem' in answer) {
       return anyFile
         ? unreadable(false, 'Cannot read the service state: the systemd user manager is not reachable.', answer.problem)
@@ -326,7 +334,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       }
     }
 
-    const commands = Object.fromEntries(Object.entries(texts).map(([unit, text]) => [unit, text === undefined ? undefined : readUnitCommand(text)]))
     warnings.push(
       ...staleWarnings(
         Object.entries(texts)
@@ -336,16 +343,13 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     )
 
     let health: StatusResult['health'] = null
-    const serverCommand = commands[SERVER_UNIT]
-    if (server.installed && serverCommand) {
-      const url = `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
-      // Loaded only when there is a server to ask: node:http is a noticeable part of status's start-up.
-      const [{checkHealth}, {acceptsConnections}] = await Promise.all([import('../health.js'), import('../port-probe.js')])
-      const answer = await checkHealth(url, 2000)
-      health = {url, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {})}
+    if (server.installed && serverCommand && healthUrl && healthAnswer) {
+      const answer = await healthAnswer
+      health = {url: healthUrl, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {})}
       // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
-      if (server.state !== 'active' && (await acceptsConnections(serverCommand.host, serverCommand.port))) {
-        warnings.unshift(portConflictWarning(serverCommand.host, serverCommand.port))
+      if (server.state !== 'active') {
+        const {acceptsConnections} = await import('../port-probe.js')
+        if (await acceptsConnections(serverCommand.host, serverCommand.port)) warnings.unshift(portConflictWarning(serverCommand.host, serverCommand.port))
       }
     }
 
