@@ -36,14 +36,15 @@ export function table(rows: string[][]): string {
 }
 
 /**
- * Parses a bench script's arguments; on `--help` or bad input prints
+ * Parses a bench script's arguments (`values` of string options, `flags`
+ * named by the boolean options given); on `--help` or bad input prints
  * `usage` and exits (0 for help, 2 for bad input), never a stack trace.
  */
 export function benchArgs(
   usage: string,
   options: NonNullable<ParseArgsConfig['options']>,
   argv = process.argv.slice(2),
-): {values: Record<string, string | undefined>; positionals: string[]} {
+): {values: Record<string, string | undefined>; flags: Set<string>; positionals: string[]} {
   try {
     const parsed = parseArgs({args: argv, options: {...options, help: {type: 'boolean', short: 'h'}}, allowPositionals: true, strict: true})
     if (parsed.values.help) {
@@ -52,8 +53,13 @@ export function benchArgs(
     }
 
     const values: Record<string, string | undefined> = {}
-    for (const [name, value] of Object.entries(parsed.values)) if (typeof value === 'string') values[name] = value
-    return {values, positionals: parsed.positionals}
+    const flags = new Set<string>()
+    for (const [name, value] of Object.entries(parsed.values)) {
+      if (typeof value === 'string') values[name] = value
+      else if (value === true) flags.add(name)
+    }
+
+    return {values, flags, positionals: parsed.positionals}
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${usage}`)
     process.exit(2)

@@ -1,46 +1,43 @@
 /**
- * Start-up time and memory of amp-distro against bare Node on this machine.
+ * Start-up time of amp-distro against bare Node on this machine: `node -e 0`
+ * (the floor) and the CLI's commands side by side, each as a ratio of
+ * medians to the floor, next to its target; exits 1 when a target is missed.
  *
- * Times `node -e 0` (the floor) and the CLI's commands side by side in one
- * hyperfine session, then the settled RSS of the long-running `serve` and
- * `watchdog` against an idle bare Node. Prints each as a ratio with its
- * target and exits 1 when a target is missed. Run it as `bench/startup`
- * (after `npm run build`), optionally with the command to measure, e.g.
- * `bench/startup ~/.local/bin/amp-distro`; the default is this checkout's
- * `node bin/run.js`.
+ * - Always: in a temporary HOME with no service installed.
+ * - With --installed: `service status` of an installed, healthy service
+ *   under a real systemd user manager (the end-to-end harness; Linux, root).
+ *
+ * Node reads the certificates named by NODE_EXTRA_CA_CERTS at start-up, which
+ * adds the same fixed time to the floor and to every command. When it is
+ * set, each set is also measured without it and printed for reference; the
+ * targets are checked against the environment as it is.
  */
-import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
-import {request} from 'node:http'
-import {cpus, tmpdir} from 'node:os'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
+import {cliOk, steadyServer, steadyWatchdog} from '../test/e2e/service-fixtures.js'
+import {startUserManager} from '../test/e2e/systemd-harness.js'
 import {freePort} from '../test/helpers/cli.js'
+import {benchArgs, loadLine, machineLine, median, wholeArg} from './report.js'
+
+const USAGE = `Usage: bench/startup [--installed] [--rounds N] [--runs N] [COMMAND]
+
+Times, with hyperfine, \`node -e 0\` and amp-distro's --version, --help,
+serve --help, service status and watchdog --help in a temporary HOME, in
+interleaved rounds, and prints each median as a ratio to \`node -e 0\`.
+  COMMAND      what runs amp-distro (default: node bin/run.js of this checkout)
+  --installed  also time \`service status\` of an installed, healthy service
+               under a private systemd user manager (this checkout only;
+               Linux, root, and systemd, util-linux and bsdutils, as the
+               end-to-end tests)
+  --rounds N   rounds (default 10)
+  --runs N     runs of each command in each round (default 4)
+Run \`npm run build\` first. Exits 1 when a target is missed.`
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const RUNS = Number(process.env.BENCH_RUNS ?? 40)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
-
-/** The command that runs amp-distro, as argv words. */
-const cli: string[] = process.argv[2] ? [process.argv[2]] : [process.execPath, join(ROOT, 'bin', 'run.js')]
-
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
-}
-
-/** Command ids the CLI has, from its oclif manifest (next to bin/run.js, or asked from the CLI itself). */
-function commandIds(): Set<string> {
-  try {
-    const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
-    if (!process.argv[2]) return new Set(Object.keys(manifest.commands))
-  } catch {
-    // fall through to asking the CLI
-  }
-
-  const has = (words: string[]) => spawnSync(cli[0], [...cli.slice(1), ...words, '--help'], {stdio: 'ignore'}).status === 0
-  return new Set(['service:status', 'watchdog', 'serve'].filter((id) => has(id.split(':'))))
-}
 
 interface Case {
   name: string
@@ -57,147 +54,141 @@ const CASES: Case[] = [
   {name: 'amp-distro watchdog --help', args: ['watchdog', '--help'], target: 2, needs: 'watchdog'},
 ]
 
-interface HyperfineResult {
-  times: number[]
-  user: number
-  system: number
+const INSTALLED: Case = {name: 'amp-distro service status', args: ['service', 'status'], target: 1.5}
+
+/** Runs hyperfine with `args` in `env` (variables added to the runner's own). */
+type Hyperfine = (args: string[], env: NodeJS.ProcessEnv) => Promise<void>
+
+interface Variant {
+  label: string
+  env: NodeJS.ProcessEnv
+  checked: boolean
 }
 
-let failed = false
-function verdict(ratio: number, target: number): string {
-  if (ratio <= target) return `ok (target ≤ ${target.toFixed(2)}×)`
-  failed = true
-  return `OVER (target ≤ ${target.toFixed(2)}×)`
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
 }
 
 /**
- * Runs hyperfine in ROUNDS short rounds over all commands rather than once
- * per command, so that load from other processes, which comes and goes,
- * falls on every command alike; the medians are over all rounds.
+ * Times the floor and `cases` in `rounds` short hyperfine rounds rather than
+ * once per command, so that load from other processes, which comes and goes,
+ * falls on every command alike; the medians are over all rounds. Prints the
+ * table and returns false when a checked target is missed.
  */
-function timings(home: string): void {
-  const ids = commandIds()
+async function timeCases(title: string, cli: string[], cases: Case[], variant: Variant, hyperfine: Hyperfine, scratch: string, shape: {rounds: number; runs: number}): Promise<boolean> {
+  const commands = [`${quote(process.execPath)} -e 0`, ...cases.map((entry) => [...cli, ...entry.args].map((word) => quote(word)).join(' '))]
+  const names = ['node -e 0', ...cases.map((entry) => entry.name)]
+  const json = join(scratch, 'hyperfine.json')
+  const times: number[][] = commands.map(() => [])
+  for (let round = 0; round < shape.rounds; round++) {
+    const args = ['-N', '-i', '--warmup', round === 0 ? '3' : '1', '--runs', String(shape.runs), '--style', 'none', '--export-json', json]
+    await hyperfine([...args, ...names.flatMap((name) => ['-n', name]), ...commands], variant.env)
+    const {results} = JSON.parse(readFileSync(json, 'utf8')) as {results: Array<{times: number[]}>}
+    results.forEach((result, i) => times[i].push(...result.times))
+  }
+
+  const ms = (seconds: number) => `${(seconds * 1000).toFixed(1).padStart(6)} ms`
+  const floor = median(times[0])
+  let met = true
+  console.log(`\n${title}, ${variant.label}: ${shape.rounds} rounds of ${shape.runs} runs; medians and ratios to node -e 0`)
+  console.log(`  ${'node -e 0'.padEnd(28)} ${ms(floor)}  1.00×`)
+  cases.forEach((entry, i) => {
+    const ratio = median(times[i + 1]) / floor
+    let note = `(target ≤ ${entry.target.toFixed(2)}×)`
+    if (variant.checked) {
+      met &&= ratio <= entry.target
+      note = `${ratio <= entry.target ? 'ok' : 'OVER'} ${note}`
+    }
+
+    console.log(`  ${entry.name.padEnd(28)} ${ms(median(times[i + 1]))}  ${ratio.toFixed(2)}×  ${note}`)
+  })
+  return met
+}
+
+/** The environments to measure in: as it is, and without NODE_EXTRA_CA_CERTS when that is set. */
+function variants(asItIs: NodeJS.ProcessEnv, without: NodeJS.ProcessEnv): Variant[] {
+  if (!process.env.NODE_EXTRA_CA_CERTS) return [{label: 'environment as it is', env: asItIs, checked: true}]
+  return [
+    {label: 'with NODE_EXTRA_CA_CERTS as set here', env: asItIs, checked: true},
+    {label: 'without NODE_EXTRA_CA_CERTS (for reference)', env: without, checked: false},
+  ]
+}
+
+/** Command ids the CLI has: from this checkout's manifest, or asked from another CLI itself. */
+function commandIds(cli: string[], own: boolean): Set<string> {
+  if (own) return new Set(Object.keys((JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: object}).commands))
+  const has = (words: string[]) => spawnSync(cli[0], [...cli.slice(1), ...words, '--help'], {stdio: 'ignore'}).status === 0
+  return new Set(['service:status', 'watchdog', 'serve'].filter((id) => has(id.split(':'))))
+}
+
+async function uninstalled(cli: string[], own: boolean, shape: {rounds: number; runs: number}): Promise<boolean> {
+  const ids = commandIds(cli, own)
   const cases = CASES.filter((entry) => {
     if (!entry.needs || ids.has(entry.needs)) return true
     console.log(`skipped: ${entry.name} (no ${entry.needs.replace(':', ' ')} command in this build)`)
     return false
   })
-  const floor = `${quote(process.execPath)} -e 0`
-  const commands = [floor, ...cases.map((entry) => [...cli, ...entry.args].map((word) => quote(word)).join(' '))]
-  const names = ['node -e 0', ...cases.map((entry) => entry.name)]
-  const json = join(home, 'hyperfine.json')
-  const times: number[][] = commands.map(() => [])
-  const cpu: number[][] = commands.map(() => [])
-  const perRound = Math.max(1, Math.round(RUNS / ROUNDS))
-  for (let round = 0; round < ROUNDS; round++) {
-    const run = spawnSync(
-      'hyperfine',
-      ['-N', '--warmup', round === 0 ? '3' : '1', '--runs', String(perRound), '-i', '--style', 'none', '--export-json', json, ...names.flatMap((name) => ['-n', name]), ...commands],
-      {stdio: ['ignore', 'ignore', 'inherit'], env: {...process.env, HOME: home}},
-    )
-    if (run.error || run.status !== 0) throw new Error(`hyperfine failed${run.error ? `: ${run.error.message}` : ''} (install it: apt-get install hyperfine)`)
-    const {results} = JSON.parse(readFileSync(json, 'utf8')) as {results: HyperfineResult[]}
-    results.forEach((result, i) => {
-      times[i].push(...result.times)
-      cpu[i].push(result.user + result.system)
-    })
-  }
-
-  const ms = (seconds: number) => `${(seconds * 1000).toFixed(1).padStart(6)} ms`
-  const base = median(times[0])
-  const baseCpu = median(cpu[0])
-  console.log(`\nStart-up: ${ROUNDS} rounds of ${perRound} runs each; medians, and ratios of medians to node -e 0:`)
-  console.log(`  ${''.padEnd(28)} ${'wall'.padStart(9)}  ratio  ${'user+sys'.padStart(9)}  ratio`)
-  console.log(`  ${'node -e 0'.padEnd(28)} ${ms(base)}  1.00×  ${ms(baseCpu)}  1.00×`)
-  cases.forEach((entry, i) => {
-    const ratio = median(times[i + 1]) / base
-    const cpuRatio = median(cpu[i + 1]) / baseCpu
-    console.log(`  ${entry.name.padEnd(28)} ${ms(median(times[i + 1]))}  ${ratio.toFixed(2)}×  ${ms(median(cpu[i + 1]))}  ${cpuRatio.toFixed(2)}×  ${verdict(ratio, entry.target)}`)
-  })
-}
-
-function healthy(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({host: '127.0.0.1', port, path: '/api/health', agent: false, timeout: 1000}, (res) => {
-      res.resume()
-      resolve(res.statusCode === 200)
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', () => resolve(false))
-    req.end()
-  })
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Resident set size in KiB (`ps` works on Linux and macOS). */
-function rssKiB(pid: number): number {
-  return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], {encoding: 'utf8'}).trim())
-}
-
-/** RSS after the process has run idle for a while: the last of several samples. */
-async function settledRss(child: ChildProcess, settleMs = 3000): Promise<number> {
-  const {pid} = child
-  if (pid === undefined) throw new Error('process did not start')
-  let rss = 0
-  for (const deadline = Date.now() + settleMs; Date.now() < deadline; ) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`process ${child.pid} exited during the memory check`)
-    rss = rssKiB(pid)
-    await sleep(250)
-  }
-
-  return rss
-}
-
-async function memory(home: string): Promise<void> {
-  const children: ChildProcess[] = []
-  const launch = (argv: string[]) => {
-    const child = spawn(argv[0], argv.slice(1), {env: {...process.env, HOME: home}, stdio: 'ignore'})
-    children.push(child)
-    return child
+  const home = mkdtempSync(join(tmpdir(), 'amp-bench-startup-'))
+  const hyperfine: Hyperfine = async (args, env) => {
+    // hyperfine's own notes (outliers, say) would break up the tables; its output is shown when it fails.
+    const run = spawnSync('hyperfine', args, {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env})
+    if (run.error) throw new Error(`hyperfine failed: ${run.error.message} (install it: apt-get install hyperfine)`)
+    if (run.status !== 0) throw new Error(`hyperfine failed (exit ${run.status}): ${run.stderr.trim()}`)
   }
 
   try {
-    const bare = await settledRss(launch([process.execPath, '-e', 'setInterval(()=>{},1e6)']))
-    const port = await freePort()
-    const server = launch([...cli, 'serve', '--port', String(port)])
-    for (const deadline = Date.now() + 20_000; !(await healthy(port)); await sleep(100)) {
-      if (Date.now() > deadline || server.exitCode !== null) throw new Error('serve did not answer /api/health within 20 s')
+    const without: NodeJS.ProcessEnv = {...process.env, HOME: home}
+    delete without.NODE_EXTRA_CA_CERTS
+    let met = true
+    for (const variant of variants({...process.env, HOME: home}, without)) {
+      met = (await timeCases('No service installed (temporary HOME)', cli, cases, variant, hyperfine, home, shape)) && met
     }
 
-    const rows: Array<[string, number]> = [['serve', await settledRss(server)]]
-    if (commandIds().has('watchdog')) {
-      const watchdog = launch([...cli, 'watchdog', '--port', String(port), '--check-interval', '1'])
-      rows.push(['watchdog', await settledRss(watchdog)])
-    } else {
-      console.log('skipped: watchdog memory (no watchdog command in this build)')
-    }
-
-    console.log('\nSettled memory (RSS):')
-    console.log(`  ${"node -e 'setInterval(()=>{},1e6)'".padEnd(36)} ${(bare / 1024).toFixed(1).padStart(6)} MiB  1.00×`)
-    for (const [name, rss] of rows) {
-      console.log(`  ${`amp-distro ${name}`.padEnd(36)} ${(rss / 1024).toFixed(1).padStart(6)} MiB  ${(rss / bare).toFixed(2)}×  ${verdict(rss / bare, 1.25)}`)
-    }
+    return met
   } finally {
-    for (const child of children) child.kill('SIGTERM')
-    await sleep(300)
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    rmSync(home, {recursive: true, force: true})
   }
 }
 
-const home = mkdtempSync(join(tmpdir(), 'amp-bench-startup-'))
-try {
-  console.log(`Machine: ${cpus().length} CPUs, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; measuring: ${cli.map((word) => quote(word)).join(' ')}`)
-  timings(home)
-  await memory(home)
-} finally {
-  rmSync(home, {recursive: true, force: true})
+async function installed(cli: string[], shape: {rounds: number; runs: number}): Promise<boolean> {
+  const um = await startUserManager()
+  try {
+    const port = await freePort()
+    await cliOk(um, ['service', 'install', '--port', String(port)])
+    await steadyServer(um, port)
+    await steadyWatchdog(um)
+    const status = await cliOk(um, ['service', 'status'])
+    if (!/ healthy$/m.test(status)) throw new Error(`the installed service is not healthy:\n${status}`)
+    const hyperfine: Hyperfine = async (args, env) => {
+      const run = await um.run('hyperfine', args, {env, timeoutMs: 600_000})
+      if (run.code !== 0) throw new Error(`hyperfine failed in the user manager's namespace (exit ${run.code}): ${run.stderr.trim()}`)
+    }
+
+    // Commands in the namespace get the manager's own small environment; the variable is added where it is set here.
+    const certs = process.env.NODE_EXTRA_CA_CERTS ? {NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS} : {}
+    let met = true
+    for (const variant of variants(certs, {})) {
+      met = (await timeCases('Installed and healthy (systemd user manager)', cli, [INSTALLED], variant, hyperfine, um.home, shape)) && met
+    }
+
+    return met
+  } finally {
+    await um.stop()
+  }
 }
 
-process.exitCode = failed ? 1 : 0
+const {values, flags, positionals} = benchArgs(USAGE, {installed: {type: 'boolean'}, rounds: {type: 'string'}, runs: {type: 'string'}})
+if (positionals.length > 1 || (flags.has('installed') && positionals.length > 0)) {
+  console.error(`${positionals.length > 1 ? 'Too many arguments.' : '--installed measures the build in this checkout; it takes no COMMAND.'}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+const shape = {rounds: wholeArg(USAGE, 'rounds', values.rounds, 10, 1), runs: wholeArg(USAGE, 'runs', values.runs, 4, 1)}
+const own = positionals.length === 0
+const cli = own ? [process.execPath, join(ROOT, 'bin', 'run.js')] : [positionals[0]]
+console.log(`Machine: ${machineLine()}`)
+console.log(`Before: ${loadLine()}; measuring: ${cli.map((word) => quote(word)).join(' ')}`)
+let met = await uninstalled(cli, own, shape)
+if (flags.has('installed')) met = (await installed(cli, shape)) && met
+console.log(`\nAfter: ${loadLine()}`)
+process.exitCode = met ? 0 : 1
