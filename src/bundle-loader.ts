@@ -50,6 +50,19 @@ function save(file: string, data: Buffer, routes: string[]): void {
   }
 }
 
+/**
+ * The cache file for the bundle at `file`. V8 keeps the file name a cache was
+ * first made for (stack traces would name it), so each copy of the bundle
+ * (a checkout, a global install, npx's copy) gets a cache of its own: the
+ * name carries a hash of the bundle's path (FNV-1a), besides its content hash
+ * and the V8 version.
+ */
+export function cacheFileName(file: string, v8 = process.versions.v8, arch: string = process.arch): string {
+  let hash = 0x81_1c_9d_c5
+  for (let i = 0; i < file.length; i++) hash = Math.imul(hash ^ file.charCodeAt(i), 0x01_00_01_93) >>> 0
+  return `${basename(file)}-${hash.toString(16).padStart(8, '0')}-v8-${v8}-${arch}.bin`
+}
+
 /** Routes recorded per cache before it stops growing (typos make new routes too). */
 export const MAX_ROUTES = 32
 
@@ -100,15 +113,15 @@ export interface LoadOptions {
  * the cache does not cover yet: V8 compiles functions when first called, and
  * a cache written at exit holds those the run needed, so `serve --help`
  * after `--help` would otherwise compile its own functions every time. V8 checks the cache
- * against the source and its own version, and the file name carries the
- * bundle's content hash and the V8 version. The cache folder is used only
+ * against the source and its own version; the file name (cacheFileName) carries the
+ * bundle's path and content hash and the V8 version. The cache folder is used only
  * when it is private to this user.
  */
 export function loadBundle(url: URL, libs: Record<string, unknown>, options: LoadOptions = {}): Record<string, unknown> {
   const file = fileURLToPath(url)
   const source = readFileSync(file, 'utf8')
   const dir = compileCacheDir(options.env ?? process.env, tmpdir(), process.getuid?.())
-  const cacheFile = dir && privateDir(dir) ? join(dir, `${basename(file)}-v8-${process.versions.v8}-${process.arch}.bin`) : undefined
+  const cacheFile = dir && privateDir(dir) ? join(dir, cacheFileName(file)) : undefined
   let cachedData: Buffer | undefined
   let routes: string[] = []
   if (cacheFile) {

@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {execFileSync} from 'node:child_process'
 import {chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -8,7 +9,7 @@ import {listFiles} from '../helpers/pack.js'
 
 /** The oclif bundle's code cache files in a cache folder. */
 function cacheFiles(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((file) => /^oclif\.[0-9a-f]{12}\.cjs-v8-.+\.bin$/.test(file)) : []
+  return existsSync(dir) ? readdirSync(dir).filter((file) => /^oclif\.[0-9a-f]{12}\.cjs-[0-9a-f]{8}-v8-.+\.bin$/.test(file)) : []
 }
 
 /** A home and a temporary folder of the test's own, and where the cache goes in it. */
@@ -106,5 +107,30 @@ describe('compile cache of the oclif bundle (real processes)', function () {
     const done = await runCli(['--help'], {env})
     expect(done.code).to.equal(0)
     expect(listFiles(home)).to.deep.equal([])
+  })
+})
+
+describe('compile cache of a bundle copied to another path (real processes)', function () {
+  this.timeout(60_000)
+  after(cleanup)
+
+  it('names the copy in stack traces, not the copy whose run wrote a cache first', async () => {
+    const home = tempHome()
+    const loader = new URL('../../src/bundle-loader.ts', import.meta.url).href
+    const copies = ['first', 'second'].map((name) => {
+      mkdirSync(join(home, name))
+      const file = join(home, name, 'bundle.cjs')
+      writeFileSync(file, "exports.where = () => new Error('here').stack.split('\\n')[1]\n")
+      return file
+    })
+    const where = (file: string) =>
+      execFileSync(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', `import {loadBundle} from ${JSON.stringify(loader)}; console.log(loadBundle(new URL(${JSON.stringify(`file://${file}`)}), {}).where())`],
+        {env: {...process.env, NODE_COMPILE_CACHE: join(home, 'cache'), NODE_DISABLE_COMPILE_CACHE: ''}, encoding: 'utf8'},
+      )
+    expect(where(copies[0])).to.include(copies[0])
+    expect(where(copies[1])).to.include(copies[1])
+    expect(readdirSync(join(home, 'cache', 'amplifier-distro')).filter((file) => file.endsWith('.bin'))).to.have.length(2)
   })
 })

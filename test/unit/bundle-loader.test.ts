@@ -3,7 +3,7 @@ import {chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} f
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {compileCacheDir, privateDir, routeOf} from '../../src/bundle-loader.js'
+import {cacheFileName, compileCacheDir, privateDir, routeOf} from '../../src/bundle-loader.js'
 
 describe('compileCacheDir', () => {
   it("is a folder of the user's own in the temporary folder", () => {
@@ -18,6 +18,18 @@ describe('compileCacheDir', () => {
 
   it('is off with NODE_DISABLE_COMPILE_CACHE', () => {
     expect(compileCacheDir({NODE_DISABLE_COMPILE_CACHE: '1', NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal(undefined)
+  })
+})
+
+describe('cacheFileName', () => {
+  it('names the bundle, a hash of its path, the V8 version and the architecture', () => {
+    expect(cacheFileName('/opt/a/dist/oclif.0123456789ab.cjs', '11.3.244.8-node.38', 'x64')).to.match(/^oclif\.0123456789ab\.cjs-[0-9a-f]{8}-v8-11\.3\.244\.8-node\.38-x64\.bin$/)
+  })
+
+  it('differs between copies of the same bundle at different paths, and not between runs of one copy', () => {
+    const a = cacheFileName('/opt/a/dist/oclif.0123456789ab.cjs')
+    expect(cacheFileName('/opt/a/dist/oclif.0123456789ab.cjs')).to.equal(a)
+    expect(cacheFileName('/opt/b/dist/oclif.0123456789ab.cjs')).not.to.equal(a)
   })
 })
 
