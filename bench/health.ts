@@ -6,7 +6,8 @@
  * both alike. Loopback only, bounded: `rounds` × 2 runs of `duration` seconds.
  */
 import {cleanup, freePort, tempHome, waitFor} from '../test/helpers/cli.js'
-import {launch, requireBuild, startServe} from '../test/support/processes.js'
+import {requireBuild} from '../test/helpers/pack.js'
+import {launch, startServe} from '../test/support/processes.js'
 import {checkHealth} from '../src/lib/health.js'
 import {packageInfo} from '../src/lib/pkg.js'
 import {benchArgs, loadLine, machineLine, median, table, verdict, wholeArg} from './report.js'

@@ -15,7 +15,8 @@ import {cliOk, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctl
 import {isRunning, startUserManager, waitFor} from '../test/e2e/systemd-harness.js'
 import {freePort} from '../test/helpers/cli.js'
 import {healthPid} from '../test/helpers/processes.js'
-import {builtCommandExists, requireBuild} from '../test/support/processes.js'
+import {requireBuild} from '../test/helpers/pack.js'
+import {builtCommandExists} from '../test/support/processes.js'
 import {benchArgs, loadLine, machineLine, median, verdict, wholeArg} from './report.js'
 
 const USAGE = `Usage: node --import tsx bench/recovery.ts [--crashes N] [--hangs N]

@@ -16,11 +16,12 @@ import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 
 import {cliOk, steadyServer, steadyWatchdog} from '../test/e2e/service-fixtures.js'
 import {startUserManager} from '../test/e2e/systemd-harness.js'
-import {freePort} from '../test/helpers/cli.js'
+import {freePort, RUN_JS} from '../test/helpers/cli.js'
+import {requireBuild} from '../test/helpers/pack.js'
+import {builtCommandExists} from '../test/support/processes.js'
 import {benchArgs, loadLine, machineLine, median, wholeArg} from './report.js'
 
 const USAGE = `Usage: bench/startup [--installed] [--rounds N] [--runs N] [COMMAND]
@@ -36,8 +37,6 @@ interleaved rounds, and prints each median as a ratio to \`node -e 0\`.
   --rounds N   rounds (default 10)
   --runs N     runs of each command in each round (default 4)
 Run \`npm run build\` first. Exits 1 when a target is missed.`
-
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
 interface Case {
   name: string
@@ -114,17 +113,15 @@ function variants(asItIs: NodeJS.ProcessEnv, without: NodeJS.ProcessEnv): Varian
   ]
 }
 
-/** Command ids the CLI has: from this checkout's manifest, or asked from another CLI itself. */
-function commandIds(cli: string[], own: boolean): Set<string> {
-  if (own) return new Set(Object.keys((JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: object}).commands))
-  const has = (words: string[]) => spawnSync(cli[0], [...cli.slice(1), ...words, '--help'], {stdio: 'ignore'}).status === 0
-  return new Set(['service:status', 'watchdog', 'serve'].filter((id) => has(id.split(':'))))
+/** Whether the CLI has a command: this build's manifest says, another CLI is asked for the command's help. */
+function hasCommand(cli: string[], own: boolean, id: string): boolean {
+  if (own) return builtCommandExists(id)
+  return spawnSync(cli[0], [...cli.slice(1), ...id.split(':'), '--help'], {stdio: 'ignore'}).status === 0
 }
 
 async function uninstalled(cli: string[], own: boolean, shape: {rounds: number; runs: number}): Promise<boolean> {
-  const ids = commandIds(cli, own)
   const cases = CASES.filter((entry) => {
-    if (!entry.needs || ids.has(entry.needs)) return true
+    if (!entry.needs || hasCommand(cli, own, entry.needs)) return true
     console.log(`skipped: ${entry.name} (no ${entry.needs.replace(':', ' ')} command in this build)`)
     return false
   })
@@ -185,7 +182,8 @@ if (positionals.length > 1 || (flags.has('installed') && positionals.length > 0)
 
 const shape = {rounds: wholeArg(USAGE, 'rounds', values.rounds, 10, 1), runs: wholeArg(USAGE, 'runs', values.runs, 4, 1)}
 const own = positionals.length === 0
-const cli = own ? [process.execPath, join(ROOT, 'bin', 'run.js')] : [positionals[0]]
+if (own) requireBuild()
+const cli = own ? [process.execPath, RUN_JS] : [positionals[0]]
 console.log(`Machine: ${machineLine()}`)
 console.log(`Before: ${loadLine()}; measuring: ${cli.map((word) => quote(word)).join(' ')}`)
 let met = await uninstalled(cli, own, shape)

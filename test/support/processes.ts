@@ -4,19 +4,12 @@
  * fault tests and the bench scripts; general helpers live in ../helpers/cli.ts.
  */
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
-import {existsSync, readFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {checkHealth} from '../../src/lib/health.js'
 import {freePort, REPO, RUN_JS, waitFor} from '../helpers/cli.js'
-
-/** Throws a clear message when `dist/` is missing, instead of a confusing spawn failure later. */
-export function requireBuild(): void {
-  // The manifest is the build's last step, so with it the whole of dist/ is there.
-  if (!existsSync(join(REPO, 'dist')) || !existsSync(join(REPO, 'oclif.manifest.json'))) {
-    throw new Error(`no build found in ${REPO}: run \`npm run build\` first`)
-  }
-}
+import {requireBuild} from '../helpers/pack.js'
 
 /** True when the built CLI has `command` (read from the oclif manifest, so it follows what is built). */
 export function builtCommandExists(command: string): boolean {
