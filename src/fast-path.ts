@@ -17,8 +17,12 @@ interface Manifest {
   commands: Record<string, {flags: Record<string, ManifestFlag>}>
 }
 
-/** Commands that people and supervisors run often enough to start without loading oclif. */
-export const FAST_COMMANDS = ['service:status', 'serve', 'watchdog'] as const
+/**
+ * Commands that start without loading oclif: those that people and supervisors
+ * run often, and the service commands, whose own work is small next to oclif's
+ * start-up.
+ */
+export const FAST_COMMANDS = ['service:status', 'service:install', 'service:uninstall', 'serve', 'watchdog'] as const
 
 /** oclif's user agent, as `--version` prints it. */
 export function versionLine(name: string, version: string): string {
@@ -28,29 +32,42 @@ export function versionLine(name: string, version: string): string {
 
 /**
  * Parses `args` against a command's flags as recorded in the oclif manifest
- * (generated from the command classes, so the definitions are the same).
- * Returns undefined for anything it does not fully understand (help,
- * unknown or repeated flags, values outside `options`): oclif then handles
- * the invocation and renders help or errors exactly as it always does.
+ * (generated from the command classes, so the definitions are the same);
+ * a boolean flag with `allowNo` also takes its `--no-` form, which sets it
+ * false. Returns undefined for anything it does not fully understand (help,
+ * unknown or repeated flags, a flag given in both forms, values outside
+ * `options`): oclif then handles the invocation and renders help or errors
+ * exactly as it always does.
  */
 export function parseWithManifest(flags: Record<string, ManifestFlag>, args: string[]): Record<string, boolean | string> | undefined {
   if (args.some((arg) => arg === '--help' || arg === '-h' || arg === '--')) return undefined
   const options: NonNullable<ParseArgsConfig['options']> = {}
+  const negations = new Map<string, string>()
   for (const [name, flag] of Object.entries(flags)) {
-    if (flag.multiple || flag.allowNo) return undefined
+    if (flag.multiple) return undefined
     options[name] = flag.type === 'boolean' ? {type: 'boolean'} : {type: 'string'}
     if (flag.char) options[name].short = flag.char
+    if (flag.allowNo && flag.type === 'boolean') negations.set(`no-${name}`, name)
+  }
+
+  for (const negation of negations.keys()) {
+    if (negation in options) return undefined
+    options[negation] = {type: 'boolean'}
   }
 
   let values: Record<string, boolean | string | (boolean | string)[] | undefined>
   try {
     const result = parseArgs({args, options, strict: true, allowPositionals: false, tokens: true})
     // parseArgs keeps the last of a repeated flag; oclif refuses the repeat, so oclif must answer.
-    const names = result.tokens.filter((token) => token.kind === 'option').map((token) => token.name)
+    const names = result.tokens.filter((token) => token.kind === 'option').map((token) => negations.get(token.name) ?? token.name)
     if (new Set(names).size !== names.length) return undefined
     values = result.values
   } catch {
     return undefined
+  }
+
+  for (const [negation, name] of negations) {
+    if (values[negation] !== undefined) values[name] = false
   }
 
   const parsed: Record<string, boolean | string> = {}

@@ -49,8 +49,8 @@ describe('the fast path (dist/lib/fast-path.cjs)', () => {
   const esmLoader = (builtins: string[]) =>
     builtins.filter((name) => ['NativeModule internal/modules/esm/module_job', 'NativeModule internal/modules/esm/translators'].includes(name))
 
-  it('answers --version and service status without starting the ES module loader', () => {
-    for (const args of [['--version'], ['service', 'status']]) {
+  it('answers --version and the service commands without starting the ES module loader', () => {
+    for (const args of [['--version'], ['service', 'status'], ['service', 'install', '--dry-run', '--no-watchdog'], ['service', 'uninstall']]) {
       const {builtins, files} = loaded(args)
       expect(esmLoader(builtins), args.join(' ')).to.deep.equal([])
       expect(files.map((file) => file.slice(ROOT.length)), args.join(' ')).to.include('dist/lib/fast-path.cjs')

@@ -31,6 +31,17 @@ const SAME_EITHER_WAY: Array<[string, (ctx: Context) => string[], {home?: 'runni
   ['serve with an unknown flag', () => ['serve', '--bogus']],
   ['serve with an extra argument', () => ['serve', 'extra']],
   ['serve --help', () => ['serve', '--help']],
+  ['service status', () => ['service', 'status']],
+  ['service status --json', () => ['service', 'status', '--json']],
+  ['service uninstall with nothing installed', () => ['service', 'uninstall']],
+  ['service uninstall --json', () => ['service', 'uninstall', '--json']],
+  ['service install --dry-run', () => ['service', 'install', '--dry-run']],
+  ['service install --dry-run --no-watchdog on another port', () => ['service', 'install', '--dry-run', '--no-watchdog', '--port', '8500']],
+  ['service install --dry-run --json', () => ['service', 'install', '--dry-run', '--json']],
+  ['service install --dry-run with a port out of range', () => ['service', 'install', '--dry-run', '--port', '0']],
+  ['service install with both --watchdog and --no-watchdog', () => ['service', 'install', '--dry-run', '--watchdog', '--no-watchdog']],
+  ['service install with an unknown flag', () => ['service', 'install', '--bogus']],
+  ['service install --help', () => ['service', 'install', '--help']],
 ]
 
 describe('amp-distro CLI (built, real processes)', function () {

@@ -40,9 +40,19 @@ describe('fast path', () => {
       it(`leaves ${what} to oclif`, () => expect(parseWithManifest(FLAGS, args)).to.equal(undefined))
     }
 
-    it('leaves commands with multiple-value or --no- flags to oclif', () => {
+    it('leaves commands with multiple-value flags to oclif', () => {
       expect(parseWithManifest({tag: {type: 'option', multiple: true}}, [])).to.equal(undefined)
-      expect(parseWithManifest({color: {type: 'boolean', allowNo: true}}, [])).to.equal(undefined)
+    })
+
+    it('reads the --no- form of a flag that allows it, and leaves both forms together to oclif', () => {
+      const flags = {watchdog: {type: 'boolean', allowNo: true}, json: {type: 'boolean'}} as const
+      expect(parseWithManifest(flags, [])).to.deep.equal({})
+      expect(parseWithManifest(flags, ['--watchdog'])).to.deep.equal({watchdog: true})
+      expect(parseWithManifest(flags, ['--no-watchdog'])).to.deep.equal({watchdog: false})
+      expect(parseWithManifest(flags, ['--watchdog', '--no-watchdog'])).to.equal(undefined)
+      expect(parseWithManifest(flags, ['--no-watchdog', '--no-watchdog'])).to.equal(undefined)
+      expect(parseWithManifest(flags, ['--no-watchdog=false'])).to.equal(undefined)
+      expect(parseWithManifest(flags, ['--no-json'])).to.equal(undefined)
     })
   })
 
