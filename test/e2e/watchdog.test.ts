@@ -118,14 +118,22 @@ describeSystemd('watchdog under a real systemd user manager', (ctx) => {
     })
   })
 
+  /** Sends `signal` to the server's main PID, waits for health from a new one, and logs how long that took. */
+  async function replaceServer(manager: UserManager, signal: NodeJS.Signals, what: string): Promise<number> {
+    const previous = server
+    const sentAt = performance.now()
+    process.kill(previous, signal)
+    server = await healthyUnderNewPid(manager, port, previous)
+    console.log(`      ${what}: ${seconds(sentAt)} s`)
+    return previous
+  }
+
   it('replaces a hung server (kill -STOP of its main PID) through systemd', async () => {
     const manager = ctx()
-    const hung = server
-    const stoppedAt = performance.now()
-    process.kill(hung, 'SIGSTOP')
-    server = await healthyUnderNewPid(manager, port, hung)
-    console.log(
-      `      hang under systemd (kill -STOP → 200 from a new MainPID, --check-interval ${CHECK_INTERVAL} --restart-after ${RESTART_AFTER}, installed RestartSec): ${seconds(stoppedAt)} s`,
+    const hung = await replaceServer(
+      manager,
+      'SIGSTOP',
+      `hang under systemd (kill -STOP → 200 from a new MainPID, --check-interval ${CHECK_INTERVAL} --restart-after ${RESTART_AFTER}, installed RestartSec)`,
     )
     await waitFor(async () => !existsSync(`/proc/${hung}`), {timeoutMs: 15_000, what: 'the hung server to be gone'})
     // The watchdog handed the restart to systemd: it exited 1 and was started again.
@@ -140,11 +148,7 @@ describeSystemd('watchdog under a real systemd user manager', (ctx) => {
 
   it('gets a crashed server (kill -9) back through systemd, with one server only', async () => {
     const manager = ctx()
-    const crashed = server
-    const killedAt = performance.now()
-    process.kill(crashed, 'SIGKILL')
-    server = await healthyUnderNewPid(manager, port, crashed)
-    console.log(`      crash under systemd (kill -9 → 200 from a new MainPID, installed RestartSec): ${seconds(killedAt)} s`)
+    await replaceServer(manager, 'SIGKILL', 'crash under systemd (kill -9 → 200 from a new MainPID, installed RestartSec)')
     // PartOf= restarts the watchdog along with the server; give it time to settle and look again.
     watchdog = await newMainPid(manager, WATCHDOG, 0)
     await new Promise((resolve) => setTimeout(resolve, (RESTART_AFTER + 2) * 1000))

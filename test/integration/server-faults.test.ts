@@ -121,21 +121,19 @@ describe('serve: /api/health under slow and malformed clients (real server, loop
     }
   })
 
-  it('answers a 1 MiB header with 431 (or a close) at once and goes on serving', async () => {
-    const connection = await rawConnection(server.port)
-    connection.socket.write(ONE_MIB_HEADER)
-    const close = await closedWithin(connection, SLACK_MS, 'the 1 MiB header connection')
-    expect(close.byClient).to.equal(false)
-    expect(statusOf(connection.received()) ?? 431).to.equal(431)
-  })
-
-  it('answers a garbage request line with 400 (or a close) at once', async () => {
-    const connection = await rawConnection(server.port)
-    connection.socket.write(GARBAGE)
-    const close = await closedWithin(connection, SLACK_MS, 'the garbage connection')
-    expect(close.byClient).to.equal(false)
-    expect(statusOf(connection.received()) ?? 400).to.equal(400)
-  })
+  const badRequests: Array<[string, string, number]> = [
+    ['a 1 MiB header', ONE_MIB_HEADER, 431],
+    ['a garbage request line', GARBAGE, 400],
+  ]
+  for (const [what, request, status] of badRequests) {
+    it(`answers ${what} with ${status} (or a close) at once and goes on serving`, async () => {
+      const connection = await rawConnection(server.port)
+      connection.socket.write(request)
+      const close = await closedWithin(connection, SLACK_MS, `the connection that sent ${what}`)
+      expect(close.byClient).to.equal(false)
+      expect(statusOf(connection.received()) ?? status).to.equal(status)
+    })
+  }
 
   it('drops a connection that never sends a byte within its header timeout', async () => {
     const connection = await rawConnection(server.port)
