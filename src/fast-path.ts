@@ -22,7 +22,17 @@ interface Manifest {
  * run often, and the service commands, whose own work is small next to oclif's
  * start-up.
  */
-export const FAST_COMMANDS = ['service:status', 'service:install', 'service:uninstall', 'serve', 'watchdog'] as const
+export const FAST_COMMANDS = [
+  'service:status',
+  'service:install',
+  'service:uninstall',
+  'service:start',
+  'service:stop',
+  'service:restart',
+  'service:logs',
+  'serve',
+  'watchdog',
+] as const
 
 /** oclif's user agent, as `--version` prints it. */
 export function versionLine(name: string, version: string): string {

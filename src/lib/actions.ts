@@ -3,6 +3,8 @@ import {homedir} from 'node:os'
 import {UserError} from './errors.js'
 import {consoleIo} from './io.js'
 import {packageInfo} from './pkg.js'
+import type {ServiceCommand} from './service/index.js'
+import type {LogLine} from './service/types.js'
 import {shutdownSignal} from './signals.js'
 
 /** Flag values as both the oclif parser and the fast path deliver them. */
@@ -51,17 +53,35 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
   'service:install': (flags) => service('install', flags),
   'service:uninstall': (flags) => service('uninstall', flags),
   'service:status': (flags) => service('status', flags),
+  'service:start': (flags) => service('start', flags),
+  'service:stop': (flags) => service('stop', flags),
+  'service:restart': (flags) => service('restart', flags),
+  'service:logs': (flags) => service('logs', flags),
 }
 
-async function service(command: 'install' | 'uninstall' | 'status', flags: FlagValues): Promise<void> {
+const text = (value: boolean | string | undefined) => (value === undefined ? undefined : String(value))
+
+async function service(command: ServiceCommand, flags: FlagValues): Promise<void> {
   const [{runServiceCommand}, {printResult}] = await Promise.all([import('./service/index.js'), import('./service/render.js')])
+  const json = flags.json === true
+  const lines: LogLine[] = []
   const result = await runServiceCommand(command, {
-    host: flags.host === undefined ? undefined : String(flags.host),
-    port: flags.port === undefined ? undefined : String(flags.port),
+    host: text(flags.host),
+    port: text(flags.port),
     watchdog: flags.watchdog === undefined ? undefined : Boolean(flags.watchdog),
     'dry-run': flags['dry-run'] === true,
+    wait: text(flags.wait),
+    lines: text(flags.lines),
+    follow: flags.follow === true,
+    ...(command === 'logs'
+      ? {
+          signal: shutdownSignal(),
+          // As text each line is printed the moment it is read (a follow never ends by itself); as JSON they go into the result.
+          write: json ? (line: LogLine) => lines.push(line) : (line: LogLine) => process.stdout.write(`${line.text}\n`),
+        }
+      : {}),
   })
-  printResult(result, flags.json === true)
+  printResult(json && command === 'logs' ? {...result, lines} : result, json)
 }
 
 /**

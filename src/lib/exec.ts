@@ -1,6 +1,7 @@
-import {execFile} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
+import {createInterface} from 'node:readline'
 
-import type {Exec} from './service/types.js'
+import type {Exec, StreamLines} from './service/types.js'
 
 /** The real command runner: `execFile`, with failures to start reported as exit code 127. */
 export const execCommand: Exec = (file, args, options = {}) =>
@@ -13,5 +14,31 @@ export const execCommand: Exec = (file, args, options = {}) =>
 
       const code = typeof error.code === 'number' ? error.code : 127
       resolve({code, stdout: stdout ?? '', stderr: stderr || (code === 127 ? String(error.message) : '')})
+    })
+  })
+
+/**
+ * The real line streamer: `spawn`, stdout read line by line, stderr
+ * collected. A program ended by `signal` (SIGTERM) counts as exit 0; one
+ * that cannot be started resolves to 127.
+ */
+export const streamLines: StreamLines = (file, args, options) =>
+  new Promise((resolve) => {
+    let stderr = ''
+    const child = spawn(file, args, {env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
+    const stop = () => child.kill('SIGTERM')
+    options.signal?.addEventListener('abort', stop, {once: true})
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk
+    })
+    const lines = createInterface({input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY})
+    lines.on('line', options.onLine)
+    child.once('error', (error) => {
+      options.signal?.removeEventListener('abort', stop)
+      resolve({code: 127, stdout: '', stderr: error.message})
+    })
+    child.once('close', (code) => {
+      options.signal?.removeEventListener('abort', stop)
+      resolve({code: options.signal?.aborted ? 0 : (code ?? 1), stdout: '', stderr})
     })
   })

@@ -8,7 +8,7 @@ import {isNpxCachePath, resolveBinary} from '../../src/lib/binary.js'
 import {UserError} from '../../src/lib/errors.js'
 import {renderResult} from '../../src/lib/service/render.js'
 import {runServiceCommand} from '../../src/lib/service/index.js'
-import {execCommand} from '../../src/lib/exec.js'
+import {execCommand, streamLines} from '../../src/lib/exec.js'
 
 describe('binary resolution', () => {
   let dir: string
@@ -111,6 +111,8 @@ describe('binary resolution', () => {
           uid: 0,
           user: 'root',
           exec: execCommand,
+          stream: streamLines,
+          version: '0.3.0',
           nodePath: process.execPath,
           resolveBinary: () => esm.resolveBinary({argv: ['node'], env: {PATH: empty}, cwd: dir}),
         },

@@ -7,7 +7,7 @@ import {join} from 'node:path'
 import plist, {type PlistObject} from 'plist'
 
 import {UserError} from '../../src/lib/errors.js'
-import {execCommand} from '../../src/lib/exec.js'
+import {execCommand, streamLines} from '../../src/lib/exec.js'
 import {buildPlist, createLaunchdBackend, renderServerPlist, renderWatchdogPlist} from '../../src/lib/service/launchd.js'
 import type {ServiceContext} from '../../src/lib/service/types.js'
 import {createFakeLaunchctl, type FakeLaunchctl} from '../helpers/fake-launchctl.js'
@@ -56,13 +56,15 @@ function makeWorld(homeName = 'home'): World {
       uid: 501,
       user: 'ada',
       exec: execCommand,
+      stream: streamLines,
+      version: '0.3.0',
       nodePath: join(nodeDir, 'node'),
       resolveBinary: () => ({path: bin}),
     },
   }
 }
 
-const options = {host: '127.0.0.1', port: 8400, watchdog: true, dryRun: false}
+const options = {host: '127.0.0.1', port: 8400, watchdog: true, dryRun: false, waitSeconds: 0}
 
 function readPlist(file: string): PlistObject {
   return plist.parse(readFileSync(file, 'utf8')) as PlistObject

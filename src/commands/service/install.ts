@@ -6,7 +6,7 @@ import {DEFAULT_HOST, DEFAULT_PORT} from '../../lib/paths.js'
 export default class ServiceInstall extends ActionCommand {
   static description = `Register the server with the OS supervisor so it starts at login (and at boot where possible) and recovers from failures.
 
-On Linux: systemd user units in ~/.config/systemd/user. On macOS: launchd user agents in ~/Library/LaunchAgents. By default a health watchdog is installed alongside the server. Re-running install updates the units and restarts what is running (this is how to upgrade).`
+On Linux: systemd user units in ~/.config/systemd/user. On macOS: launchd user agents in ~/Library/LaunchAgents. By default a health watchdog is installed alongside the server. Returns once the server answers its health check (at most --wait seconds). Re-running install updates the units and restarts what is running (this is how to upgrade).`
 
   static enableJsonFlag = true
 
@@ -21,6 +21,7 @@ On Linux: systemd user units in ~/.config/systemd/user. On macOS: launchd user a
     port: Flags.string({default: String(DEFAULT_PORT), description: 'TCP port the service listens on (1-65535).'}),
     watchdog: Flags.boolean({default: true, allowNo: true, description: 'Also install the health watchdog, which restarts an unresponsive server.'}),
     'dry-run': Flags.boolean({default: false, description: 'Print the files and commands instead of writing and running them.'}),
+    wait: Flags.string({default: '30', description: 'Seconds to wait for the server to answer its health check (0: return once the supervisor has accepted it).'}),
   }
 
   async run(): Promise<void> {

@@ -1,13 +1,14 @@
 import {homedir, userInfo} from 'node:os'
 
 import {UserError} from '../errors.js'
-import {execCommand} from '../exec.js'
+import {execCommand, streamLines} from '../exec.js'
 import {withLock} from '../lock.js'
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
-import {parsePort, validateHost} from '../validate.js'
-import type {Backend, PlatformName, ServiceContext, ServiceResult, StatusResult} from './types.js'
+import {packageInfo} from '../pkg.js'
+import {parsePort, parseWhole, validateHost} from '../validate.js'
+import type {Backend, LogLine, PlatformName, ServiceContext, ServiceResult, StatusResult} from './types.js'
 
-export type ServiceCommand = 'install' | 'uninstall' | 'status'
+export type ServiceCommand = 'install' | 'uninstall' | 'status' | 'start' | 'stop' | 'restart' | 'logs'
 
 /**
  * The one place that maps a platform to its supervisor backend. Backends
@@ -60,6 +61,8 @@ export async function createServiceContext(command: ServiceCommand): Promise<Ser
     uid: process.getuid?.() ?? -1,
     user: env.USER || accountName(),
     exec: execCommand,
+    stream: streamLines,
+    version: packageInfo().version,
     nodePath: process.execPath,
     resolveBinary,
   }
@@ -100,13 +103,43 @@ async function locked(ctx: ServiceContext, platform: PlatformName, work: () => P
   }
 }
 
-/** Flags of `service install`, as the oclif parser and the fast path deliver them. */
-export interface InstallFlags {
+/** Flags of the service commands, as the oclif parser and the fast path deliver them. */
+export interface ServiceFlags {
   host?: string
   port?: string
   watchdog?: boolean
   'dry-run'?: boolean
+  /** install, start, restart: seconds to wait for health (default 30). */
+  wait?: string
+  /** logs: how many lines (default 50). */
+  lines?: string
+  follow?: boolean
+  /** logs: ends a follow. */
+  signal?: AbortSignal
+  /** logs: receives each line. */
+  write?: (line: LogLine) => void
 }
+
+/** How long install, start and restart wait for the new server to answer by default. */
+export const DEFAULT_WAIT_SECONDS = 30
+/** How many lines `service logs` prints by default. */
+export const DEFAULT_LOG_LINES = 50
+
+/** Validates flags before anything runs; a UserError becomes a failed result. */
+function checked<T>(platform: PlatformName, read: () => T): T | ServiceResult {
+  try {
+    return read()
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    return {success: false, platform, message: error.message, details: error.details}
+  }
+}
+
+function isResult(value: unknown): value is ServiceResult {
+  return typeof value === 'object' && value !== null && 'success' in value
+}
+
+const waitSeconds = (flags: ServiceFlags) => parseWhole('--wait', flags.wait ?? DEFAULT_WAIT_SECONDS, 0)
 
 /**
  * Runs one service command on `platform` and returns its result; failures
@@ -114,7 +147,7 @@ export interface InstallFlags {
  */
 export async function runServiceCommand(
   command: ServiceCommand,
-  flags: InstallFlags,
+  flags: ServiceFlags,
   options: {platform?: NodeJS.Platform; context?: ServiceContext} = {},
 ): Promise<ServiceResult | StatusResult> {
   const platform = options.platform ?? process.platform
@@ -123,18 +156,37 @@ export async function runServiceCommand(
   if (!backend) return unsupported(command, platform)
   switch (command) {
     case 'install': {
-      let host: string
-      let port: number
-      try {
-        host = validateHost(flags.host ?? DEFAULT_HOST)
-        port = parsePort(flags.port ?? DEFAULT_PORT)
-      } catch (error) {
-        if (!(error instanceof UserError)) throw error
-        return {success: false, platform: backend.platform, message: error.message, details: error.details}
-      }
-
-      const options = {host, port, watchdog: flags.watchdog ?? true, dryRun: flags['dry-run'] ?? false}
+      const options = checked(backend.platform, () => ({
+        host: validateHost(flags.host ?? DEFAULT_HOST),
+        port: parsePort(flags.port ?? DEFAULT_PORT),
+        watchdog: flags.watchdog ?? true,
+        dryRun: flags['dry-run'] ?? false,
+        waitSeconds: waitSeconds(flags),
+      }))
+      if (isResult(options)) return options
       return options.dryRun ? backend.install(options) : locked(ctx, backend.platform, () => backend.install(options))
+    }
+
+    case 'start':
+    case 'restart': {
+      const seconds = checked(backend.platform, () => waitSeconds(flags))
+      if (isResult(seconds)) return seconds
+      return locked(ctx, backend.platform, () => backend[command]({waitSeconds: seconds}))
+    }
+
+    case 'stop': {
+      return locked(ctx, backend.platform, () => backend.stop())
+    }
+
+    case 'logs': {
+      const lines = checked(backend.platform, () => parseWhole('--lines', flags.lines ?? DEFAULT_LOG_LINES, 0))
+      if (isResult(lines)) return lines
+      return backend.logs({
+        lines,
+        follow: flags.follow ?? false,
+        signal: flags.signal ?? new AbortController().signal,
+        write: flags.write ?? (() => {}),
+      })
     }
 
     case 'uninstall': {

@@ -462,5 +462,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     }
   }
 
-  return {platform: PLATFORM, plan, install, uninstall, status}
+  // Placeholders until the operations are implemented; they fail rather than pretend.
+  const pending = async (): Promise<ServiceResult> => failed('not implemented')
+  return {platform: PLATFORM, plan, install, uninstall, status, start: pending, stop: pending, restart: pending, logs: pending}
 }

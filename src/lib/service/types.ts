@@ -1,13 +1,35 @@
 /** The platform names that results report. */
 export type PlatformName = 'linux' | 'macos' | 'unsupported'
 
-/** What install, uninstall and status return; the CLI only formats it (text or `--json`). */
+/** What every service command returns; the CLI only formats it (text or `--json`). */
 export interface ServiceResult {
   success: boolean
   platform: PlatformName
   message: string
   /** The lines the text output shows under the message. */
   details: string[]
+  /** install, start and restart: how the wait for the new server's health ended (absent for `--wait 0` and dry runs). */
+  serving?: ServingReport
+  /** logs with `--json`: the lines read, oldest first. */
+  lines?: LogLine[]
+}
+
+/** What install, start and restart measured while they waited for the new server to answer. */
+export interface ServingReport {
+  /** The health URL asked. */
+  url: string
+  /** True once `/api/health` answered 200 from the supervisor's main PID for the server job. */
+  healthy: boolean
+  /** The supervisor's main PID of the server when the wait ended (0 or absent when it had none). */
+  pid?: number
+  /** restart: the server's main PID before the restart. */
+  previousPid?: number
+  /** The version the new server reports in its health answer. */
+  version?: string
+  /** Milliseconds from the command's start until health answered, or until the wait gave up. */
+  elapsedMs: number
+  /** The `--wait` bound, in seconds. */
+  waitSeconds: number
 }
 
 export interface UnitStatus {
@@ -28,6 +50,18 @@ export interface StatusResult extends ServiceResult {
 /** Runs a program and collects its output; never throws for a non-zero exit or a missing program. */
 export type Exec = (file: string, args: string[], options?: {env?: NodeJS.ProcessEnv}) => Promise<ExecResult>
 
+/**
+ * Runs a program and hands each line of its stdout to `onLine` as it
+ * arrives, until the program exits or `signal` fires (the program is then
+ * sent SIGTERM). Resolves to its exit code and what it wrote to stderr
+ * (stdout is empty: its lines went to `onLine`); never throws.
+ */
+export type StreamLines = (
+  file: string,
+  args: string[],
+  options: {env?: NodeJS.ProcessEnv; signal?: AbortSignal; onLine: (line: string) => void},
+) => Promise<ExecResult>
+
 export interface ExecResult {
   /** Exit code; 127 when the program could not be started at all. */
   code: number
@@ -42,6 +76,10 @@ export interface ServiceContext {
   uid: number
   user: string
   exec: Exec
+  /** Streams a program's output line by line (`service logs`, `journalctl --follow`). */
+  stream: StreamLines
+  /** This CLI's version, to compare with the running server's. */
+  version: string
   /** The Node running the CLI now (`process.execPath`): its folder goes first on the units' PATH. */
   nodePath: string
   /** Binary resolution (src/lib/binary.ts), called only by install. */
@@ -64,6 +102,32 @@ export interface InstallOptions {
   port: number
   watchdog: boolean
   dryRun: boolean
+  /** Seconds to wait for the new server to answer its health check; 0 returns once the supervisor accepted the request. */
+  waitSeconds: number
+}
+
+/** start and restart: how long to wait for the server to answer its health check (0: do not wait). */
+export interface OperateOptions {
+  waitSeconds: number
+}
+
+/** One line of service output, with where it came from. */
+export interface LogLine {
+  /** The unit, the job or the file the line came from (for example `amplifier-distro.service` or `server.err.log`). */
+  source: string
+  /** The line as `service logs` prints it. */
+  text: string
+}
+
+export interface LogsOptions {
+  /** How many of the last lines to print first. */
+  lines: number
+  /** Keep printing new lines until `signal` fires. */
+  follow: boolean
+  /** Ends a follow (SIGINT, SIGTERM). */
+  signal: AbortSignal
+  /** Receives each line, oldest first, as soon as it is read. */
+  write: (line: LogLine) => void
 }
 
 /** A file an install writes, with its full contents (what `--dry-run` prints). */
@@ -86,4 +150,12 @@ export interface Backend {
   install(options: InstallOptions): Promise<ServiceResult>
   uninstall(): Promise<ServiceResult>
   status(): Promise<StatusResult>
+  /** Starts the installed server (and its watchdog) through the supervisor. */
+  start(options: OperateOptions): Promise<ServiceResult>
+  /** Stops both through the supervisor; unit files, plists and enablement stay. */
+  stop(): Promise<ServiceResult>
+  /** Replaces the running server with a fresh process (a stopped service is started). */
+  restart(options: OperateOptions): Promise<ServiceResult>
+  /** Writes the server's and the watchdog's output through `options.write`. */
+  logs(options: LogsOptions): Promise<ServiceResult>
 }

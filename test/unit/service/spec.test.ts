@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {UserError} from '../../../src/lib/errors.js'
-import {execCommand} from '../../../src/lib/exec.js'
+import {execCommand, streamLines} from '../../../src/lib/exec.js'
 import {makeUnitSpec, unitPath} from '../../../src/lib/service/spec.js'
 import type {ServiceContext} from '../../../src/lib/service/types.js'
 
@@ -12,6 +12,8 @@ function context(overrides: Partial<ServiceContext> = {}): ServiceContext {
     uid: 1000,
     user: 'ada',
     exec: execCommand,
+    stream: streamLines,
+    version: '0.3.0',
     nodePath: '/opt/node v20/bin/node',
     resolveBinary: () => ({path: '/opt/tools/amp-distro'}),
     ...overrides,

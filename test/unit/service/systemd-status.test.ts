@@ -4,6 +4,7 @@ import {createServer, type Server} from 'node:net'
 import {dirname} from 'node:path'
 
 import {pathsFor} from '../../../src/lib/paths.js'
+import {streamLines} from '../../../src/lib/exec.js'
 import {createSystemdBackend} from '../../../src/lib/service/systemd.js'
 import {renderServerUnit} from '../../../src/lib/service/systemd-unit.js'
 import type {Exec} from '../../../src/lib/service/types.js'
@@ -36,6 +37,8 @@ async function statusWith(server: Parameters<typeof fakeSystemctl>[0], port: num
     uid: 1000,
     user: 'someone',
     exec: fakeSystemctl(server, paths.systemdServerUnit),
+    stream: streamLines,
+    version: '0.3.0',
     nodePath: process.execPath,
     resolveBinary: () => ({path: RUN_JS}),
   })

@@ -1,0 +1,118 @@
+import {setTimeout as sleepFor} from 'node:timers/promises'
+
+import {checkHealth, type HealthAnswer} from '../health.js'
+import {hostPort, NAMES, serverUrl} from '../paths.js'
+import {acceptsConnections} from '../port-probe.js'
+import type {PlatformName, ServiceResult, ServingReport} from './types.js'
+
+/** Where the installed server listens. */
+export interface ServerTarget {
+  host: string
+  port: number
+}
+
+export interface WaitDeps {
+  /** The supervisor's main PID for the server job right now; 0 or undefined while it has none. */
+  mainPid: () => Promise<number | undefined>
+  check?: (url: string) => Promise<HealthAnswer>
+  /** Monotonic milliseconds. */
+  now?: () => number
+  sleep?: (ms: number) => Promise<void>
+  /** How often to ask, in ms. */
+  pollMs?: number
+}
+
+export interface WaitOptions {
+  /** When the command started (`deps.now` clock): the report counts from there. */
+  startedAt: number
+  waitSeconds: number
+  /** restart: the main PID before the restart, which must not be the one that answers. */
+  previousPid?: number
+}
+
+/**
+ * Waits until the server answers `GET /api/health` with 200 from the very
+ * process the supervisor runs for the server job: the `pid` in the health
+ * JSON equals the job's main PID (and, for a restart, differs from
+ * `previousPid`). An old server still answering, or another program on the
+ * port, never counts. Gives up `waitSeconds` after `startedAt`.
+ */
+export async function waitUntilServing(target: ServerTarget, options: WaitOptions, deps: WaitDeps): Promise<ServingReport> {
+  const now = deps.now ?? (() => performance.now())
+  const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
+  const check = deps.check ?? ((url: string) => checkHealth(url, 1000))
+  const url = `${serverUrl(target.host, target.port)}/api/health`
+  const deadline = options.startedAt + options.waitSeconds * 1000
+  const report = (healthy: boolean, pid: number | undefined, version?: string): ServingReport => ({
+    url,
+    healthy,
+    ...(pid ? {pid} : {}),
+    ...(options.previousPid ? {previousPid: options.previousPid} : {}),
+    ...(version === undefined ? {} : {version}),
+    elapsedMs: Math.round(now() - options.startedAt),
+    waitSeconds: options.waitSeconds,
+  })
+
+  for (;;) {
+    const pid = await deps.mainPid()
+    if (pid && pid !== options.previousPid) {
+      const answer = await check(url)
+      if (answer.healthy && answer.body?.pid === pid) return report(true, pid, answer.body.version)
+    }
+
+    if (now() >= deadline) return report(false, pid)
+    await sleep(Math.min(deps.pollMs ?? 100, Math.max(deadline - now(), 1)))
+  }
+}
+
+/** What a backend knows about a server that did not come up, for the diagnosis. */
+export interface DiagnosisFacts {
+  platform: Exclude<PlatformName, 'unsupported'>
+  command: 'install' | 'start' | 'restart'
+  target: ServerTarget
+  report: ServingReport
+  /** The supervisor's state for the server job, in its own words (`failed (exit-code)`, `spawn scheduled`…). */
+  supervisorState: string
+  /** The last lines of the server's log, oldest first. */
+  logTail: string[]
+  /** The command that names the program holding a port, for this platform. */
+  portOwnerCommand: (port: number) => string
+  /** How to read the whole log (`amp-distro service logs`). */
+  logsHint: string
+}
+
+/**
+ * The failed result of an install, start or restart whose server did not
+ * answer in time: the supervisor's state, a port held by another program
+ * (checked now: something accepts connections there although our server is
+ * not the one answering), and the last lines of the server's log. What was
+ * installed stays installed; only the health check failed.
+ */
+export async function servingFailure(facts: DiagnosisFacts, probe = acceptsConnections): Promise<ServiceResult> {
+  const {target, report} = facts
+  const where = hostPort(target.host, target.port)
+  const details = [`Supervisor: the server is ${facts.supervisorState}.`]
+  if (await probe(target.host, target.port)) {
+    details.push(
+      `Port: ${where} is in use by another program, so the server cannot listen there.`,
+      `  See which program: ${facts.portOwnerCommand(target.port)}`,
+      `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
+    )
+  }
+
+  if (facts.logTail.length > 0) details.push('Last lines of the server log:', ...facts.logTail.map((line) => `  ${line}`))
+  details.push(`More: ${facts.logsHint}`)
+  if (facts.command === 'install') details.push(`The service stays installed; once the cause is fixed: ${NAMES.bin} service restart`)
+  return {
+    success: false,
+    platform: facts.platform,
+    message: `The server did not answer ${report.url} within ${report.waitSeconds} s after ${facts.command}.`,
+    details,
+    serving: report,
+  }
+}
+
+/** The line that tells how long the new server took to answer. */
+export function servingLine(report: ServingReport): string {
+  return `Healthy: ${report.url} answered from PID ${report.pid} after ${(report.elapsedMs / 1000).toFixed(1)} s.`
+}
