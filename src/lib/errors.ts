@@ -14,3 +14,11 @@ export class UserError extends Error {
     this.details = options.details ?? []
   }
 }
+
+/**
+ * The exit code of `serve` and `watchdog` for invalid flags or configuration
+ * (sysexits' EX_CONFIG): a start that can never work. The systemd units list
+ * it in `RestartPreventExitStatus=`, so such a unit fails at once instead of
+ * being restarted until its start limit.
+ */
+export const EXIT_CONFIG = 78
