@@ -18,8 +18,8 @@ const ok = (stdout = ''): ExecResult => ({code: 0, stdout, stderr: ''})
 /**
  * A user manager that keeps the two units' state and answers `systemctl
  * --user` as systemd does for the calls the backend makes (show, start,
- * stop, restart with PartOf=, reset-failed, a failed unit refusing to
- * start), plus `journalctl` (the lines given) and `loginctl` (the linger
+ * stop, restart with PartOf=, enable --now, try-restart, reset-failed, a
+ * failed unit refusing to start), plus `journalctl` (the lines given) and `loginctl` (the linger
  * answer given). Every call is recorded as an argument vector.
  */
 export class FakeManager {
@@ -75,6 +75,16 @@ export class FakeManager {
         for (const unit of units) this.begin(unit)
         // PartOf=: a running watchdog is restarted with the server; a stopped one stays stopped.
         if (units.includes(SERVER) && watchdogRan) this.begin(WATCHDOG)
+        return ok()
+      }
+
+      case 'enable': {
+        if (rest.includes('--now')) for (const unit of units) if (this.units[unit].ActiveState !== 'active') this.begin(unit)
+        return ok()
+      }
+
+      case 'try-restart': {
+        for (const unit of units) if (this.units[unit].ActiveState === 'active') this.begin(unit)
         return ok()
       }
 

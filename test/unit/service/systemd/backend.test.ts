@@ -211,12 +211,50 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     expect(actions(manager)).to.deep.equal([])
   })
 
+  const installOptions = (port: number, waitSeconds: number) => ({host: '127.0.0.1', port, watchdog: true, dryRun: false, waitSeconds})
+
+  it('install: enables both units and returns once health answers from the new main PID', async () => {
+    const {backend, manager, port} = await healthySetup({install: false})
+    const result = await backend.install(installOptions(port, 10))
+    expect(actions(manager)).to.deep.equal(['daemon-reload', `try-restart ${SERVER} ${WATCHDOG}`, `enable --now ${SERVER}`, `enable --now ${WATCHDOG}`])
+    expect(result).to.deep.include({success: true, message: `Installed ${SERVER} and ${WATCHDOG} (systemd user units).`})
+    expect(result.serving).to.include({healthy: true, pid: 5000})
+    expect(result.details.at(-1)).to.match(/^Healthy: .* answered from PID 5000 after \d+\.\d s\.$/)
+  })
+
+  it('install over a running server waits for the replacement, not the old process', async () => {
+    const {backend, manager, port} = await healthySetup()
+    await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
+    const result = await backend.install(installOptions(port, 10))
+    expect(result.serving).to.include({healthy: true, previousPid: 5000, pid: 5002})
+  })
+
+  it('install on WSL says that WSL stops its services once idle, and names vmIdleTimeout', async () => {
+    const {backend, port} = await healthySetup({install: false, context: {osRelease: '5.15.153.1-microsoft-standard-WSL2'}})
+    const result = await backend.install(installOptions(port, 0))
+    expect(result.details.join('\n')).to.include('vmIdleTimeout (milliseconds the VM may stay idle, 60000 by default) under [wsl2] in %UserProfile%\\.wslconfig')
+  })
+
   describe('time-out with the port held by a real listener', () => {
     async function holdPort(): Promise<number> {
       holder = createServer((socket) => socket.destroy())
       await new Promise<void>((resolve) => holder!.listen({host: '127.0.0.1', port: 0}, resolve))
       return (holder.address() as {port: number}).port
     }
+
+    it('install --wait 1: exit 1 naming the port, the units stay installed and enabled', async () => {
+      const port = await holdPort()
+      const {backend, manager, home} = setup(port, {install: false})
+      manager.serverComesUp = false
+      const result = await backend.install(installOptions(port, 1))
+      expect(result.success).to.equal(false)
+      expect(result.message).to.equal(`The server did not answer http://127.0.0.1:${port}/api/health within 1 s after install.`)
+      expect(result.details).to.include(`Port: 127.0.0.1:${port} is in use by another program, so the server cannot listen there.`)
+      expect(result.details.at(-1)).to.equal('The service stays installed; once the cause is fixed: amp-distro service restart')
+      const paths = pathsFor(home)
+      expect([paths.systemdServerUnit, paths.systemdWatchdogUnit].map((file) => existsSync(file))).to.deep.equal([true, true])
+      expect(actions(manager).filter((call) => /^(disable|stop)/.test(call))).to.deep.equal([])
+    })
 
     for (const command of ['start', 'restart'] as const) {
       it(`${command} --wait 1: exit 1 with the unit's state, the port and its owner, the server's last lines; units stay`, async () => {
