@@ -9,11 +9,13 @@ export abstract class ActionCommand extends Command {
     await actions[this.id](flags)
   }
 
-  protected async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+  protected async catch(error: Error & {exitCode?: number; parse?: unknown}): Promise<unknown> {
     try {
       process.exitCode = reportFailure(error)
       return undefined
     } catch {
+      // A flag error (`logs --follow --json`) is about the command line, not a result: oclif's one message, exit 2, even under --json.
+      if (error.parse !== undefined) throw error
       return super.catch(error)
     }
   }
