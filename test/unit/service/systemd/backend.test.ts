@@ -69,14 +69,14 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
 
   /** Installs over the port of a real health endpoint that answers with the fake manager's main PID for the server, as the real server would. */
   async function healthySetup(options: Parameters<typeof setup>[1] = {}): Promise<Setup> {
-    let answering: FakeManager | undefined
+    const answering: {manager?: FakeManager} = {}
     http = createHttpServer((_req, res) => {
       res.writeHead(200, {'content-type': 'application/json'})
-      res.end(JSON.stringify({status: 'ok', version: '0.3.0', pid: answering?.units[SERVER].MainPID ?? 0, uptimeSeconds: 3}))
+      res.end(JSON.stringify({status: 'ok', version: '0.3.0', pid: answering.manager?.units[SERVER].MainPID ?? 0, uptimeSeconds: 3}))
     })
     await new Promise<void>((resolve) => http!.listen({host: '127.0.0.1', port: 0}, resolve))
     const result = setup((http.address() as {port: number}).port, options)
-    answering = result.manager
+    answering.manager = result.manager
     return result
   }
 
