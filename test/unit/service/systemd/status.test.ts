@@ -197,6 +197,16 @@ describe('systemd status: what it tells beyond the units’ state', () => {
     expect(warning).to.include('Then: amp-distro service restart')
   })
 
+  it('a hand-edited --port 99999 is reported, not asked over HTTP (no stack trace)', async () => {
+    const {paths, status} = installed(await freePort(), {
+      prepare: (manager) => (manager.units['amplifier-distro.service'] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 78}),
+    })
+    writeFileSync(paths.systemdServerUnit, readFileSync(paths.systemdServerUnit, 'utf8').replace(/"--port" "\d+"/, '"--port" "99999"'))
+    const result = await status()
+    expect(result.health).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, reason: 'port 99999 is not a TCP port'})
+    expect(result.warnings[0]).to.include('"--port" "99999"')
+  })
+
   it('a failure with another exit status is the plain failed warning', async () => {
     const result = await installed(await freePort(), {
       prepare: (manager) => (manager.units['amplifier-distro.service'] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 1}),
