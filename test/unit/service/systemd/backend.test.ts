@@ -359,12 +359,20 @@ describe('systemd backend: logs (fake journalctl)', () => {
     expect(follow).to.not.include('--lines')
   })
 
-  it('--follow on an empty journal follows every line that arrives', async () => {
+  it('--follow on an empty journal says so at once instead of waiting in silence', async () => {
     const {backend, manager} = setup(await freePort())
+    const result = await backend.logs({lines: 50, follow: true, signal: new AbortController().signal, write() {}})
+    expect(result.message).to.equal(`The journal holds no lines of ${SERVER} and ${WATCHDOG}.`)
+    expect(manager.calls.filter((call) => call.includes('--follow'))).to.deep.equal([])
+  })
+
+  it('--follow --lines 0 follows only new lines', async () => {
+    const {backend, manager} = setup(await freePort())
+    manager.journal = entries
     const stop = new AbortController()
     const lines: string[] = []
     const following = backend.logs({
-      lines: 50,
+      lines: 0,
       follow: true,
       signal: stop.signal,
       write(line) {
@@ -373,9 +381,9 @@ describe('systemd backend: logs (fake journalctl)', () => {
       },
     })
     await new Promise((resolve) => setImmediate(resolve))
-    manager.arrive(entries[0])
+    manager.arrive(entries[1])
     expect((await following).success).to.equal(true)
-    expect(lines).to.deep.equal([SERVER])
-    expect(manager.calls.find((call) => call.includes('--follow'))).to.include('--no-tail')
+    expect(lines).to.deep.equal([WATCHDOG])
+    expect(manager.calls.map((call) => call.slice(5, 7))).to.deep.equal([['--lines', '0']])
   })
 })
