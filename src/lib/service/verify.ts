@@ -18,6 +18,8 @@ export function isListenablePort(port: number): boolean {
 export interface WaitDeps {
   /** The supervisor's main PID for the server job right now; 0 or undefined while it has none. */
   mainPid: () => Promise<number | undefined>
+  /** True once the supervisor has given the server up and will not start it again by itself (systemd: `failed`); the wait then ends early. */
+  gaveUp?: () => Promise<boolean>
   check?: (url: string) => Promise<HealthAnswer>
   /** Monotonic milliseconds. */
   now?: () => number
@@ -40,7 +42,7 @@ export interface WaitOptions {
  * JSON equals the job's main PID (and, for a restart, differs from
  * `previousPid`). An old server still answering, or another program on the
  * port, never counts. Gives up `waitSeconds` after `startedAt`, and at once
- * for a port nothing can listen on.
+ * for a port nothing can listen on or a server the supervisor gave up.
  */
 export async function waitUntilServing(target: ServerTarget, options: WaitOptions, deps: WaitDeps): Promise<ServingReport> {
   const now = deps.now ?? (() => performance.now())
@@ -67,7 +69,7 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
       if (answer.healthy && answer.body?.pid === pid) return report(true, pid, answer.body.version)
     }
 
-    if (now() >= deadline) return report(false, pid)
+    if (now() >= deadline || (!pid && (await deps.gaveUp?.()))) return report(false, pid)
     await sleep(Math.min(deps.pollMs ?? 100, Math.max(deadline - now(), 1)))
   }
 }

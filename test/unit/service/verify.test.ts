@@ -82,6 +82,22 @@ describe('waitUntilServing', () => {
     expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: false, pid: 777, elapsedMs: 2000, waitSeconds: 2})
   })
 
+  it('ends early once the supervisor has given the server up', async () => {
+    let t = 0
+    let asked = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: await freePort()},
+      {startedAt: 0, waitSeconds: 30},
+      {
+        mainPid: async () => undefined,
+        gaveUp: async () => ++asked >= 3,
+        now: () => t,
+        sleep: async (ms) => void (t += ms),
+      },
+    )
+    expect(report).to.include({healthy: false, elapsedMs: 200})
+  })
+
   it('gives up when the supervisor never names a main PID, without asking health', async () => {
     let t = 0
     let checks = 0

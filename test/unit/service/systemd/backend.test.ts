@@ -222,6 +222,14 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     expect(result.details.at(-1)).to.match(/^Healthy: .* answered from PID 5000 after \d+\.\d s\.$/)
   })
 
+  it('install over a unit that hit its start limit forgets the failure first, so enable --now starts it', async () => {
+    const {backend, manager, port} = await healthySetup()
+    manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
+    const result = await backend.install(installOptions(port, 10))
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER}`, 'daemon-reload', `try-restart ${SERVER} ${WATCHDOG}`, `enable --now ${SERVER}`, `enable --now ${WATCHDOG}`])
+    expect(result.success).to.equal(true)
+  })
+
   it('install over a running server waits for the replacement, not the old process', async () => {
     const {backend, manager, port} = await healthySetup()
     await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
@@ -254,6 +262,16 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
       const paths = pathsFor(home)
       expect([paths.systemdServerUnit, paths.systemdWatchdogUnit].map((file) => existsSync(file))).to.deep.equal([true, true])
       expect(actions(manager).filter((call) => /^(disable|stop)/.test(call))).to.deep.equal([])
+    })
+
+    it('restart of a server that fails for good (exit status 78) ends at once, not after --wait', async () => {
+      const {backend, manager} = setup(await freePort())
+      manager.serverComesUp = false
+      manager.serverFailsForGood = true
+      const result = await backend.restart({waitSeconds: 30})
+      expect(result.success).to.equal(false)
+      expect(result.details[0]).to.equal(`Supervisor: the server is failed (exit-code) (${SERVER}).`)
+      expect(result.serving!.elapsedMs).to.be.below(30_000)
     })
 
     for (const command of ['start', 'restart'] as const) {
