@@ -55,6 +55,14 @@ describeSystemd('a server unit whose configuration can never work (real systemd 
     const status = expectOk(await um.run(process.execPath, [RUN_JS, 'service', 'status']))
     expect(status.stderr).to.include(`Warning: ${SERVER_UNIT} exited with status ${EXIT_CONFIG}: its command line or configuration can never work`)
     expect(status.stderr).to.include(`  The line to fix: ${file}, line ${at + 1}: ${lines[at]}\n`)
+
+    // A restart cannot help: it ends at once with the unit's failed state, long before --wait.
+    const restart = await um.run(process.execPath, [RUN_JS, 'service', 'restart', '--wait', '60', '--json'])
+    expect(restart.code).to.equal(1)
+    const result = JSON.parse(restart.stdout)
+    expect(result.details[0]).to.equal(`Supervisor: the server is failed (exit-code) (${SERVER_UNIT}).`)
+    expect(result.serving).to.include({healthy: false, waitSeconds: 60})
+    expect(result.serving.elapsedMs).to.be.below(30_000)
   })
 
   it('another exit status is still restarted (the check above can fail)', async function () {
