@@ -29,12 +29,9 @@ async function serverExitingWith(um: UserManager, status: number): Promise<strin
 }
 
 describeSystemd('a server unit whose configuration can never work (real systemd user manager)', (ctx) => {
+  // The suite's manager (and with it the units) is stopped after the suite.
   before(async () => {
     await cliOk(ctx(), ['service', 'install', '--port', String(await freePort()), '--no-watchdog'])
-  })
-
-  after(async () => {
-    await cliOk(ctx(), ['service', 'uninstall'])
   })
 
   it(`exit status ${EXIT_CONFIG} leaves the unit failed at once, NRestarts=0, and status names the line to fix`, async function () {
@@ -58,6 +55,14 @@ describeSystemd('a server unit whose configuration can never work (real systemd 
     const status = expectOk(await um.run(process.execPath, [RUN_JS, 'service', 'status']))
     expect(status.stderr).to.include(`Warning: ${SERVER_UNIT} exited with status ${EXIT_CONFIG}: its command line or configuration can never work`)
     expect(status.stderr).to.include(`  The line to fix: ${file}, line ${at + 1}: ${lines[at]}\n`)
+
+    // A restart cannot help: it ends at once with the unit's failed state, long before --wait.
+    const restart = await um.run(process.execPath, [RUN_JS, 'service', 'restart', '--wait', '60', '--json'])
+    expect(restart.code).to.equal(1)
+    const result = JSON.parse(restart.stdout)
+    expect(result.details[0]).to.equal(`Supervisor: the server is failed (exit-code) (${SERVER_UNIT}).`)
+    expect(result.serving).to.include({healthy: false, waitSeconds: 60})
+    expect(result.serving.elapsedMs).to.be.below(30_000)
   })
 
   it('another exit status is still restarted (the check above can fail)', async function () {

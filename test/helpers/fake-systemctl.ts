@@ -35,8 +35,15 @@ export class FakeManager {
   nextPid = 5000
   /** Set false to keep a started server unit from being given a main PID (it never comes up). */
   serverComesUp = true
+  /** With serverComesUp false: the started server fails at once and for good (exit status 78) instead of restarting. */
+  serverFailsForGood = false
 
   private begin(unit: string): void {
+    if (unit === SERVER && !this.serverComesUp && this.serverFailsForGood) {
+      this.units[unit] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 78}
+      return
+    }
+
     const pid = unit === SERVER && !this.serverComesUp ? 0 : this.nextPid++
     this.units[unit] = {ActiveState: pid ? 'active' : 'activating', SubState: pid ? 'running' : 'auto-restart', Result: 'success', MainPID: pid}
   }
@@ -47,8 +54,8 @@ export class FakeManager {
     const units = rest.filter((arg) => !arg.startsWith('--'))
     switch (verb) {
       case 'show': {
-        if (rest.includes('--property=Version')) return ok('252\n')
         if (rest.includes('--property=MainPID')) return ok(`${this.units[units[0]].MainPID}\n`)
+        if (rest.includes('--property=ActiveState')) return ok(`${this.units[units[0]].ActiveState}\n`)
         const block = (unit: string) =>
           Object.entries({LoadState: 'loaded', ...this.units[unit], FragmentPath: `/fake/${unit}`, NRestarts: 0})
             .map(([key, value]) => `${key}=${value ?? ''}`)
@@ -79,8 +86,8 @@ export class FakeManager {
       }
 
       case 'enable': {
-        if (rest.includes('--now')) for (const unit of units) if (this.units[unit].ActiveState !== 'active') this.begin(unit)
-        return ok()
+        if (!rest.includes('--now')) return ok()
+        return this.systemctl(['start', ...units])
       }
 
       case 'try-restart': {

@@ -82,6 +82,22 @@ describe('waitUntilServing', () => {
     expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: false, pid: 777, elapsedMs: 2000, waitSeconds: 2})
   })
 
+  it('ends early once the supervisor has given the server up', async () => {
+    let t = 0
+    let asked = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: await freePort()},
+      {startedAt: 0, waitSeconds: 30},
+      {
+        mainPid: async () => undefined,
+        gaveUp: async () => ++asked >= 3,
+        now: () => t,
+        sleep: async (ms) => void (t += ms),
+      },
+    )
+    expect(report).to.include({healthy: false, elapsedMs: 200})
+  })
+
   it('gives up when the supervisor never names a main PID, without asking health', async () => {
     let t = 0
     let checks = 0
@@ -101,6 +117,45 @@ describe('waitUntilServing', () => {
     expect(report).to.include({healthy: false, elapsedMs: 1000})
     expect(report).to.not.have.property('pid')
     expect(checks).to.equal(0)
+  })
+})
+
+describe('a port nothing can listen on (a hand-edited unit)', () => {
+  it('waitUntilServing gives up at once, without asking health', async () => {
+    let checks = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: 99_999},
+      {startedAt: 0, waitSeconds: 30},
+      {
+        mainPid: async () => 0,
+        check: async () => {
+          checks++
+          return {healthy: false}
+        },
+        now: () => 0,
+      },
+    )
+    expect(report).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, elapsedMs: 0, waitSeconds: 30})
+    expect(checks).to.equal(0)
+  })
+
+  it('servingFailure says the port is not a TCP port instead of probing it', async () => {
+    const report: ServingReport = {url: 'http://127.0.0.1:99999/api/health', healthy: false, elapsedMs: 0, waitSeconds: 30}
+    const result = await servingFailure({
+      platform: 'linux',
+      command: 'restart',
+      target: {host: '127.0.0.1', port: 99_999},
+      report,
+      supervisorState: 'failed (exit-code) (amplifier-distro.service)',
+      logTail: [],
+      portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
+      logsHint: 'amp-distro service logs',
+    })
+    expect(result.details).to.deep.equal([
+      'Supervisor: the server is failed (exit-code) (amplifier-distro.service).',
+      "Port: 99999 is not a TCP port (1-65535): fix the server's command line, or re-run amp-distro service install --port <port>",
+      'More: amp-distro service logs',
+    ])
   })
 })
 

@@ -222,6 +222,14 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     expect(result.details.at(-1)).to.match(/^Healthy: .* answered from PID 5000 after \d+\.\d s\.$/)
   })
 
+  it('install over a unit that hit its start limit forgets the failure first, so enable --now starts it', async () => {
+    const {backend, manager, port} = await healthySetup()
+    manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
+    const result = await backend.install(installOptions(port, 10))
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER}`, 'daemon-reload', `try-restart ${SERVER} ${WATCHDOG}`, `enable --now ${SERVER}`, `enable --now ${WATCHDOG}`])
+    expect(result.success).to.equal(true)
+  })
+
   it('install over a running server waits for the replacement, not the old process', async () => {
     const {backend, manager, port} = await healthySetup()
     await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
@@ -254,6 +262,16 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
       const paths = pathsFor(home)
       expect([paths.systemdServerUnit, paths.systemdWatchdogUnit].map((file) => existsSync(file))).to.deep.equal([true, true])
       expect(actions(manager).filter((call) => /^(disable|stop)/.test(call))).to.deep.equal([])
+    })
+
+    it('restart of a server that fails for good (exit status 78) ends at once, not after --wait', async () => {
+      const {backend, manager} = setup(await freePort())
+      manager.serverComesUp = false
+      manager.serverFailsForGood = true
+      const result = await backend.restart({waitSeconds: 30})
+      expect(result.success).to.equal(false)
+      expect(result.details[0]).to.equal(`Supervisor: the server is failed (exit-code) (${SERVER}).`)
+      expect(result.serving!.elapsedMs).to.be.below(30_000)
     })
 
     for (const command of ['start', 'restart'] as const) {
@@ -359,12 +377,20 @@ describe('systemd backend: logs (fake journalctl)', () => {
     expect(follow).to.not.include('--lines')
   })
 
-  it('--follow on an empty journal follows every line that arrives', async () => {
+  it('--follow on an empty journal says so at once instead of waiting in silence', async () => {
     const {backend, manager} = setup(await freePort())
+    const result = await backend.logs({lines: 50, follow: true, signal: new AbortController().signal, write() {}})
+    expect(result.message).to.equal(`The journal holds no lines of ${SERVER} and ${WATCHDOG}.`)
+    expect(manager.calls.filter((call) => call.includes('--follow'))).to.deep.equal([])
+  })
+
+  it('--follow --lines 0 follows only new lines', async () => {
+    const {backend, manager} = setup(await freePort())
+    manager.journal = entries
     const stop = new AbortController()
     const lines: string[] = []
     const following = backend.logs({
-      lines: 50,
+      lines: 0,
       follow: true,
       signal: stop.signal,
       write(line) {
@@ -373,9 +399,9 @@ describe('systemd backend: logs (fake journalctl)', () => {
       },
     })
     await new Promise((resolve) => setImmediate(resolve))
-    manager.arrive(entries[0])
+    manager.arrive(entries[1])
     expect((await following).success).to.equal(true)
-    expect(lines).to.deep.equal([SERVER])
-    expect(manager.calls.find((call) => call.includes('--follow'))).to.include('--no-tail')
+    expect(lines).to.deep.equal([WATCHDOG])
+    expect(manager.calls.map((call) => call.slice(5, 7))).to.deep.equal([['--lines', '0']])
   })
 })

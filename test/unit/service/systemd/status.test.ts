@@ -13,10 +13,9 @@ import type {Exec, ServiceContext} from '../../../../src/lib/service/types.js'
 import {cleanup, freePort, RUN_JS, tempHome} from '../../../helpers/cli.js'
 import {FakeManager, journalEntry} from '../../../helpers/fake-systemctl.js'
 
-/** systemctl as a fake that answers the two questions status asks: is there a manager, and the units' state. */
+/** systemctl as a fake that answers the one question status asks of it: the units' state. */
 function fakeSystemctl(server: {ActiveState: string; SubState: string; Result: string; MainPID: number}, unitFile: string): Exec {
-  return async (_file, args) => {
-    if (args.includes('--property=Version')) return {code: 0, stdout: '252\n', stderr: ''}
+  return async () => {
     const block = (unit: Record<string, string | number>) =>
       Object.entries(unit)
         .map(([key, value]) => `${key}=${value}`)
@@ -195,6 +194,16 @@ describe('systemd status: what it tells beyond the units’ state', () => {
     expect(warning).to.match(/\n {2}It said: \S+ amp-distro\[77\]: Invalid port: "99999"\. Use a whole number from 1 to 65535\.\n/)
     expect(warning).to.include(`\n  The line to fix: ${paths.systemdServerUnit}, line ${at + 1}: ${lines[at]}\n`)
     expect(warning).to.include('Then: amp-distro service restart')
+  })
+
+  it('a hand-edited --port 99999 is reported, not asked over HTTP (no stack trace)', async () => {
+    const {paths, status} = installed(await freePort(), {
+      prepare: (manager) => (manager.units['amplifier-distro.service'] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 78}),
+    })
+    writeFileSync(paths.systemdServerUnit, readFileSync(paths.systemdServerUnit, 'utf8').replace(/"--port" "\d+"/, '"--port" "99999"'))
+    const result = await status()
+    expect(result.health).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, reason: 'port 99999 is not a TCP port'})
+    expect(result.warnings[0]).to.include('"--port" "99999"')
   })
 
   it('a failure with another exit status is the plain failed warning', async () => {
