@@ -126,9 +126,10 @@ running_pid() {
   kill -0 "$pid" 2>/dev/null
 }
 spawn() {
-  plist=$(cat "$dir/loaded/$1")
+  label=$1
+  plist=$(cat "$dir/loaded/$label")
   mkdir -p "$dir/pids" "$dir/exits"
-  rm -f "$dir/pids/$1" "$dir/exits/$1"
+  rm -f "$dir/pids/$label" "$dir/exits/$label"
   wd=$(plist_value "$plist" WorkingDirectory)
   out=$(plist_value "$plist" StandardOutPath)
   err=$(plist_value "$plist" StandardErrorPath)
@@ -148,7 +149,7 @@ EOF
     wait "$child"
     echo $? > "$dir/exits/$label"
   ) </dev/null >/dev/null 2>&1 &
-  while [ ! -f "$dir/pids/$1" ]; do sleep 0.01; done
+  while [ ! -f "$dir/pids/$label" ]; do sleep 0.01; done
 }
 # SIGTERM, then SIGKILL after 5 s (launchd's ExitTimeOut is 20 s); returns once the exit code is recorded.
 kill_job() {
