@@ -64,8 +64,12 @@ interface Tail {
   lines: string[]
 }
 
-/** Opens a file and reads its last `count` lines, remembering where the reading stopped. */
-function openTail(file: string, count: number): Tail {
+/**
+ * Opens a file and reads its last `count` lines, remembering where the
+ * reading stopped. With `holdPartial` (a follow), a last line that has no
+ * newline yet is kept back until its end is written.
+ */
+function openTail(file: string, count: number, holdPartial = false): Tail {
   let fd: number
   try {
     fd = openSync(file, 'r')
@@ -75,7 +79,10 @@ function openTail(file: string, count: number): Tail {
 
   try {
     const stat = fstatSync(fd)
-    return {file, ino: stat.ino, offset: stat.size, partial: '', mtimeMs: stat.mtimeMs, lines: lastLinesOf(fd, stat.size, count)}
+    const lines = lastLinesOf(fd, stat.size, count)
+    const cut = holdPartial && stat.size > 0 && readRange(fd, stat.size - 1, 1)[0] !== 0x0a
+    const partial = cut ? (lines.pop() ?? '') : ''
+    return {file, ino: stat.ino, offset: stat.size, partial, mtimeMs: stat.mtimeMs, lines}
   } finally {
     closeSync(fd)
   }
@@ -146,7 +153,7 @@ export interface ReadLogsOptions {
  *    again for a file truncated in place or replaced, printing whole lines.
  */
 export async function readLogs(files: string[], options: ReadLogsOptions): Promise<number> {
-  const tails = files.map((file) => openTail(file, options.lines))
+  const tails = files.map((file) => openTail(file, options.lines, options.follow))
   let printed = 0
   for (const line of merged(tails, options.lines)) {
     options.write(line)
