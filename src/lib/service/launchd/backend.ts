@@ -1,7 +1,7 @@
 import {existsSync, mkdirSync} from 'node:fs'
 import {basename} from 'node:path'
 
-import {UserError} from '../../errors.js'
+import {EXIT_CONFIG, UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {makeUnitSpec} from '../spec.js'
@@ -10,22 +10,18 @@ import {type ServerTarget, servingFailure, servingLine, waitUntilServing} from '
 import {type JobState, Launchctl, LaunchctlError} from './launchctl.js'
 import {launchdLogFiles, readLogs, recentLines} from './logs.js'
 import {buildPlist, installedTarget, type LaunchdJob, launchdJobs, readInstalledPlist, renderServerPlist, renderWatchdogPlist} from './plist.js'
-import {launchdStatus} from './status.js'
+import {launchdStatus, portOwnerCommand} from './status.js'
 
 const LAUNCHCTL = 'launchctl'
 const PLATFORM = 'macos'
 
-/** The command that names the program listening on a TCP port, on macOS. */
-export function portOwnerCommand(port: number): string {
-  return `lsof -nP -iTCP:${port} -sTCP:LISTEN`
-}
-
-/** launchd's state for a job as the diagnosis and status tell it. */
+/** launchd's state for a job as the diagnosis tells it. */
 export function describeJobState(state: JobState): string {
   if (!state.loaded) return 'not loaded in launchd'
   const pid = state.pid ? `, PID ${state.pid}` : ''
-  const exit = state.pid === undefined && state.lastExitCode !== undefined ? `, last exit code ${state.lastExitCode}` : ''
-  return `${state.state}${pid}${exit}`
+  const exited = state.pid === undefined && state.lastExitCode !== undefined
+  const config = state.lastExitCode === EXIT_CONFIG ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
+  return `${state.state}${pid}${exited ? `, last exit code ${state.lastExitCode}${config}` : ''}`
 }
 
 function failed(message: string, details: string[] = []): ServiceResult {

@@ -8,11 +8,16 @@ import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob,
 
 const PLATFORM = 'macos'
 
-/** Why a server that is not running cannot start: another program holds its port. */
+/** The command that names the program listening on a TCP port, on macOS. */
+export function portOwnerCommand(port: number): string {
+  return `lsof -nP -iTCP:${port} -sTCP:LISTEN`
+}
+
+/** Why a server that is not running cannot start: another program holds its port (systemd's wording, with lsof). */
 export function portConflictWarning(host: string, port: number): string {
   return [
     `Warning: ${hostPort(host, port)} is in use by another program, so the server cannot listen there.`,
-    `  See which program: lsof -nP -iTCP:${port} -sTCP:LISTEN`,
+    `  See which program: ${portOwnerCommand(port)}`,
     `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
   ].join('\n')
 }

@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {execCommand, streamLines} from '../../../../src/lib/exec.js'
-import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
+import {createLaunchdBackend, describeJobState} from '../../../../src/lib/service/launchd/backend.js'
 import {explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
 import {buildPlist, type LaunchdJob, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
 import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
@@ -96,6 +96,18 @@ describe('launchctl answers', () => {
   }
 })
 
+describe('launchd job state in a diagnosis', () => {
+  const states: [Parameters<typeof describeJobState>[0], string][] = [
+    [{loaded: false, state: 'not-loaded'}, 'not loaded in launchd'],
+    [{loaded: true, state: 'running', pid: 7}, 'running, PID 7'],
+    [{loaded: true, state: 'not running', lastExitCode: 1}, 'not running, last exit code 1'],
+    [{loaded: true, state: 'spawn scheduled', lastExitCode: 78}, 'spawn scheduled, last exit code 78 (a configuration error: amp-distro service status names the line to fix)'],
+  ]
+  for (const [state, text] of states) {
+    it(text, () => expect(describeJobState(state)).to.equal(text))
+  }
+})
+
 interface World {
   home: string
   fake: FakeLaunchctl
@@ -176,6 +188,19 @@ describe('launchd operations when launchctl refuses', function () {
       expect(world.fake.calls().map((call) => call[0])).to.deep.equal(['bootout', 'print', 'kickstart'])
     })
   }
+
+  it('a bootstrap of a job launchd already holds is an io-error LaunchctlError (5)', async () => {
+    await launchctl().load(world.server)
+    let caught: unknown
+    try {
+      await launchctl().load(world.server)
+    } catch (error) {
+      caught = error
+    }
+
+    expect((caught as LaunchctlError).refusal).to.equal('io-error')
+    expect((caught as LaunchctlError).details[0]).to.equal('launchctl bootstrap answered: Bootstrap failed: 5: Input/output error')
+  })
 
   it('start of a job whose bootstrap answers 5 fails with what to do, and the plists stay', async () => {
     world.fake.configure({failBootstrap: true})
