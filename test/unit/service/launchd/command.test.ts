@@ -92,6 +92,27 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     expect(fake.loaded()).to.deep.equal({})
   })
 
+  it('stop, start, restart and logs run through the service commands, and exit 1 naming install when nothing is installed', async () => {
+    for (const command of ['start', 'stop', 'restart', 'logs'] as const) {
+      const rendered = renderResult(await runServiceCommand(command, {wait: '0'}, {context: ctx}), false)
+      expect(rendered.exitCode, command).to.equal(1)
+      expect(rendered.stderr).to.equal('Failed: amplifier-distro service is not installed.\n  Install it: amp-distro service install\n')
+    }
+
+    expect((await runServiceCommand('install', {port: '8765', wait: '0'}, {context: ctx})).success).to.equal(true)
+    expect(renderResult(await runServiceCommand('stop', {}, {context: ctx}), false).stdout).to.match(/^Stopped amplifier-distro service\.\n/)
+    expect(fake.loaded()).to.deep.equal({})
+    expect(renderResult(await runServiceCommand('start', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Started amplifier-distro service\.\n/)
+    expect(renderResult(await runServiceCommand('restart', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Restarted amplifier-distro service\.\n/)
+    writeFileSync(join(home, '.amplifier', 'server', 'server.out.log'), 'one\ntwo\n')
+    const lines: string[] = []
+    const logs = await runServiceCommand('logs', {lines: '1', write: (line) => lines.push(line.text)}, {context: ctx})
+    expect(logs.success).to.equal(true)
+    expect(lines).to.deep.equal(['[server.out.log] two'])
+    const badLines = await runServiceCommand('logs', {lines: 'many'}, {context: ctx})
+    expect(badLines.success).to.equal(false)
+  })
+
   it('install refuses a host with a newline and writes nothing', async () => {
     const result = await runServiceCommand('install', {host: 'localhost\nevil'}, {context: ctx})
     const rendered = renderResult(result, false)
