@@ -292,31 +292,30 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.calls().filter((call) => call[0] === 'bootstrap')).to.have.length(2)
     })
 
-    it('refuses a host with a newline, a bad port or a missing binary before writing or running anything', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      const badHost = await backend.install({...options, host: '127.0.0.1\nExecStartPre=/bin/sh'})
-      expect(badHost.success).to.equal(false)
-      expect(badHost.message).to.match(/^Invalid host: .*control character/)
-      const badPort = await backend.install({...options, port: 70_000})
-      expect(badPort.success).to.equal(false)
-      expect(badPort.message).to.match(/^Invalid port/)
-      const noBinary = await createLaunchdBackend({
-        ...world.ctx,
-        resolveBinary() {
-          throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+    // Each case: what is wrong (in the options or the context) and the message install answers with.
+    const refusals: {title: string; options?: Partial<typeof options>; ctx?: Partial<ServiceContext>; message: RegExp}[] = [
+      {title: 'a host with a newline', options: {host: '127.0.0.1\nExecStartPre=/bin/sh'}, message: /^Invalid host: .*control character/},
+      {title: 'a port out of range', options: {port: 70_000}, message: /^Invalid port/},
+      {title: 'a Node path with a newline', ctx: {nodePath: '/opt/node\n/bin/node'}, message: /^Invalid PATH/},
+      {
+        title: 'a binary that cannot be found',
+        ctx: {
+          resolveBinary() {
+            throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+          },
         },
-      }).install(options)
-      expect(noBinary).to.deep.equal({
-        success: false,
-        platform: 'macos',
-        message: 'amp-distro binary not found.',
-        details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro'],
+        message: /^amp-distro binary not found\.$/,
+      },
+    ]
+    for (const refusal of refusals) {
+      it(`refuses ${refusal.title} before writing or running anything`, async () => {
+        const result = await createLaunchdBackend({...world.ctx, ...refusal.ctx}).install({...options, ...refusal.options})
+        expect(result).to.include({success: false, platform: 'macos'})
+        expect(result.message).to.match(refusal.message)
+        expect(filesUnder(world.home)).to.deep.equal([])
+        expect(world.fake.calls()).to.deep.equal([])
       })
-      const badNodePath = await createLaunchdBackend({...world.ctx, nodePath: '/opt/node\n/bin/node'}).install(options)
-      expect(badNodePath.message).to.match(/^Invalid PATH/)
-      expect(filesUnder(world.home)).to.deep.equal([])
-      expect(world.fake.calls()).to.deep.equal([])
-    })
+    }
 
     it('fails cleanly, with nothing written, when launchctl cannot be run', async () => {
       const result = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).install(options)
@@ -473,19 +472,6 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.calls().every((call) => call[0] === 'print')).to.equal(true)
     })
 
-    it('removes plists whose jobs are no longer loaded without calling bootout', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      world.fake.unloadAll()
-      world.fake.clearCalls()
-      expect((await backend.uninstall()).success).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${SERVER}`],
-      ])
-      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
-    })
-
     it('boots out a job whose plist was deleted by hand (bootout by label; remove on an old launchctl)', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
@@ -516,24 +502,42 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.loaded()).to.deep.equal({})
     })
 
-    it('falls back to unload on a launchctl without bootout', async () => {
-      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']})
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      world.fake.clearCalls()
-      expect((await backend.uninstall()).success).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['list', WATCHDOG],
-        ['list', SERVER],
-        ['unload', world.watchdogPlist],
-        ['list', WATCHDOG],
-        ['unload', world.serverPlist],
-        ['list', SERVER],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({})
-      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
-    })
+    // Each case: how launchd stood before the uninstall, and the launchctl calls the uninstall makes.
+    const sequences: {title: string; arrange: () => void; calls: (world: World) => string[][]}[] = [
+      {
+        title: 'removes plists whose jobs are no longer loaded without calling bootout',
+        arrange: () => world.fake.unloadAll(),
+        calls: () => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+        ],
+      },
+      {
+        title: 'falls back to unload on a launchctl without bootout',
+        arrange: () => world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']}),
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['list', WATCHDOG],
+          ['list', SERVER],
+          ['unload', w.watchdogPlist],
+          ['list', WATCHDOG],
+          ['unload', w.serverPlist],
+          ['list', SERVER],
+        ],
+      },
+    ]
+    for (const sequence of sequences) {
+      it(sequence.title, async () => {
+        const backend = createLaunchdBackend(world.ctx)
+        await backend.install(options)
+        sequence.arrange()
+        world.fake.clearCalls()
+        expect((await backend.uninstall()).success).to.equal(true)
+        expect(world.fake.calls()).to.deep.equal(sequence.calls(world))
+        expect(world.fake.loaded()).to.deep.equal({})
+        expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
+      })
+    }
   })
 
   describe('status', () => {
