@@ -16,7 +16,7 @@ export type ServiceCommand = 'install' | 'uninstall' | 'status' | 'start' | 'sto
  */
 const BACKENDS: Partial<Record<NodeJS.Platform, (ctx: ServiceContext) => Promise<Backend>>> = {
   linux: async (ctx) => (await import('./systemd/backend.js')).createSystemdBackend(ctx),
-  darwin: async (ctx) => (await import('./launchd.js')).createLaunchdBackend(ctx),
+  darwin: async (ctx) => (await import('./launchd/backend.js')).createLaunchdBackend(ctx),
 }
 
 /** The backend for `platform`, or undefined where service management is not supported. */

@@ -5,10 +5,10 @@ import {join} from 'node:path'
 import plist from 'plist'
 import sinon from 'sinon'
 
-import {createServiceContext, platformName, runServiceCommand} from '../../src/lib/service/index.js'
-import {renderResult} from '../../src/lib/service/render.js'
-import type {ServiceContext, StatusResult} from '../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../helpers/fake-launchctl.js'
+import {createServiceContext, platformName, runServiceCommand} from '../../../../src/lib/service/index.js'
+import {renderResult} from '../../../../src/lib/service/render.js'
+import type {ServiceContext, StatusResult} from '../../../../src/lib/service/types.js'
+import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
 
 describe('service commands on macOS (platform stubbed to darwin)', function () {
   this.timeout(30_000)
@@ -79,7 +79,7 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
   })
 
   it('install, status and uninstall run against launchctl', async () => {
-    const installed = await runServiceCommand('install', {port: '8765'}, {context: ctx})
+    const installed = await runServiceCommand('install', {port: '8765', wait: '0'}, {context: ctx})
     expect(installed.success, installed.message).to.equal(true)
     expect(fake.loaded()).to.have.keys('com.amplifier.distro', 'com.amplifier.distro.watchdog')
     const status = (await runServiceCommand('status', {}, {context: ctx})) as StatusResult
@@ -90,6 +90,27 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     expect(removed).to.include({success: true, message: 'Uninstalled amplifier-distro service.'})
     expect(readdirSync(join(home, 'Library', 'LaunchAgents'))).to.deep.equal([])
     expect(fake.loaded()).to.deep.equal({})
+  })
+
+  it('stop, start, restart and logs run through the service commands, and exit 1 naming install when nothing is installed', async () => {
+    for (const command of ['start', 'stop', 'restart', 'logs'] as const) {
+      const rendered = renderResult(await runServiceCommand(command, {wait: '0'}, {context: ctx}), false)
+      expect(rendered.exitCode, command).to.equal(1)
+      expect(rendered.stderr).to.equal('Failed: amplifier-distro service is not installed.\n  Install it: amp-distro service install\n')
+    }
+
+    expect((await runServiceCommand('install', {port: '8765', wait: '0'}, {context: ctx})).success).to.equal(true)
+    expect(renderResult(await runServiceCommand('stop', {}, {context: ctx}), false).stdout).to.match(/^Stopped amplifier-distro service\.\n/)
+    expect(fake.loaded()).to.deep.equal({})
+    expect(renderResult(await runServiceCommand('start', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Started amplifier-distro service\.\n/)
+    expect(renderResult(await runServiceCommand('restart', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Restarted amplifier-distro service\.\n/)
+    writeFileSync(join(home, '.amplifier', 'server', 'server.out.log'), 'one\ntwo\n')
+    const lines: string[] = []
+    const logs = await runServiceCommand('logs', {lines: '1', write: (line) => lines.push(line.text)}, {context: ctx})
+    expect(logs.success).to.equal(true)
+    expect(lines).to.deep.equal(['[server.out.log] two'])
+    const badLines = await runServiceCommand('logs', {lines: 'many'}, {context: ctx})
+    expect(badLines.success).to.equal(false)
   })
 
   it('install refuses a host with a newline and writes nothing', async () => {

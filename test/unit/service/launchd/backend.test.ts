@@ -6,12 +6,14 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import plist, {type PlistObject} from 'plist'
 
-import {UserError} from '../../src/lib/errors.js'
-import {execCommand, streamLines} from '../../src/lib/exec.js'
-import {buildPlist, createLaunchdBackend, renderServerPlist, renderWatchdogPlist} from '../../src/lib/service/launchd.js'
-import type {ServiceContext} from '../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../helpers/fake-launchctl.js'
-import {throughPlistutil} from '../helpers/plistutil.js'
+import {UserError} from '../../../../src/lib/errors.js'
+import {freePort} from '../../../helpers/cli.js'
+import {execCommand, streamLines} from '../../../../src/lib/exec.js'
+import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
+import {buildPlist, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
+import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
+import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {throughPlistutil} from '../../../helpers/plistutil.js'
 
 const SERVER = 'com.amplifier.distro'
 const WATCHDOG = 'com.amplifier.distro.watchdog'
@@ -75,10 +77,11 @@ function filesUnder(dir: string): string[] {
   return existsSync(dir) ? (readdirSync(dir, {recursive: true, withFileTypes: true}) as {isFile(): boolean; parentPath: string; name: string}[]).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1)).sort() : []
 }
 
-async function healthServer(status = 200): Promise<{server: Server; port: number}> {
+/** A stand-in server on a free port that answers `/api/health` with `status` and `fields`. */
+async function healthServer(status = 200, fields: Record<string, unknown> = {}): Promise<{server: Server; port: number}> {
   const server = createServer((req, res) => {
     res.writeHead(req.url === '/api/health' ? status : 404, {'content-type': 'application/json'})
-    res.end('{"status":"ok"}')
+    res.end(JSON.stringify({status: 'ok', ...fields}))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {server, port: (server.address() as AddressInfo).port}
@@ -98,19 +101,148 @@ describe('launchd backend against a fake launchctl', function () {
   })
 
   describe('install', () => {
-    it('writes both plists with mode 0644 and bootstraps the server, then the watchdog', async () => {
+    // Each case: what was there before, the install, and the launchctl calls it makes, in order.
+    const sequences: {
+      title: string
+      arrange?: (backend: Backend) => Promise<void>
+      install?: Partial<typeof options>
+      calls: (world: World) => string[][]
+      loaded: 'both' | 'server'
+    }[] = [
+      {
+        title: 'a first install asks which jobs are loaded, then enables and bootstraps the server, then the watchdog',
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+          ['enable', `gui/501/${SERVER}`],
+          ['bootstrap', 'gui/501', w.serverPlist],
+          ['enable', `gui/501/${WATCHDOG}`],
+          ['bootstrap', 'gui/501', w.watchdogPlist],
+        ],
+        loaded: 'both',
+      },
+      {
+        title: 'a re-install boots out the loaded jobs, watchdog first, before bootstrapping them again',
+        arrange: async (backend) => void (await backend.install(options)),
+        install: {port: 8500},
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+          ['bootout', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${WATCHDOG}`],
+          ['bootout', `gui/501/${SERVER}`],
+          ['print', `gui/501/${SERVER}`],
+          ['enable', `gui/501/${SERVER}`],
+          ['bootstrap', 'gui/501', w.serverPlist],
+          ['enable', `gui/501/${WATCHDOG}`],
+          ['bootstrap', 'gui/501', w.watchdogPlist],
+        ],
+        loaded: 'both',
+      },
+      {
+        title: 'a re-install waits for launchd to let go of each booted-out job before bootstrapping it again',
+        async arrange(backend) {
+          await backend.install(options)
+          world.fake.configure({drain: 3})
+        },
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+          ['bootout', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${WATCHDOG}`],
+          ['bootout', `gui/501/${SERVER}`],
+          ['print', `gui/501/${SERVER}`],
+          ['print', `gui/501/${SERVER}`],
+          ['print', `gui/501/${SERVER}`],
+          ['enable', `gui/501/${SERVER}`],
+          ['bootstrap', 'gui/501', w.serverPlist],
+          ['enable', `gui/501/${WATCHDOG}`],
+          ['bootstrap', 'gui/501', w.watchdogPlist],
+        ],
+        loaded: 'both',
+      },
+      {
+        title: 'a launchctl without bootstrap (usage error, exit 64) gets load -w',
+        arrange: async () => world.fake.configure({unsupported: ['bootstrap']}),
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+          ['enable', `gui/501/${SERVER}`],
+          ['bootstrap', 'gui/501', w.serverPlist],
+          ['load', '-w', w.serverPlist],
+          ['load', '-w', w.watchdogPlist],
+        ],
+        loaded: 'both',
+      },
+      {
+        title: 'a launchctl that knows none of the current subcommands gets list and load -w',
+        arrange: async () => world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable'], unsupportedStyle: 'unknown'}),
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['list', WATCHDOG],
+          ['list', SERVER],
+          ['load', '-w', w.serverPlist],
+          ['load', '-w', w.watchdogPlist],
+        ],
+        loaded: 'both',
+      },
+      {
+        title: 'a re-install on such a launchctl unloads with unload, then loads with load -w',
+        async arrange(backend) {
+          world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable'], unsupportedStyle: 'unknown'})
+          await backend.install(options)
+        },
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['list', WATCHDOG],
+          ['list', SERVER],
+          ['unload', w.watchdogPlist],
+          ['list', WATCHDOG],
+          ['unload', w.serverPlist],
+          ['list', SERVER],
+          ['load', '-w', w.serverPlist],
+          ['load', '-w', w.watchdogPlist],
+        ],
+        loaded: 'both',
+      },
+      {
+        title: '--no-watchdog over an install with one boots both out and bootstraps the server alone',
+        arrange: async (backend) => void (await backend.install(options)),
+        install: {watchdog: false},
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+          ['bootout', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${WATCHDOG}`],
+          ['bootout', `gui/501/${SERVER}`],
+          ['print', `gui/501/${SERVER}`],
+          ['enable', `gui/501/${SERVER}`],
+          ['bootstrap', 'gui/501', w.serverPlist],
+        ],
+        loaded: 'server',
+      },
+    ]
+
+    for (const sequence of sequences) {
+      it(sequence.title, async () => {
+        const backend = createLaunchdBackend(world.ctx)
+        await sequence.arrange?.(backend)
+        world.fake.clearCalls()
+        const result = await backend.install({...options, ...sequence.install})
+        expect(result.success, result.message).to.equal(true)
+        expect(world.fake.calls()).to.deep.equal(sequence.calls(world))
+        const expected = sequence.loaded === 'both' ? {[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist} : {[SERVER]: world.serverPlist}
+        expect(world.fake.loaded()).to.deep.equal(expected)
+        expect(filesUnder(join(world.home, 'Library', 'LaunchAgents'))).to.deep.equal(Object.keys(expected).map((label) => `${label}.plist`))
+      })
+    }
+
+    it('writes both plists with mode 0644, the log folder, and what each job runs', async () => {
       const result = await createLaunchdBackend(world.ctx).install(options)
       expect(result.success, result.message).to.equal(true)
       expect(result.platform).to.equal('macos')
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${SERVER}`],
-        ['enable', `gui/501/${SERVER}`],
-        ['bootstrap', 'gui/501', world.serverPlist],
-        ['enable', `gui/501/${WATCHDOG}`],
-        ['bootstrap', 'gui/501', world.watchdogPlist],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
       for (const file of [world.serverPlist, world.watchdogPlist]) {
         expect(statSync(file).mode & 0o777).to.equal(0o644)
       }
@@ -125,6 +257,7 @@ describe('launchd backend against a fake launchctl', function () {
       expect(watchdog.ProgramArguments).to.deep.equal([world.bin, 'watchdog', '--host', '127.0.0.1', '--port', '8400'])
       expect(watchdog.EnvironmentVariables).to.deep.equal({PATH: world.unitPath, LAUNCHD_JOB_NAME: WATCHDOG})
       expect(watchdog.KeepAlive).to.equal(true)
+      expect(throughPlistutil(readFileSync(world.watchdogPlist, 'utf8'))).to.deep.equal(watchdog)
     })
 
     it('writes 0644 even under a restrictive umask', async () => {
@@ -138,52 +271,14 @@ describe('launchd backend against a fake launchctl', function () {
       expect(statSync(world.serverPlist).mode & 0o777).to.equal(0o644)
     })
 
-    it('boots out loaded jobs, watchdog first, before bootstrapping them again (idempotent re-install)', async () => {
+    it('writes the new port on a re-install, and says what it removed with --no-watchdog', async () => {
       const backend = createLaunchdBackend(world.ctx)
-      expect((await backend.install(options)).success).to.equal(true)
-      world.fake.clearCalls()
-      const again = await backend.install({...options, port: 8500})
-      expect(again.success, again.message).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${SERVER}`],
-        ['bootout', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${WATCHDOG}`],
-        ['bootout', `gui/501/${SERVER}`],
-        ['print', `gui/501/${SERVER}`],
-        ['enable', `gui/501/${SERVER}`],
-        ['bootstrap', 'gui/501', world.serverPlist],
-        ['enable', `gui/501/${WATCHDOG}`],
-        ['bootstrap', 'gui/501', world.watchdogPlist],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+      await backend.install(options)
+      expect((await backend.install({...options, port: 8500})).success).to.equal(true)
       expect(readPlist(world.serverPlist).ProgramArguments).to.deep.equal([world.bin, 'serve', '--host', '127.0.0.1', '--port', '8500'])
-      expect(filesUnder(join(world.home, 'Library', 'LaunchAgents'))).to.deep.equal([`${SERVER}.plist`, `${WATCHDOG}.plist`])
-    })
-
-    it('waits for launchd to let go of a booted-out job before bootstrapping it again', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      expect((await backend.install(options)).success).to.equal(true)
-      world.fake.configure({drain: 3})
-      world.fake.clearCalls()
-      const again = await backend.install(options)
-      expect(again.success, again.message).to.equal(true)
-      const calls = world.fake.calls()
-      expect(calls.slice(2)).to.deep.equal([
-        ['bootout', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${WATCHDOG}`],
-        ['bootout', `gui/501/${SERVER}`],
-        ['print', `gui/501/${SERVER}`],
-        ['print', `gui/501/${SERVER}`],
-        ['print', `gui/501/${SERVER}`],
-        ['enable', `gui/501/${SERVER}`],
-        ['bootstrap', 'gui/501', world.serverPlist],
-        ['enable', `gui/501/${WATCHDOG}`],
-        ['bootstrap', 'gui/501', world.watchdogPlist],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
+      const result = await backend.install({...options, watchdog: false})
+      expect(result.details).to.include(`Removed ${world.watchdogPlist}`)
+      expect(result.message).to.equal('Installed com.amplifier.distro.plist (launchd user agent).')
     })
 
     it('fails, naming the job, when launchd still holds it 10 s after bootout', async () => {
@@ -192,99 +287,35 @@ describe('launchd backend against a fake launchctl', function () {
       world.fake.configure({drain: 1_000_000})
       const again = await backend.install(options)
       expect(again.success).to.equal(false)
-      expect(again.message).to.equal(`Could not stop ${WATCHDOG}: launchd still holds ${WATCHDOG} 10 s after it was told to stop it`)
+      expect(again.message).to.equal(`launchd still holds ${WATCHDOG} 10 s after it was told to stop it.`)
+      expect(again.details).to.deep.equal(['Wait a few seconds, then run it again: amp-distro service install'])
       expect(world.fake.calls().filter((call) => call[0] === 'bootstrap')).to.have.length(2)
     })
 
-    it('falls back to load -w when launchctl has no bootstrap (usage error, exit 64)', async () => {
-      world.fake.configure({unsupported: ['bootstrap']})
-      const result = await createLaunchdBackend(world.ctx).install(options)
-      expect(result.success, result.message).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${SERVER}`],
-        ['enable', `gui/501/${SERVER}`],
-        ['bootstrap', 'gui/501', world.serverPlist],
-        ['load', '-w', world.serverPlist],
-        ['load', '-w', world.watchdogPlist],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
-    })
-
-    it('uses list, unload and load -w throughout on a launchctl that knows none of the current subcommands', async () => {
-      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable'], unsupportedStyle: 'unknown'})
-      const backend = createLaunchdBackend(world.ctx)
-      expect((await backend.install(options)).success).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['list', WATCHDOG],
-        ['list', SERVER],
-        ['load', '-w', world.serverPlist],
-        ['load', '-w', world.watchdogPlist],
-      ])
-      world.fake.clearCalls()
-      expect((await backend.install(options)).success).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['list', WATCHDOG],
-        ['list', SERVER],
-        ['unload', world.watchdogPlist],
-        ['list', WATCHDOG],
-        ['unload', world.serverPlist],
-        ['list', SERVER],
-        ['load', '-w', world.serverPlist],
-        ['load', '-w', world.watchdogPlist],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist, [WATCHDOG]: world.watchdogPlist})
-    })
-
-    it('installs the server alone with --no-watchdog, removing a watchdog left from an earlier install', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      expect((await backend.install(options)).success).to.equal(true)
-      world.fake.clearCalls()
-      const result = await backend.install({...options, watchdog: false})
-      expect(result.success, result.message).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${SERVER}`],
-        ['bootout', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${WATCHDOG}`],
-        ['bootout', `gui/501/${SERVER}`],
-        ['print', `gui/501/${SERVER}`],
-        ['enable', `gui/501/${SERVER}`],
-        ['bootstrap', 'gui/501', world.serverPlist],
-      ])
-      expect(existsSync(world.watchdogPlist)).to.equal(false)
-      expect(world.fake.loaded()).to.deep.equal({[SERVER]: world.serverPlist})
-      expect(result.details).to.include(`Removed ${world.watchdogPlist}`)
-      expect(result.message).to.equal('Installed com.amplifier.distro.plist (launchd user agent).')
-    })
-
-    it('refuses a host with a newline, a bad port or a missing binary before writing or running anything', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      const badHost = await backend.install({...options, host: '127.0.0.1\nExecStartPre=/bin/sh'})
-      expect(badHost.success).to.equal(false)
-      expect(badHost.message).to.match(/^Invalid host: .*control character/)
-      const badPort = await backend.install({...options, port: 70_000})
-      expect(badPort.success).to.equal(false)
-      expect(badPort.message).to.match(/^Invalid port/)
-      const noBinary = await createLaunchdBackend({
-        ...world.ctx,
-        resolveBinary() {
-          throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+    // Each case: what is wrong (in the options or the context) and the message install answers with.
+    const refusals: {title: string; options?: Partial<typeof options>; ctx?: Partial<ServiceContext>; message: RegExp}[] = [
+      {title: 'a host with a newline', options: {host: '127.0.0.1\nExecStartPre=/bin/sh'}, message: /^Invalid host: .*control character/},
+      {title: 'a port out of range', options: {port: 70_000}, message: /^Invalid port/},
+      {title: 'a Node path with a newline', ctx: {nodePath: '/opt/node\n/bin/node'}, message: /^Invalid PATH/},
+      {
+        title: 'a binary that cannot be found',
+        ctx: {
+          resolveBinary() {
+            throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+          },
         },
-      }).install(options)
-      expect(noBinary).to.deep.equal({
-        success: false,
-        platform: 'macos',
-        message: 'amp-distro binary not found.',
-        details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro'],
+        message: /^amp-distro binary not found\.$/,
+      },
+    ]
+    for (const refusal of refusals) {
+      it(`refuses ${refusal.title} before writing or running anything`, async () => {
+        const result = await createLaunchdBackend({...world.ctx, ...refusal.ctx}).install({...options, ...refusal.options})
+        expect(result).to.include({success: false, platform: 'macos'})
+        expect(result.message).to.match(refusal.message)
+        expect(filesUnder(world.home)).to.deep.equal([])
+        expect(world.fake.calls()).to.deep.equal([])
       })
-      const badNodePath = await createLaunchdBackend({...world.ctx, nodePath: '/opt/node\n/bin/node'}).install(options)
-      expect(badNodePath.message).to.match(/^Invalid PATH/)
-      expect(filesUnder(world.home)).to.deep.equal([])
-      expect(world.fake.calls()).to.deep.equal([])
-    })
+    }
 
     it('fails cleanly, with nothing written, when launchctl cannot be run', async () => {
       const result = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).install(options)
@@ -303,12 +334,18 @@ describe('launchd backend against a fake launchctl', function () {
       expect(filesUnder(join(world.home, 'Library'))).to.deep.equal(['LaunchAgents'])
     })
 
-    it('reports a bootstrap failure with launchctl’s own words', async () => {
+    it('reports a bootstrap failure (5) with launchctl’s own words and what to do', async () => {
       world.fake.configure({failBootstrap: true})
       const result = await createLaunchdBackend(world.ctx).install(options)
       expect(result.success).to.equal(false)
-      expect(result.message).to.equal(`Could not load ${SERVER}: Bootstrap failed: 5: Input/output error`)
-      expect(result.details[0]).to.include(world.serverPlist)
+      expect(result.message).to.equal(`launchd refused to load ${world.serverPlist} (Input/output error).`)
+      expect(result.details).to.deep.equal([
+        'launchctl bootstrap answered: Bootstrap failed: 5: Input/output error',
+        'launchd answers so for a job it already holds, one it is still unloading, and a plist it cannot use.',
+        'See what launchd holds: amp-distro service status',
+        `Check the file: plutil -lint '${world.serverPlist}'; write it again with amp-distro service install`,
+        'Remove the half-finished install: amp-distro service uninstall',
+      ])
     })
 
     it('--dry-run describes every file and command and changes nothing', async () => {
@@ -435,19 +472,6 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.calls().every((call) => call[0] === 'print')).to.equal(true)
     })
 
-    it('removes plists whose jobs are no longer loaded without calling bootout', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      world.fake.unloadAll()
-      world.fake.clearCalls()
-      expect((await backend.uninstall()).success).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['print', `gui/501/${SERVER}`],
-      ])
-      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
-    })
-
     it('boots out a job whose plist was deleted by hand (bootout by label; remove on an old launchctl)', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
@@ -478,24 +502,42 @@ describe('launchd backend against a fake launchctl', function () {
       expect(world.fake.loaded()).to.deep.equal({})
     })
 
-    it('falls back to unload on a launchctl without bootout', async () => {
-      world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']})
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      world.fake.clearCalls()
-      expect((await backend.uninstall()).success).to.equal(true)
-      expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${WATCHDOG}`],
-        ['list', WATCHDOG],
-        ['list', SERVER],
-        ['unload', world.watchdogPlist],
-        ['list', WATCHDOG],
-        ['unload', world.serverPlist],
-        ['list', SERVER],
-      ])
-      expect(world.fake.loaded()).to.deep.equal({})
-      expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
-    })
+    // Each case: how launchd stood before the uninstall, and the launchctl calls the uninstall makes.
+    const sequences: {title: string; arrange: () => void; calls: (world: World) => string[][]}[] = [
+      {
+        title: 'removes plists whose jobs are no longer loaded without calling bootout',
+        arrange: () => world.fake.unloadAll(),
+        calls: () => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['print', `gui/501/${SERVER}`],
+        ],
+      },
+      {
+        title: 'falls back to unload on a launchctl without bootout',
+        arrange: () => world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable']}),
+        calls: (w) => [
+          ['print', `gui/501/${WATCHDOG}`],
+          ['list', WATCHDOG],
+          ['list', SERVER],
+          ['unload', w.watchdogPlist],
+          ['list', WATCHDOG],
+          ['unload', w.serverPlist],
+          ['list', SERVER],
+        ],
+      },
+    ]
+    for (const sequence of sequences) {
+      it(sequence.title, async () => {
+        const backend = createLaunchdBackend(world.ctx)
+        await backend.install(options)
+        sequence.arrange()
+        world.fake.clearCalls()
+        expect((await backend.uninstall()).success).to.equal(true)
+        expect(world.fake.calls()).to.deep.equal(sequence.calls(world))
+        expect(world.fake.loaded()).to.deep.equal({})
+        expect(filesUnder(join(world.home, 'Library'))).to.deep.equal([])
+      })
+    }
   })
 
   describe('status', () => {
@@ -506,8 +548,8 @@ describe('launchd backend against a fake launchctl', function () {
       health = undefined
     })
 
-    it('reports both jobs running with their PIDs and a healthy server on the installed host and port', async () => {
-      health = await healthServer()
+    it('reports both jobs running with their PIDs, a healthy server, its version and uptime', async () => {
+      health = await healthServer(200, {version: '0.3.0', pid: 4321, uptimeSeconds: 3725})
       world.fake.configure({pid: 4321})
       const backend = createLaunchdBackend(world.ctx)
       expect((await backend.install({...options, port: health.port})).success).to.equal(true)
@@ -521,6 +563,9 @@ describe('launchd backend against a fake launchctl', function () {
           `Server:   running, PID 4321 (${SERVER})`,
           `Watchdog: running, PID 4321 (${WATCHDOG})`,
           `Health:   http://127.0.0.1:${health.port}/api/health healthy`,
+          'Version:  server 0.3.0, this CLI 0.3.0',
+          'Uptime:   1 h 2 min',
+          'Logs:     amp-distro service logs',
         ],
         installed: true,
         server: {installed: true, state: 'running', pid: 4321},
@@ -528,6 +573,17 @@ describe('launchd backend against a fake launchctl', function () {
         health: {url: `http://127.0.0.1:${health.port}/api/health`, healthy: true},
         warnings: [],
       })
+    })
+
+    it('warns to restart when the running server is another version than this CLI', async () => {
+      health = await healthServer(200, {version: '0.2.9', pid: 1234, uptimeSeconds: 5})
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install({...options, port: health.port})
+      const status = await backend.status()
+      expect(status.details).to.include('Version:  server 0.2.9, this CLI 0.3.0')
+      expect(status.warnings).to.deep.equal([
+        'Warning: the running server is version 0.2.9, this CLI is 0.3.0.\n  launchd runs the new files only once the server is restarted: amp-distro service restart',
+      ])
     })
 
     it('reads host and port back from the installed plist, not from defaults', async () => {
@@ -539,9 +595,7 @@ describe('launchd backend against a fake launchctl', function () {
     })
 
     it('reports a loaded job that is not running, with no PID, and an unreachable server', async () => {
-      const closed = await healthServer()
-      const {port} = closed
-      await new Promise((resolve) => closed.server.close(resolve))
+      const port = await freePort()
       world.fake.configure({state: 'not running'})
       const backend = createLaunchdBackend(world.ctx)
       await backend.install({...options, port})
@@ -551,19 +605,53 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status.health).to.deep.equal({url: `http://127.0.0.1:${port}/api/health`, healthy: false, reason: 'ECONNREFUSED'})
       expect(status.details[1]).to.equal(`Server:   not running (${SERVER})`)
       expect(status.details[3]).to.equal(`Health:   http://127.0.0.1:${port}/api/health not healthy (ECONNREFUSED)`)
+      expect(status.warnings).to.deep.equal([])
     })
 
-    it('reports installed plists that launchd has not loaded', async () => {
+    it('says stopped, and how to start it, for installed plists that launchd does not hold', async () => {
       const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
+      await backend.install({...options, port: await freePort()})
       world.fake.unloadAll()
       const status = await backend.status()
-      expect(status.server).to.deep.equal({installed: true, state: 'not-loaded'})
-      expect(status.watchdog).to.deep.equal({installed: true, state: 'not-loaded'})
+      expect(status.server).to.deep.equal({installed: true, state: 'stopped'})
+      expect(status.watchdog).to.deep.equal({installed: true, state: 'stopped'})
+      expect(status.details.slice(1, 4)).to.deep.equal([`Server:   stopped (${SERVER})`, `Watchdog: stopped (${WATCHDOG})`, 'Start it: amp-distro service start'])
+      expect(status.warnings).to.deep.equal([])
+    })
+
+    it('names the program holding the port of a server that is not running', async () => {
+      health = await healthServer(404)
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install({...options, port: health.port})
+      world.fake.configure({state: 'not running'})
+      const status = await backend.status()
       expect(status.warnings).to.deep.equal([
-        `Warning: ${world.serverPlist} exists but launchd has not loaded it.\n  Run: amp-distro service install`,
-        `Warning: ${world.watchdogPlist} exists but launchd has not loaded it.\n  Run: amp-distro service install`,
+        [
+          `Warning: 127.0.0.1:${health.port} is in use by another program, so the server cannot listen there.`,
+          `  See which program: lsof -nP -iTCP:${health.port} -sTCP:LISTEN`,
+          '  Stop that program, or install on another port: amp-distro service install --port <port>',
+        ].join('\n'),
       ])
+    })
+
+    it('names a configuration error (last exit code 78) and the plist line that holds it', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      const text = readFileSync(world.serverPlist, 'utf8').replace('<string>8400</string>', '<string>99999</string>')
+      writeFileSync(world.serverPlist, text)
+      const line = text.split('\n').findIndex((row) => row.includes('<string>99999</string>')) + 1
+      writeFileSync(join(world.home, '.amplifier', 'server', 'server.err.log'), 'Error: Invalid port: "99999" (expected a whole number from 1 to 65535).\n')
+      world.fake.configure({state: 'not running', lastExitCode: 78})
+      const status = await backend.status()
+      expect(status.warnings[0]).to.equal(
+        [
+          'Warning: the server exits with a configuration error (exit code 78): Error: Invalid port: "99999" (expected a whole number from 1 to 65535).',
+          '  launchd starts it again every 30 s, and each start fails the same way.',
+          `  Fix line ${line} of ${world.serverPlist}: <string>99999</string> (Invalid port: "99999". Use a whole number from 1 to 65535.)`,
+          '  Then load the fixed plist: amp-distro service stop && amp-distro service start',
+          '  Or write a new one: amp-distro service install --port <port>',
+        ].join('\n'),
+      )
     })
 
     it('reads state and PID from launchctl list when print is not available', async () => {
@@ -616,41 +704,48 @@ describe('launchd backend against a fake launchctl', function () {
       writeFileSync(file, buildPlist(value as PlistObject))
     }
 
-    it('warns, once, about plists that run the deprecated amp-distro-server', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      const old = join(world.root, 'prefix', 'bin', 'amp-distro-server')
-      writeFileSync(old, '#!/bin/sh\n')
-      for (const file of [world.serverPlist, world.watchdogPlist]) {
-        editPlist(file, (value) => {
-          value.ProgramArguments = [old, ...(value.ProgramArguments as string[]).slice(1)]
-        })
-      }
+    // Each case: what changed after the install, and the warnings status gives for it.
+    const drifts: {title: string; change: (world: World) => void; warnings: (world: World) => string[]}[] = [
+      {
+        title: 'a current install gets none',
+        change() {},
+        warnings: () => [],
+      },
+      {
+        title: 'plists that run the deprecated amp-distro-server get one warning',
+        change(w) {
+          const old = join(w.root, 'prefix', 'bin', 'amp-distro-server')
+          writeFileSync(old, '#!/bin/sh\n')
+          for (const file of [w.serverPlist, w.watchdogPlist]) {
+            editPlist(file, (value) => {
+              value.ProgramArguments = [old, ...(value.ProgramArguments as string[]).slice(1)]
+            })
+          }
+        },
+        warnings: () => ["Warning: installed service references deprecated 'amp-distro-server'.\n  Run: amp-distro service uninstall && amp-distro service install"],
+      },
+      {
+        title: 'an executable that no longer exists is named',
+        change: (w) => rmSync(w.bin),
+        warnings: (w) => [`Warning: installed service's executable ${w.bin} no longer exists.\n  Re-run: amp-distro service install`],
+      },
+      {
+        title: 'a Node folder that no longer exists (as after a Node upgrade) is named',
+        change: (w) => rmSync(join(w.root, 'node-v20'), {recursive: true}),
+        warnings: (w) => [`Warning: installed service's Node folder ${w.nodeDir} no longer exists.\n  Re-run: amp-distro service install`],
+      },
+    ]
 
-      const status = await backend.status()
-      expect(status.success).to.equal(true)
-      expect(status.warnings).to.deep.equal(["Warning: installed service references deprecated 'amp-distro-server'.\n  Run: amp-distro service uninstall && amp-distro service install"])
-    })
-
-    it('does not warn about a current install', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      expect((await backend.status()).warnings).to.deep.equal([])
-    })
-
-    it('names an executable that no longer exists', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      rmSync(world.bin)
-      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's executable ${world.bin} no longer exists.\n  Re-run: amp-distro service install`])
-    })
-
-    it('names a Node folder that no longer exists, as after a Node upgrade', async () => {
-      const backend = createLaunchdBackend(world.ctx)
-      await backend.install(options)
-      rmSync(join(world.root, 'node-v20'), {recursive: true})
-      expect((await backend.status()).warnings).to.deep.equal([`Warning: installed service's Node folder ${world.nodeDir} no longer exists.\n  Re-run: amp-distro service install`])
-    })
+    for (const drift of drifts) {
+      it(drift.title, async () => {
+        const backend = createLaunchdBackend(world.ctx)
+        await backend.install(options)
+        drift.change(world)
+        const status = await backend.status()
+        expect(status.success).to.equal(true)
+        expect(status.warnings).to.deep.equal(drift.warnings(world))
+      })
+    }
 
     it('warns about a plist that cannot be parsed and still reports the rest', async () => {
       const backend = createLaunchdBackend(world.ctx)

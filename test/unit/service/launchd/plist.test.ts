@@ -1,17 +1,11 @@
 import {expect} from 'chai'
 import plist from 'plist'
 
-import {UserError} from '../../src/lib/errors.js'
-import {
-  buildPlist,
-  checkSpec,
-  parseLaunchctlList,
-  parseLaunchctlPrint,
-  renderServerPlist,
-  renderWatchdogPlist,
-} from '../../src/lib/service/launchd.js'
-import type {UnitSpec} from '../../src/lib/service/types.js'
-import {throughPlistutil} from '../helpers/plistutil.js'
+import {UserError} from '../../../../src/lib/errors.js'
+import {parseLaunchctlList, parseLaunchctlPrint} from '../../../../src/lib/service/launchd/launchctl.js'
+import {buildPlist, checkSpec, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
+import type {UnitSpec} from '../../../../src/lib/service/types.js'
+import {throughPlistutil} from '../../../helpers/plistutil.js'
 
 const spec: UnitSpec = {
   bin: '/usr/local/bin/amp-distro',
@@ -26,6 +20,7 @@ const serverExpected = {
   ProgramArguments: ['/usr/local/bin/amp-distro', 'serve', '--host', '127.0.0.1', '--port', '8400'],
   RunAtLoad: true,
   KeepAlive: {SuccessfulExit: false},
+  ThrottleInterval: 30,
   WorkingDirectory: '/Users/ada',
   StandardOutPath: '/Users/ada/.amplifier/server/server.out.log',
   StandardErrorPath: '/Users/ada/.amplifier/server/server.err.log',
@@ -37,6 +32,7 @@ const watchdogExpected = {
   ProgramArguments: ['/usr/local/bin/amp-distro', 'watchdog', '--host', '127.0.0.1', '--port', '8400'],
   RunAtLoad: true,
   KeepAlive: true,
+  ThrottleInterval: 30,
   WorkingDirectory: '/Users/ada',
   StandardOutPath: '/Users/ada/.amplifier/server/watchdog.out.log',
   StandardErrorPath: '/Users/ada/.amplifier/server/watchdog.err.log',
@@ -98,6 +94,8 @@ describe('launchd plist rendering', () => {
         '      <key>SuccessfulExit</key>',
         '      <false/>',
         '    </dict>',
+        '    <key>ThrottleInterval</key>',
+        '    <integer>30</integer>',
         '    <key>WorkingDirectory</key>',
         '    <string>/Users/ada</string>',
         '    <key>StandardOutPath</key>',
@@ -179,11 +177,12 @@ describe('launchctl output parsing', () => {
 
   it('reads a loaded job that is not running, with no pid', () => {
     const text = ['gui/501/com.amplifier.distro = {', '\tstate = not running', '\tlast exit code = 1', '\tevent triggers = {', '\t\t\tpid = 99', '\t}', '}'].join('\n')
-    expect(parseLaunchctlPrint(text)).to.deep.equal({state: 'not running'})
+    expect(parseLaunchctlPrint(text)).to.deep.equal({state: 'not running', lastExitCode: 1})
+    expect(parseLaunchctlPrint(text.replace('last exit code = 1', 'last exit code = 78: EX_CONFIG'))).to.deep.equal({state: 'not running', lastExitCode: 78})
   })
 
   it('reads the PID from launchctl list, and no PID as not running', () => {
     expect(parseLaunchctlList('{\n\t"Label" = "com.amplifier.distro";\n\t"LastExitStatus" = 0;\n\t"PID" = 777;\n};\n')).to.deep.equal({state: 'running', pid: 777})
-    expect(parseLaunchctlList('{\n\t"Label" = "com.amplifier.distro";\n\t"LastExitStatus" = 256;\n};\n')).to.deep.equal({state: 'not running'})
+    expect(parseLaunchctlList('{\n\t"Label" = "com.amplifier.distro";\n\t"LastExitStatus" = 19968;\n};\n')).to.deep.equal({state: 'not running', lastExitCode: 78})
   })
 })

@@ -1,0 +1,360 @@
+import {existsSync, mkdirSync} from 'node:fs'
+import {basename} from 'node:path'
+
+import {EXIT_CONFIG, UserError} from '../../errors.js'
+import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
+import {NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {makeUnitSpec} from '../spec.js'
+import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
+import {type ServerTarget, servingFailure, servingLine, waitUntilServing} from '../verify.js'
+import {type JobState, Launchctl, LaunchctlError} from './launchctl.js'
+import {launchdLogFiles, readLogs, recentLines} from './logs.js'
+import {buildPlist, installedTarget, type LaunchdJob, launchdJobs, readInstalledPlist, renderServerPlist, renderWatchdogPlist} from './plist.js'
+import {launchdStatus, portOwnerCommand} from './status.js'
+
+const LAUNCHCTL = 'launchctl'
+const PLATFORM = 'macos'
+
+/** launchd's state for a job as the diagnosis tells it. */
+export function describeJobState(state: JobState): string {
+  if (!state.loaded) return 'not loaded in launchd'
+  const pid = state.pid ? `, PID ${state.pid}` : ''
+  const exited = state.pid === undefined && state.lastExitCode !== undefined
+  const config = state.lastExitCode === EXIT_CONFIG ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
+  return `${state.state}${pid}${exited ? `, last exit code ${state.lastExitCode}${config}` : ''}`
+}
+
+function failed(message: string, details: string[] = []): ServiceResult {
+  return {success: false, platform: PLATFORM, message, details}
+}
+
+/** What start, stop, restart and logs answer with nothing installed. */
+function notInstalled(): ServiceResult {
+  return failed(`${NAMES.packageName} service is not installed.`, [`Install it: ${NAMES.bin} service install`])
+}
+
+/** Runs a service command, turning a UserError (every launchctl refusal is one) into a failed result. */
+async function guarded(work: () => Promise<ServiceResult>): Promise<ServiceResult> {
+  try {
+    return await work()
+  } catch (error) {
+    if (error instanceof UserError) return failed(error.message, error.details)
+    throw error
+  }
+}
+
+/**
+ * The launchd backend: per-user agents in `~/Library/LaunchAgents`, loaded
+ * into the `gui/<uid>` domain. Every launchctl call goes through `ctx.exec`.
+ */
+export function createLaunchdBackend(ctx: ServiceContext): Backend {
+  const [serverJob, watchdogJob] = launchdJobs(ctx.home)
+  const paths = pathsFor(ctx.home, ctx.env)
+  const launchctlFor = (command: string) => new Launchctl(ctx, {retry: `${NAMES.bin} service ${command}`})
+
+  function plan(spec: UnitSpec, options: {watchdog: boolean}): InstallPlan {
+    const files = [{path: serverJob.plistPath, content: buildPlist(renderServerPlist(spec))}]
+    if (options.watchdog) files.push({path: watchdogJob.plistPath, content: buildPlist(renderWatchdogPlist(spec))})
+    const jobs = options.watchdog ? [serverJob, watchdogJob] : [serverJob]
+    return {
+      files,
+      commands: [
+        // Booted out only when loaded; the watchdog first, so it cannot restart a server that is being replaced.
+        ...[...jobs].reverse().map((job) => [LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${job.label}`]),
+        ...jobs.flatMap((job) => [
+          [LAUNCHCTL, 'enable', `gui/${ctx.uid}/${job.label}`],
+          [LAUNCHCTL, 'bootstrap', `gui/${ctx.uid}`, job.plistPath],
+        ]),
+      ],
+    }
+  }
+
+  function dryRun(planned: InstallPlan, watchdog: boolean): ServiceResult {
+    const details = ['Nothing was changed. An install would:']
+    if (!watchdog && existsSync(watchdogJob.plistPath)) {
+      details.push(`run: ${commandText([LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${watchdogJob.label}`])} (when loaded)`, `remove: ${watchdogJob.plistPath}`)
+    }
+
+    for (const file of planned.files) {
+      details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
+    }
+
+    for (const command of planned.commands) details.push(`run: ${commandText(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
+    return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}
+  }
+
+  /**
+   * Ends install, start and restart: with `--wait 0`, at once; otherwise
+   * once the server answers its health check from the PID launchd reports
+   * for the server job, or with the diagnosis when `waitSeconds` run out.
+   * The plists stay either way.
+   */
+  async function verified(
+    command: 'install' | 'start' | 'restart',
+    launchctl: Launchctl,
+    target: ServerTarget,
+    timing: {startedAt: number; waitSeconds: number; previousPid?: number},
+    done: {message: string; details: string[]},
+  ): Promise<ServiceResult> {
+    if (timing.waitSeconds === 0) return {success: true, platform: PLATFORM, ...done}
+    const report = await waitUntilServing(target, timing, {mainPid: async () => (await launchctl.inspect(serverJob)).pid})
+    if (report.healthy) return {success: true, platform: PLATFORM, message: done.message, details: [...done.details, servingLine(report)], serving: report}
+    return servingFailure({
+      platform: PLATFORM,
+      command,
+      target,
+      report,
+      supervisorState: describeJobState(await launchctl.inspect(serverJob)),
+      logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], 10).map((line) => line.text),
+      portOwnerCommand,
+      logsHint: `${NAMES.bin} service logs`,
+    })
+  }
+
+  /**
+   * Install steps:
+   * 1. validate host and port, resolve the binary, render the plists (any
+   *    failure here stops before anything is written or run);
+   * 2. for a dry run, describe the plan and stop;
+   * 3. ask launchctl which jobs are loaded (this also proves it can be run);
+   * 4. write the plists atomically, mode 0644, and create the log folder;
+   * 5. boot out the loaded jobs, watchdog first; with `--no-watchdog`, a
+   *    watchdog left from an earlier install is booted out and its plist removed;
+   * 6. enable and bootstrap the server, then the watchdog (`load -w` on a
+   *    launchctl without bootstrap);
+   * 7. wait for the new server's health (unless `--wait 0`).
+   */
+  async function install(options: InstallOptions): Promise<ServiceResult> {
+    const startedAt = performance.now()
+    let spec: UnitSpec
+    let planned: InstallPlan
+    try {
+      spec = makeUnitSpec(ctx, options)
+      planned = plan(spec, {watchdog: options.watchdog})
+    } catch (error) {
+      if (error instanceof UserError) return failed(error.message, error.details)
+      throw error
+    }
+
+    if (options.dryRun) return dryRun(planned, options.watchdog)
+
+    const launchctl = launchctlFor('install')
+    return guarded(async () => {
+      const loaded = new Map<LaunchdJob, boolean>()
+      for (const job of [watchdogJob, serverJob]) loaded.set(job, (await launchctl.inspect(job)).loaded)
+
+      try {
+        mkdirSync(paths.serverDir, {recursive: true})
+        writeFilesAtomically(planned.files)
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+        return failed(`Cannot write the launchd agents to ${paths.launchAgentsDir} (${reason}); nothing was loaded.`, [
+          'Make sure that folder and ~/.amplifier/server are writable directories, then run install again.',
+        ])
+      }
+
+      for (const job of [watchdogJob, serverJob]) if (loaded.get(job)) await launchctl.unload(job)
+
+      const details = planned.files.map((file) => `Wrote ${file.path}`)
+      if (!options.watchdog && existsSync(watchdogJob.plistPath)) {
+        removeFile(watchdogJob.plistPath)
+        details.push(`Removed ${watchdogJob.plistPath}`)
+      }
+
+      for (const job of options.watchdog ? [serverJob, watchdogJob] : [serverJob]) {
+        try {
+          await launchctl.load(job)
+        } catch (error) {
+          if (error instanceof LaunchctlError) error.details.push(`Remove the half-finished install: ${NAMES.bin} service uninstall`)
+          throw error
+        }
+      }
+
+      const names = planned.files.map((file) => basename(file.path)).join(' and ')
+      return verified(
+        'install',
+        launchctl,
+        spec,
+        {startedAt, waitSeconds: options.waitSeconds},
+        {
+          message: `Installed ${names} (launchd user ${planned.files.length > 1 ? 'agents' : 'agent'}).`,
+          details: [...details, `Runs: ${spec.bin}`, `Serves: ${serverUrl(spec.host, spec.port)}`, `Logs: ${NAMES.bin} service logs`, `Status: ${NAMES.bin} service status`],
+        },
+      )
+    })
+  }
+
+  /**
+   * Uninstall steps: boot out whichever jobs are loaded (watchdog first, so
+   * it cannot restart the server), then remove the plists. Data under
+   * `~/.amplifier` is left alone. Nothing installed is a success.
+   */
+  async function uninstall(): Promise<ServiceResult> {
+    const launchctl = launchctlFor('uninstall')
+    return guarded(async () => {
+      const jobs = [watchdogJob, serverJob]
+      const loaded: LaunchdJob[] = []
+      for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
+      const files = jobs.filter((job) => existsSync(job.plistPath))
+      if (loaded.length === 0 && files.length === 0) {
+        return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is not installed; nothing to do.`, details: []}
+      }
+
+      const details: string[] = []
+      for (const job of loaded) {
+        try {
+          await launchctl.unload(job)
+        } catch (error) {
+          if (error instanceof LaunchctlError) error.details.push('Nothing was removed.')
+          throw error
+        }
+
+        details.push(`Stopped ${job.label}`)
+      }
+
+      for (const job of files) {
+        removeFile(job.plistPath)
+        details.push(`Removed ${job.plistPath}`)
+      }
+
+      details.push(`Data in ${paths.amplifierHome} was left in place.`)
+      return {success: true, platform: PLATFORM, message: `Uninstalled ${NAMES.packageName} service.`, details}
+    })
+  }
+
+  /** The jobs start and restart bring up: the server, and the watchdog when its plist is installed. */
+  function installedJobs(): LaunchdJob[] {
+    return existsSync(watchdogJob.plistPath) ? [serverJob, watchdogJob] : [serverJob]
+  }
+
+  /**
+   * Brings one job up: nothing for a running job, `kickstart` for one
+   * launchd holds but does not run, `enable` and `bootstrap` for one it
+   * does not hold. Answers a line for the result's details.
+   */
+  async function bringUp(launchctl: Launchctl, job: LaunchdJob): Promise<string> {
+    const state = await launchctl.inspect(job)
+    if (state.loaded && state.pid) return `${job.label} was already running (PID ${state.pid}).`
+    if (state.loaded) {
+      await launchctl.kickstart(job, {kill: false})
+      return `Started ${job.label} (kickstart).`
+    }
+
+    try {
+      await launchctl.load(job)
+    } catch (error) {
+      // launchd took the job between print and bootstrap (5: it already holds it): start what it holds.
+      if (!(error instanceof LaunchctlError && error.refusal === 'io-error' && (await launchctl.inspect(job)).loaded)) throw error
+      await launchctl.kickstart(job, {kill: false})
+      return `Started ${job.label} (kickstart).`
+    }
+
+    return `Loaded ${job.label} (enable, bootstrap).`
+  }
+
+  /** Restarts one job: `kickstart -k` when launchd holds it, loading it when it no longer does (113 or 3). */
+  async function replace(launchctl: Launchctl, job: LaunchdJob): Promise<string> {
+    try {
+      await launchctl.kickstart(job, {kill: true})
+      return `Restarted ${job.label} (kickstart -k).`
+    } catch (error) {
+      if (!(error instanceof LaunchctlError && error.refusal === 'not-loaded')) throw error
+      return bringUp(launchctl, job)
+    }
+  }
+
+  /**
+   * Start steps: the server, then the watchdog, each brought up as
+   * `bringUp` says; then the wait for health (unless `--wait 0`).
+   */
+  async function start(options: OperateOptions): Promise<ServiceResult> {
+    const startedAt = performance.now()
+    const installed = readInstalledPlist(serverJob.plistPath)
+    if (!installed) return notInstalled()
+    const launchctl = launchctlFor('start')
+    return guarded(async () => {
+      const details: string[] = []
+      for (const job of installedJobs()) details.push(await bringUp(launchctl, job))
+      const already = details.every((line) => line.includes('already running'))
+      const message = already ? `${NAMES.packageName} service is already running.` : `Started ${NAMES.packageName} service.`
+      return verified('start', launchctl, installedTarget(installed), {startedAt, waitSeconds: options.waitSeconds}, {message, details})
+    })
+  }
+
+  /**
+   * Restart steps: note the server's PID, `kickstart -k` the server, then
+   * the watchdog (a job launchd does not hold is loaded instead, so a
+   * stopped service is started); then wait until health answers from a PID
+   * other than the old one (unless `--wait 0`).
+   */
+  async function restart(options: OperateOptions): Promise<ServiceResult> {
+    const startedAt = performance.now()
+    const installed = readInstalledPlist(serverJob.plistPath)
+    if (!installed) return notInstalled()
+    const launchctl = launchctlFor('restart')
+    return guarded(async () => {
+      const before = await launchctl.inspect(serverJob)
+      const details: string[] = []
+      for (const job of installedJobs()) details.push(before.loaded ? await replace(launchctl, job) : await bringUp(launchctl, job))
+      return verified(
+        'restart',
+        launchctl,
+        installedTarget(installed),
+        {startedAt, waitSeconds: options.waitSeconds, ...(before.pid ? {previousPid: before.pid} : {})},
+        {message: before.loaded ? `Restarted ${NAMES.packageName} service.` : `Started ${NAMES.packageName} service (it was stopped).`, details},
+      )
+    })
+  }
+
+  /**
+   * Stop steps: boot out whichever jobs launchd holds, the watchdog first
+   * (so it cannot kickstart the server meanwhile), waiting until launchd
+   * has let go of each. The plists stay, so launchd loads them again at the
+   * next login; a service that is already stopped succeeds.
+   */
+  async function stop(): Promise<ServiceResult> {
+    const launchctl = launchctlFor('stop')
+    return guarded(async () => {
+      const jobs = [watchdogJob, serverJob]
+      const loaded: LaunchdJob[] = []
+      for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
+      if (loaded.length === 0 && !jobs.some((job) => existsSync(job.plistPath))) return notInstalled()
+      const startHint = `Start it: ${NAMES.bin} service start`
+      if (loaded.length === 0) return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is already stopped.`, details: [startHint]}
+      const details: string[] = []
+      for (const job of loaded) {
+        await launchctl.unload(job)
+        details.push(`Stopped ${job.label} (bootout).`)
+      }
+
+      details.push(`The plists stay in ${paths.launchAgentsDir}: launchd starts the service again at the next login.`, startHint)
+      return {success: true, platform: PLATFORM, message: `Stopped ${NAMES.packageName} service.`, details}
+    })
+  }
+
+  /** Prints the files the plists name and watchdog.log, as `readLogs` merges and follows them. */
+  async function logs(options: LogsOptions): Promise<ServiceResult> {
+    if (!existsSync(serverJob.plistPath) && !existsSync(watchdogJob.plistPath)) return notInstalled()
+    const files = launchdLogFiles(paths)
+    const count = await readLogs(files, options)
+    const names = files.map((file) => basename(file))
+    return {
+      success: true,
+      platform: PLATFORM,
+      message: count === 0 ? `No log lines yet in ${paths.serverDir}.` : `${count} ${count === 1 ? 'line' : 'lines'} from ${paths.serverDir}.`,
+      details: [`Files: ${names.slice(0, -1).join(', ')} and ${names.at(-1)}`],
+    }
+  }
+
+  return {
+    platform: PLATFORM,
+    plan,
+    install,
+    uninstall,
+    status: () => launchdStatus(ctx, launchctlFor('status'), [serverJob, watchdogJob]),
+    start,
+    stop,
+    restart,
+    logs,
+  }
+}

@@ -1,0 +1,152 @@
+import {EXIT_CONFIG, UserError} from '../../errors.js'
+import {hostPort, NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {staleWarnings} from '../stale.js'
+import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
+import type {JobState, Launchctl} from './launchctl.js'
+import {lastLines} from './logs.js'
+import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
+
+const PLATFORM = 'macos'
+
+/** The command that names the program listening on a TCP port, on macOS. */
+export function portOwnerCommand(port: number): string {
+  return `lsof -nP -iTCP:${port} -sTCP:LISTEN`
+}
+
+/** Why a server that is not running cannot start: another program holds its port (systemd's wording, with lsof). */
+export function portConflictWarning(host: string, port: number): string {
+  return [
+    `Warning: ${hostPort(host, port)} is in use by another program, so the server cannot listen there.`,
+    `  See which program: ${portOwnerCommand(port)}`,
+    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
+  ].join('\n')
+}
+
+/**
+ * The warning for a server that exits with EXIT_CONFIG: what it said last
+ * on stderr, the plist line that holds the refused value, and how to load
+ * the fixed plist (a kickstart runs the definition launchd already holds).
+ */
+export function configErrorWarning(job: LaunchdJob, installed: InstalledPlist | undefined, said: string | undefined): string {
+  const mistake = installed && findPlistMistake(installed)
+  return [
+    `Warning: the server exits with a configuration error (exit code ${EXIT_CONFIG})${said ? `: ${said}` : '.'}`,
+    `  launchd starts it again every ${THROTTLE_SECONDS} s, and each start fails the same way.`,
+    mistake ? `  Fix line ${mistake.line} of ${job.plistPath}: ${mistake.text} (${mistake.reason})` : `  Fix ${job.plistPath}`,
+    `  Then load the fixed plist: ${NAMES.bin} service stop && ${NAMES.bin} service start`,
+    `  Or write a new one: ${NAMES.bin} service install --port <port>`,
+  ].join('\n')
+}
+
+/** Seconds as `2 h 5 min`, `3 min 12 s` or `40 s`. */
+export function formatUptime(seconds: number): string {
+  const whole = Math.floor(seconds)
+  const days = Math.floor(whole / 86_400)
+  const hours = Math.floor((whole % 86_400) / 3600)
+  const minutes = Math.floor((whole % 3600) / 60)
+  if (days > 0) return `${days} d ${hours} h`
+  if (hours > 0) return `${hours} h ${minutes} min`
+  if (minutes > 0) return `${minutes} min ${whole % 60} s`
+  return `${whole} s`
+}
+
+function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
+  if (!unit.installed && unit.state === 'not-installed') return `${label} not installed (${job.label})`
+  const pid = unit.pid === undefined ? '' : `, PID ${unit.pid}`
+  return `${label} ${unit.state}${pid} (${job.label})${unit.installed ? '' : `, loaded but ${job.plistPath} is gone`}`
+}
+
+/**
+ * launchd status steps:
+ * 1. read both plists; ask launchctl about each job (`print`, or `list` on
+ *    an older launchctl); a job with a plist that launchd does not hold is
+ *    `stopped`;
+ * 2. ask the server's health on the host and port its plist names: PID,
+ *    version (compared with this CLI's) and uptime;
+ * 3. warnings: a configuration error (last exit code 78) with the plist
+ *    line to fix, another program on the port of a server that is not
+ *    running, unreadable plists, and drift (deprecated binary, missing
+ *    executable or Node folder).
+ */
+export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [serverJob, watchdogJob]: [LaunchdJob, LaunchdJob]): Promise<StatusResult> {
+  const paths = pathsFor(ctx.home, ctx.env)
+  const installed = {server: readInstalledPlist(serverJob.plistPath), watchdog: readInstalledPlist(watchdogJob.plistPath)}
+  const unitOf = (state: JobState, plistFile: InstalledPlist | undefined): UnitStatus => {
+    const name = state.loaded ? state.state : plistFile ? 'stopped' : 'not-installed'
+    return {installed: plistFile !== undefined, state: name, ...(state.pid === undefined ? {} : {pid: state.pid})}
+  }
+
+  let states: [JobState, JobState]
+  try {
+    states = [await launchctl.inspect(serverJob), await launchctl.inspect(watchdogJob)]
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    const unknown = (plistFile: InstalledPlist | undefined): UnitStatus => ({installed: plistFile !== undefined, state: 'unknown'})
+    return {
+      success: false,
+      platform: PLATFORM,
+      message: `Cannot read the service state: ${error.message}`,
+      details: error.details,
+      installed: installed.server !== undefined || installed.watchdog !== undefined,
+      server: unknown(installed.server),
+      watchdog: unknown(installed.watchdog),
+      health: null,
+      warnings: [],
+    }
+  }
+
+  const server = unitOf(states[0], installed.server)
+  const watchdog = unitOf(states[1], installed.watchdog)
+  const definitions = [installed.server, installed.watchdog].filter((plistFile): plistFile is InstalledPlist => plistFile !== undefined)
+  const warnings = [
+    ...[serverJob, watchdogJob].flatMap((job, i) => {
+      const problem = [installed.server, installed.watchdog][i]?.problem
+      return problem === undefined ? [] : [`Warning: ${job.plistPath} is not a readable property list (${problem}).\n  Re-run: ${NAMES.bin} service install`]
+    }),
+    ...staleWarnings(definitions),
+  ]
+
+  const anyInstalled = server.installed || watchdog.installed
+  const details = ['Platform: macos (launchd user agents)', describeJob('Server:  ', serverJob, server), describeJob('Watchdog:', watchdogJob, watchdog)]
+  if (server.state === 'stopped') details.push(`Start it: ${NAMES.bin} service start`)
+
+  let health: StatusResult['health'] = null
+  if (installed.server && installed.server.problem === undefined) {
+    const target = installedTarget(installed.server)
+    const url = `${serverUrl(target.host, target.port)}/api/health`
+    const [{checkHealth}, {acceptsConnections}] = await Promise.all([import('../../health.js'), import('../../port-probe.js')])
+    const answer = await checkHealth(url, 2000)
+    health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
+    details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
+    const body = answer.healthy ? answer.body : undefined
+    if (body?.version !== undefined) {
+      details.push(`Version:  server ${body.version}, this CLI ${ctx.version}`)
+      if (body.version !== ctx.version) {
+        warnings.push(
+          `Warning: the running server is version ${body.version}, this CLI is ${ctx.version}.\n  launchd runs the new files only once the server is restarted: ${NAMES.bin} service restart`,
+        )
+      }
+    }
+
+    if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)
+    if (states[0].lastExitCode === EXIT_CONFIG && server.pid === undefined) {
+      warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
+    } else if (server.pid === undefined && (await acceptsConnections(target.host, target.port))) {
+      warnings.unshift(portConflictWarning(target.host, target.port))
+    }
+  }
+
+  if (anyInstalled) details.push(`Logs:     ${NAMES.bin} service logs`)
+  else details.push(`Install it: ${NAMES.bin} service install`)
+  return {
+    success: true,
+    platform: PLATFORM,
+    message: anyInstalled ? `${NAMES.packageName} service is installed.` : `${NAMES.packageName} service is not installed.`,
+    details,
+    installed: anyInstalled,
+    server,
+    watchdog,
+    health,
+    warnings,
+  }
+}

@@ -1,0 +1,137 @@
+import {expect} from 'chai'
+import {appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, utimesSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {execCommand, streamLines} from '../../../../src/lib/exec.js'
+import {pathsFor} from '../../../../src/lib/paths.js'
+import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
+import {launchdLogFiles, readLogs} from '../../../../src/lib/service/launchd/logs.js'
+import type {LogLine, ServiceContext} from '../../../../src/lib/service/types.js'
+
+/** Resolves once `check` holds, polling every 20 ms for at most 10 s. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describe('launchd logs', function () {
+  this.timeout(30_000)
+  let home: string
+  let dir: string
+  let files: ReturnType<typeof pathsFor>
+
+  beforeEach(() => {
+    home = mkdtempSync(join(tmpdir(), 'launchd-logs-'))
+    files = pathsFor(home)
+    dir = files.serverDir
+    mkdirSync(dir, {recursive: true})
+  })
+
+  afterEach(() => {
+    rmSync(home, {recursive: true, force: true})
+  })
+
+  /** Writes a file and sets its modification time to `second` seconds after the epoch. */
+  function write(file: string, text: string, second: number): void {
+    writeFileSync(file, text)
+    utimesSync(file, second, second)
+  }
+
+  async function read(lines: number): Promise<LogLine[]> {
+    const out: LogLine[] = []
+    await readLogs(launchdLogFiles(files), {lines, follow: false, signal: new AbortController().signal, write: (line) => out.push(line)})
+    return out
+  }
+
+  it('keeps each file together, orders files by when they last changed, and marks every line with its file', async () => {
+    write(files.serverStdoutLog, 'Amplifier distro server 0.3.0 listening on http://127.0.0.1:8400 (PID 10)\n', 1000)
+    write(files.watchdogLog, '2026-12-01T10:00:00.000Z INFO watchdog started\n2026-12-01T10:00:05.000Z WARN unhealthy (ECONNREFUSED)\n', 2000)
+    write(files.serverStderrLog, 'Error: Cannot listen on 127.0.0.1:8400: address already in use (another process holds the port).\n', 3000)
+    expect(await read(50)).to.deep.equal([
+      {source: 'server.out.log', text: '[server.out.log] Amplifier distro server 0.3.0 listening on http://127.0.0.1:8400 (PID 10)'},
+      {source: 'watchdog.log', text: '[watchdog.log] 2026-12-01T10:00:00.000Z INFO watchdog started'},
+      {source: 'watchdog.log', text: '[watchdog.log] 2026-12-01T10:00:05.000Z WARN unhealthy (ECONNREFUSED)'},
+      {source: 'server.err.log', text: '[server.err.log] Error: Cannot listen on 127.0.0.1:8400: address already in use (another process holds the port).'},
+    ])
+  })
+
+  // Each case: --lines, and which of the merged lines (out 1-3, then err 1-2) it prints.
+  const counts: [number, string[]][] = [
+    [0, []],
+    [2, ['[server.err.log] e1', '[server.err.log] e2']],
+    [3, ['[server.out.log] o3', '[server.err.log] e1', '[server.err.log] e2']],
+    [50, ['[server.out.log] o1', '[server.out.log] o2', '[server.out.log] o3', '[server.err.log] e1', '[server.err.log] e2']],
+  ]
+  for (const [lines, expected] of counts) {
+    it(`--lines ${lines} prints the last ${lines} of the merged lines`, async () => {
+      write(files.serverStdoutLog, 'o1\no2\no3\n', 1000)
+      write(files.serverStderrLog, 'e1\ne2\n', 2000)
+      expect((await read(lines)).map((line) => line.text)).to.deep.equal(expected)
+    })
+  }
+
+  it('reads the last lines of a file larger than one read, and a last line with no newline yet', async () => {
+    const many = Array.from({length: 20_000}, (_, i) => `line ${i} ${'x'.repeat(20)}`)
+    write(files.serverStderrLog, `${many.join('\n')}\npartial`, 1000)
+    expect((await read(3)).map((line) => line.text)).to.deep.equal([`[server.err.log] ${many.at(-2)}`, `[server.err.log] ${many.at(-1)}`, '[server.err.log] partial'])
+  })
+
+  it('--follow prints new lines, across truncation in place, rotation and a file that appears, until the signal fires', async () => {
+    const agents = join(home, 'Library', 'LaunchAgents')
+    mkdirSync(agents, {recursive: true})
+    writeFileSync(join(agents, 'com.amplifier.distro.plist'), '<plist/>\n')
+    const ctx: ServiceContext = {
+      home,
+      env: {PATH: '/usr/bin:/bin'},
+      uid: 501,
+      user: 'ada',
+      exec: execCommand,
+      stream: streamLines,
+      version: '0.3.0',
+      nodePath: process.execPath,
+      resolveBinary: () => ({path: '/usr/local/bin/amp-distro'}),
+    }
+    write(files.serverStdoutLog, 'first\n', 1000)
+    write(files.serverStderrLog, 'a long line that the truncation will cut away\n', 1001)
+    write(files.watchdogLog, '2026-12-01T10:00:00.000Z INFO before rotation\n', 1002)
+    write(files.watchdogStdoutLog, 'half of a line', 999)
+    const seen: string[] = []
+    const stop = new AbortController()
+    const following = createLaunchdBackend(ctx).logs({lines: 10, follow: true, signal: stop.signal, write: (line) => seen.push(line.text)})
+    await until(() => seen.length === 3, 'the first lines')
+
+    appendFileSync(files.serverStdoutLog, 'second\nthird, wri')
+    await until(() => seen.includes('[server.out.log] second'), 'an appended line')
+    appendFileSync(files.serverStdoutLog, 'tten in two parts\n')
+    truncateSync(files.serverStderrLog, 0)
+    appendFileSync(files.serverStderrLog, 'short\n')
+    renameSync(files.watchdogLog, `${files.watchdogLog}.1`)
+    writeFileSync(files.watchdogLog, '2026-12-01T10:01:00.000Z INFO after rotation\n')
+    writeFileSync(files.watchdogStderrLog, 'a file that was not there\n')
+    appendFileSync(files.watchdogStdoutLog, ', and its end\n')
+    await until(() => seen.length === 9, 'the lines after truncation, rotation and creation')
+    stop.abort()
+    const result = await following
+    expect(result.success).to.equal(true)
+    expect(seen.slice(0, 3)).to.deep.equal([
+      '[server.out.log] first',
+      '[server.err.log] a long line that the truncation will cut away',
+      '[watchdog.log] 2026-12-01T10:00:00.000Z INFO before rotation',
+    ])
+    expect(seen.slice(3).sort()).to.deep.equal(
+      [
+        '[server.out.log] second',
+        '[server.out.log] third, written in two parts',
+        '[server.err.log] short',
+        '[watchdog.err.log] a file that was not there',
+        '[watchdog.log] 2026-12-01T10:01:00.000Z INFO after rotation',
+        '[watchdog.out.log] half of a line, and its end',
+      ].sort(),
+    )
+    expect(result.message).to.equal(`9 lines from ${dir}.`)
+  })
+})

@@ -1,0 +1,214 @@
+import {expect} from 'chai'
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {createServer, type Server} from 'node:http'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+
+import {execCommand, streamLines} from '../../../../src/lib/exec.js'
+import {checkHealth} from '../../../../src/lib/health.js'
+import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
+import type {Backend, ServiceContext, ServiceResult} from '../../../../src/lib/service/types.js'
+import {freePort, PACKAGE, RUN_JS} from '../../../helpers/cli.js'
+import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {requireBuild} from '../../../helpers/pack.js'
+import {throughPlistutil} from '../../../helpers/plistutil.js'
+
+const SERVER = 'com.amplifier.distro'
+const WATCHDOG = 'com.amplifier.distro.watchdog'
+
+interface World {
+  home: string
+  port: number
+  fake: FakeLaunchctl
+  ctx: ServiceContext
+  backend: Backend
+  serverPlist: string
+  watchdogPlist: string
+}
+
+/**
+ * A temporary home whose plists run the built CLI (`bin/run.js`), under a
+ * fake launchctl that really starts them: health answers come from the
+ * process whose PID `launchctl print` reports.
+ */
+async function makeWorld(): Promise<World> {
+  const home = mkdtempSync(join(tmpdir(), 'launchd-operations-'))
+  const fake = createFakeLaunchctl()
+  fake.configure({spawn: true})
+  const ctx: ServiceContext = {
+    home,
+    env: {PATH: `${fake.dir}:${dirname(process.execPath)}:/usr/bin:/bin`},
+    uid: 501,
+    user: 'ada',
+    exec: execCommand,
+    stream: streamLines,
+    version: PACKAGE.version,
+    nodePath: process.execPath,
+    resolveBinary: () => ({path: RUN_JS}),
+  }
+  return {
+    home,
+    port: await freePort(),
+    fake,
+    ctx,
+    backend: createLaunchdBackend(ctx),
+    serverPlist: join(home, 'Library', 'LaunchAgents', `${SERVER}.plist`),
+    watchdogPlist: join(home, 'Library', 'LaunchAgents', `${WATCHDOG}.plist`),
+  }
+}
+
+function succeeded(result: ServiceResult): ServiceResult {
+  expect(result.success, `${result.message}\n${result.details.join('\n')}`).to.equal(true)
+  return result
+}
+
+/** The PID the server itself reports in its health answer. */
+async function answeringPid(world: World): Promise<number | undefined> {
+  return (await checkHealth(`http://127.0.0.1:${world.port}/api/health`, 1000)).body?.pid
+}
+
+describe('launchd start, stop and restart against a fake launchctl that runs the built CLI', function () {
+  this.timeout(60_000)
+  let world: World
+
+  before(() => requireBuild())
+
+  beforeEach(async () => {
+    world = await makeWorld()
+  })
+
+  afterEach(() => {
+    world.fake.cleanup()
+    rmSync(world.home, {recursive: true, force: true})
+  })
+
+  const install = (waitSeconds = 30) => world.backend.install({host: '127.0.0.1', port: world.port, watchdog: true, dryRun: false, waitSeconds})
+
+  it('install returns once health answers from the PID launchd reports for the server', async () => {
+    const result = succeeded(await install())
+    const pid = world.fake.pidOf(SERVER)
+    expect(pid).to.be.a('number')
+    expect(result.serving).to.include({healthy: true, pid, url: `http://127.0.0.1:${world.port}/api/health`, version: PACKAGE.version, waitSeconds: 30})
+    expect(result.details.at(-1)).to.match(new RegExp(`^Healthy: http://127\\.0\\.0\\.1:${world.port}/api/health answered from PID ${pid} after \\d+\\.\\d s\\.$`))
+    expect(await answeringPid(world)).to.equal(pid)
+    // The plists the fake ran parse the same with libplist.
+    expect(throughPlistutil(readFileSync(world.serverPlist, 'utf8'))).to.have.property('ThrottleInterval', 30)
+  })
+
+  it('restart replaces the server with a new process each time, and kickstarts the watchdog after it', async () => {
+    succeeded(await install())
+    let previous = world.fake.pidOf(SERVER)!
+    for (let round = 0; round < 2; round++) {
+      const watchdogBefore = world.fake.pidOf(WATCHDOG)
+      world.fake.clearCalls()
+      const result = succeeded(await world.backend.restart({waitSeconds: 30}))
+      expect(result.message).to.equal('Restarted amplifier-distro service.')
+      const pid = world.fake.pidOf(SERVER)!
+      expect(pid).to.not.equal(previous)
+      expect(result.serving).to.include({healthy: true, pid, previousPid: previous})
+      expect(await answeringPid(world)).to.equal(pid)
+      expect(world.fake.calls().filter((call) => call[0] === 'kickstart')).to.deep.equal([
+        ['kickstart', '-k', `gui/501/${SERVER}`],
+        ['kickstart', '-k', `gui/501/${WATCHDOG}`],
+      ])
+      expect(world.fake.pidOf(WATCHDOG)).to.be.a('number').and.not.equal(watchdogBefore)
+      previous = pid
+    }
+  })
+
+  it('stop boots out both jobs and keeps the plists; a second stop succeeds and says so; start brings both back healthy', async () => {
+    succeeded(await install())
+    const pids = [world.fake.pidOf(SERVER)!, world.fake.pidOf(WATCHDOG)!]
+    world.fake.clearCalls()
+    const stopped = succeeded(await world.backend.stop())
+    expect(stopped.message).to.equal('Stopped amplifier-distro service.')
+    expect(world.fake.calls().filter((call) => call[0] === 'bootout')).to.deep.equal([
+      ['bootout', `gui/501/${WATCHDOG}`],
+      ['bootout', `gui/501/${SERVER}`],
+    ])
+    expect(world.fake.loaded()).to.deep.equal({})
+    expect(pids.map((pid) => world.fake.pidOf(SERVER) === pid || world.fake.pidOf(WATCHDOG) === pid)).to.deep.equal([false, false])
+    expect((await checkHealth(`http://127.0.0.1:${world.port}/api/health`, 1000)).reason).to.equal('ECONNREFUSED')
+    expect(existsSync(world.serverPlist) && existsSync(world.watchdogPlist)).to.equal(true)
+
+    const again = succeeded(await world.backend.stop())
+    expect(again).to.deep.include({message: 'amplifier-distro service is already stopped.', details: ['Start it: amp-distro service start']})
+
+    world.fake.clearCalls()
+    const started = succeeded(await world.backend.start({waitSeconds: 30}))
+    expect(started.message).to.equal('Started amplifier-distro service.')
+    expect(world.fake.calls().filter((call) => call[0] !== 'print')).to.deep.equal([
+      ['enable', `gui/501/${SERVER}`],
+      ['bootstrap', 'gui/501', world.serverPlist],
+      ['enable', `gui/501/${WATCHDOG}`],
+      ['bootstrap', 'gui/501', world.watchdogPlist],
+    ])
+    expect(started.serving).to.include({healthy: true, pid: world.fake.pidOf(SERVER)})
+    expect(await answeringPid(world)).to.equal(world.fake.pidOf(SERVER))
+  })
+
+  it('start kickstarts a job launchd holds but does not run, and leaves a running one alone', async () => {
+    succeeded(await install())
+    process.kill(world.fake.pidOf(SERVER)!, 'SIGKILL')
+    while (world.fake.pidOf(SERVER) !== undefined) await new Promise((resolve) => setTimeout(resolve, 20))
+    world.fake.clearCalls()
+    const result = succeeded(await world.backend.start({waitSeconds: 30}))
+    expect(world.fake.calls().filter((call) => call[0] !== 'print')).to.deep.equal([['kickstart', `gui/501/${SERVER}`]])
+    expect(result.details.slice(0, 2)).to.deep.equal([`Started ${SERVER} (kickstart).`, `${WATCHDOG} was already running (PID ${world.fake.pidOf(WATCHDOG)}).`])
+    expect(result.serving).to.include({healthy: true, pid: world.fake.pidOf(SERVER)})
+
+    const again = succeeded(await world.backend.start({waitSeconds: 30}))
+    expect(again.message).to.equal('amplifier-distro service is already running.')
+  })
+
+  it('restart of a stopped service starts it', async () => {
+    succeeded(await install())
+    succeeded(await world.backend.stop())
+    const result = succeeded(await world.backend.restart({waitSeconds: 30}))
+    expect(result.message).to.equal('Started amplifier-distro service (it was stopped).')
+    expect(result.serving).to.include({healthy: true, pid: world.fake.pidOf(SERVER)})
+    expect(result.serving?.previousPid).to.equal(undefined)
+  })
+
+  it('--wait 0 returns as soon as launchctl accepted, with no health report', async () => {
+    for (const run of [() => install(0), () => world.backend.restart({waitSeconds: 0}), () => world.backend.start({waitSeconds: 0})]) {
+      const result = succeeded(await run())
+      expect(result).to.not.have.property('serving')
+      expect(result.details.some((line) => line.startsWith('Healthy:'))).to.equal(false)
+    }
+
+    expect(world.fake.loaded()).to.have.keys(SERVER, WATCHDOG)
+  })
+
+  describe('with the port held by another program', () => {
+    let holder: Server
+
+    beforeEach(async () => {
+      // Answers health with 200, but from a PID launchd never started: that must not count.
+      holder = createServer((_req, res) => res.end(JSON.stringify({status: 'ok', pid: process.pid})))
+      await new Promise<void>((resolve) => holder.listen(world.port, '127.0.0.1', resolve))
+    })
+
+    afterEach(async () => {
+      await new Promise((resolve) => holder.close(resolve))
+    })
+
+    it('install fails after --wait seconds with the launchd state, the port, the lsof command and the server log; the plists stay loaded', async () => {
+      const result = await install(3)
+      expect(result.success).to.equal(false)
+      expect(result.message).to.equal(`The server did not answer http://127.0.0.1:${world.port}/api/health within 3 s after install.`)
+      expect(result.details[0]).to.match(/^Supervisor: the server is not running, last exit code 1\.$/)
+      expect(result.details).to.include.members([
+        `Port: 127.0.0.1:${world.port} is in use by another program, so the server cannot listen there.`,
+        `  See which program: lsof -nP -iTCP:${world.port} -sTCP:LISTEN`,
+        'Last lines of the server log:',
+        `  [server.err.log] Error: Cannot listen on 127.0.0.1:${world.port}: address already in use (another process holds the port).`,
+        'More: amp-distro service logs',
+        'The service stays installed; once the cause is fixed: amp-distro service restart',
+      ])
+      expect(result.serving).to.include({healthy: false, waitSeconds: 3})
+      expect(world.fake.loaded()).to.have.keys(SERVER, WATCHDOG)
+      expect(existsSync(world.serverPlist)).to.equal(true)
+    })
+  })
+})
