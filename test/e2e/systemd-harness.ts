@@ -74,6 +74,11 @@ export interface UserManager {
   startMs: number
   /** Runs a program inside the namespace with `options.env` merged over `env`; never throws. */
   run(file: string, args: string[], options?: RunOptions): Promise<RunResult>
+  /**
+   * Starts a program inside the namespace and returns at once, for programs that run until signalled;
+   * `nsenter` execs it, so the child's PID is the program's own. stop() kills it if it still runs.
+   */
+  spawn(file: string, args: string[], options?: {env?: NodeJS.ProcessEnv}): ChildProcess
   /** `systemctl --user …` inside the namespace. */
   systemctl(...args: string[]): Promise<RunResult>
   /** `systemctl --user show -p …` parsed into property → value; rejects when systemctl fails. */
@@ -575,6 +580,8 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
   const run = (file: string, args: string[], runOptions: RunOptions = {}): Promise<RunResult> =>
     execIn(tools.nsenter, anchorPid, file, args, {...env, ...runOptions.env}, runOptions.timeoutMs ?? 30_000)
   const systemctl = (...args: string[]): Promise<RunResult> => run('systemctl', ['--user', ...args])
+  const spawnIn = (file: string, args: string[], spawnOptions: {env?: NodeJS.ProcessEnv} = {}): ChildProcess =>
+    spawn(tools.nsenter, ['--mount', '--target', String(anchorPid), '--', file, ...args], {env: {...env, ...spawnOptions.env}, stdio: ['ignore', 'pipe', 'pipe']})
 
   const show = async (unit: string, properties: string[]): Promise<Record<string, string>> => {
     const result = await systemctl('show', '-p', properties.join(','), '--', unit)
@@ -692,6 +699,7 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
       cgroups: entry.cgroups,
       startMs,
       run,
+      spawn: spawnIn,
       systemctl,
       show,
       mainPid,
