@@ -11,6 +11,8 @@ interface ManifestFlag {
   options?: readonly string[]
   multiple?: boolean
   allowNo?: boolean
+  /** Flags that may not be given together with this one. */
+  exclusive?: readonly string[]
 }
 
 interface Manifest {
@@ -46,7 +48,7 @@ export function versionLine(name: string, version: string): string {
  * a boolean flag with `allowNo` also takes its `--no-` form, which sets it
  * false. Returns undefined for anything it does not fully understand (help,
  * unknown or repeated flags, a flag given in both forms, values outside
- * `options`): oclif then handles the invocation and renders help or errors
+ * `options`, flags given together that exclude each other): oclif then handles the invocation and renders help or errors
  * exactly as it always does.
  */
 export function parseWithManifest(flags: Record<string, ManifestFlag>, args: string[]): Record<string, boolean | string> | undefined {
@@ -90,6 +92,7 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
     }
 
     if (flag.options && !flag.options.includes(String(value))) return undefined
+    if (flag.exclusive?.some((other) => values[other] !== undefined)) return undefined
     parsed[name] = value
   }
 

@@ -65,6 +65,7 @@ async function service(command: ServiceCommand, flags: FlagValues): Promise<void
   const [{runServiceCommand}, {printResult}] = await Promise.all([import('./service/index.js'), import('./service/render.js')])
   const json = flags.json === true
   const lines: LogLine[] = []
+  let printed = 0
   const result = await runServiceCommand(command, {
     host: text(flags.host),
     port: text(flags.port),
@@ -77,10 +78,17 @@ async function service(command: ServiceCommand, flags: FlagValues): Promise<void
       ? {
           signal: shutdownSignal(),
           // As text each line is printed the moment it is read (a follow never ends by itself); as JSON they go into the result.
-          write: json ? (line: LogLine) => lines.push(line) : (line: LogLine) => process.stdout.write(`${line.text}\n`),
+          write: json
+            ? (line: LogLine) => lines.push(line)
+            : (line: LogLine) => {
+                printed++
+                process.stdout.write(`${line.text}\n`)
+              },
         }
       : {}),
   })
+  // As text, the lines are the output: a summary after them would only get in the way of a pipe.
+  if (command === 'logs' && !json && result.success && printed > 0) return
   printResult(json && command === 'logs' ? {...result, lines} : result, json)
 }
 

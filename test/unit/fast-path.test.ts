@@ -40,6 +40,14 @@ describe('fast path', () => {
       it(`leaves ${what} to oclif`, () => expect(parseWithManifest(FLAGS, args)).to.equal(undefined))
     }
 
+    it('leaves flags that exclude each other, given together, to oclif', () => {
+      const flags = {follow: {type: 'boolean', char: 'f', exclusive: ['json']}, json: {type: 'boolean'}, lines: {type: 'option', default: '50'}} as const
+      expect(parseWithManifest(flags, ['--follow', '--json'])).to.equal(undefined)
+      expect(parseWithManifest(flags, ['--json', '-f'])).to.equal(undefined)
+      expect(parseWithManifest(flags, ['--follow'])).to.deep.equal({follow: true, lines: '50'})
+      expect(parseWithManifest(flags, ['--json'])).to.deep.equal({json: true, lines: '50'})
+    })
+
     it('leaves commands with multiple-value flags to oclif', () => {
       expect(parseWithManifest({tag: {type: 'option', multiple: true}}, [])).to.equal(undefined)
     })

@@ -1,4 +1,4 @@
-import {homedir, userInfo} from 'node:os'
+import {homedir, release, userInfo} from 'node:os'
 
 import {UserError} from '../errors.js'
 import {execCommand, streamLines} from '../exec.js'
@@ -15,7 +15,7 @@ export type ServiceCommand = 'install' | 'uninstall' | 'status' | 'start' | 'sto
  * load lazily, so each command pays only for the backend it uses.
  */
 const BACKENDS: Partial<Record<NodeJS.Platform, (ctx: ServiceContext) => Promise<Backend>>> = {
-  linux: async (ctx) => (await import('./systemd.js')).createSystemdBackend(ctx),
+  linux: async (ctx) => (await import('./systemd/backend.js')).createSystemdBackend(ctx),
   darwin: async (ctx) => (await import('./launchd.js')).createLaunchdBackend(ctx),
 }
 
@@ -63,6 +63,7 @@ export async function createServiceContext(command: ServiceCommand): Promise<Ser
     exec: execCommand,
     stream: streamLines,
     version: packageInfo().version,
+    osRelease: release(),
     nodePath: process.execPath,
     resolveBinary,
   }

@@ -43,8 +43,13 @@ export interface StatusResult extends ServiceResult {
   installed: boolean
   server: UnitStatus
   watchdog: UnitStatus
-  health: {url: string; healthy: boolean; reason?: string} | null
+  /** The server's health check; a healthy answer also carries what the server says about itself. */
+  health: {url: string; healthy: boolean; reason?: string; pid?: number; version?: string; uptimeSeconds?: number} | null
   warnings: string[]
+  /** This CLI's version, next to `health.version` (the running server's). */
+  cliVersion?: string
+  /** systemd: whether lingering is on for the user (absent where `loginctl` cannot tell). */
+  linger?: boolean
 }
 
 /** Runs a program and collects its output; never throws for a non-zero exit or a missing program. */
@@ -80,6 +85,8 @@ export interface ServiceContext {
   stream: StreamLines
   /** This CLI's version, to compare with the running server's. */
   version: string
+  /** The kernel release (`os.release()`): on Linux it tells WSL apart. */
+  osRelease?: string
   /** The Node running the CLI now (`process.execPath`): its folder goes first on the units' PATH. */
   nodePath: string
   /** Binary resolution (src/lib/binary.ts), called only by install. */

@@ -3,12 +3,12 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {createServer, type Server} from 'node:net'
 import {dirname} from 'node:path'
 
-import {pathsFor} from '../../../src/lib/paths.js'
-import {streamLines} from '../../../src/lib/exec.js'
-import {createSystemdBackend} from '../../../src/lib/service/systemd.js'
-import {renderServerUnit} from '../../../src/lib/service/systemd-unit.js'
-import type {Exec} from '../../../src/lib/service/types.js'
-import {cleanup, freePort, RUN_JS, tempHome} from '../../helpers/cli.js'
+import {pathsFor} from '../../../../src/lib/paths.js'
+import {streamLines} from '../../../../src/lib/exec.js'
+import {createSystemdBackend} from '../../../../src/lib/service/systemd/backend.js'
+import {renderServerUnit} from '../../../../src/lib/service/systemd/unit.js'
+import type {Exec} from '../../../../src/lib/service/types.js'
+import {cleanup, freePort, RUN_JS, tempHome} from '../../../helpers/cli.js'
 
 /** systemctl as a fake that answers the two questions status asks: is there a manager, and the units' state. */
 function fakeSystemctl(server: {ActiveState: string; SubState: string; Result: string; MainPID: number}, unitFile: string): Exec {

@@ -1,8 +1,9 @@
 import {delimiter} from 'node:path'
 
-import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../paths.js'
-import {execCommandLine, quoteEnvironment, splitExecLine, splitUnitWords} from './systemd-escape.js'
-import type {UnitSpec} from './types.js'
+import {EXIT_CONFIG} from '../../errors.js'
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../../paths.js'
+import {execCommandLine, quoteEnvironment, splitExecLine, splitUnitWords} from './escape.js'
+import type {UnitSpec} from '../types.js'
 
 export const SERVER_UNIT = `${NAMES.systemdUnit}.service`
 export const WATCHDOG_UNIT = `${NAMES.systemdWatchdogUnit}.service`
@@ -12,6 +13,9 @@ export const RESTART_SEC = 5
 /** A crash loop stops (the unit turns `failed`) after this many starts within the interval. */
 export const START_LIMIT_BURST = 5
 export const START_LIMIT_INTERVAL_SEC = 60
+
+/** The journal identifiers of the two units' lines (otherwise they would be labelled with Node's `comm`, `run.js`). */
+export const SYSLOG_IDENTIFIER = {serve: NAMES.bin, watchdog: `${NAMES.bin}-watchdog`} as const
 
 const ENV_FILE = '-%h/.amplifier/.env'
 
@@ -29,6 +33,9 @@ function serviceSection(spec: UnitSpec, subcommand: 'serve' | 'watchdog', restar
     ['ExecStart', execCommandLine([spec.bin, subcommand, '--host', spec.host, '--port', String(spec.port)])],
     ['Restart', restart],
     ['RestartSec', String(RESTART_SEC)],
+    // A configuration that can never work (an invalid flag in a hand-edited unit) fails at once instead of crash-looping.
+    ['RestartPreventExitStatus', String(EXIT_CONFIG)],
+    ['SyslogIdentifier', SYSLOG_IDENTIFIER[subcommand]],
     ['WorkingDirectory', '%h'],
     // systemd resets PATH for every unit; the Node folder goes first so the unit runs the Node that installed it.
     ['Environment', quoteEnvironment('PATH', spec.path)],
@@ -149,6 +156,25 @@ export function readUnitCommand(text: string): UnitCommand | undefined {
   }
 
   return {argv, host: flagValue(argv, '--host') ?? DEFAULT_HOST, port: Number.isInteger(port) ? port : DEFAULT_PORT, path}
+}
+
+/**
+ * Where a unit's `ExecStart=` is written: the 1-based number of the line
+ * that sets it last (the one systemd uses) and that line's text, for status
+ * to name the line to fix. Undefined without an `ExecStart=`.
+ */
+export function execStartLine(text: string): {line: number; text: string} | undefined {
+  const lines = text.split('\n')
+  let found: {line: number; text: string} | undefined
+  let section = ''
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.trim()
+    const header = /^\[(.+)]$/.exec(line)
+    if (header) section = header[1]
+    else if (section === 'Service' && /^ExecStart\s*=/.test(line)) found = {line: index + 1, text: line}
+  }
+
+  return found
 }
 
 /** The first entry of a unit's PATH: the Node folder install put there. */

@@ -6,13 +6,15 @@ import {join} from 'node:path'
 
 import {
   directive,
+  execStartLine,
   nodeDirOf,
   parseUnit,
   readUnitCommand,
   renderServerUnit,
   renderWatchdogUnit,
-} from '../../../src/lib/service/systemd-unit.js'
-import type {UnitSpec} from '../../../src/lib/service/types.js'
+  type UnitCommand,
+} from '../../../../src/lib/service/systemd/unit.js'
+import type {UnitSpec} from '../../../../src/lib/service/types.js'
 
 const spec: UnitSpec = {
   bin: '/opt/my tools/amp-distro',
@@ -25,8 +27,12 @@ const spec: UnitSpec = {
 const HEADER = '# Written by `amp-distro service install`; re-run it to update this file, `amp-distro service uninstall` to remove it.'
 
 describe('systemd unit rendering', () => {
-  it('renders the server unit', () => {
-    expect(renderServerUnit(spec)).to.equal(`${HEADER}
+  const units = [
+    {
+      name: 'the server unit',
+      render: renderServerUnit,
+      spec,
+      expected: `${HEADER}
 [Unit]
 Description=Amplifier distro server
 StartLimitIntervalSec=60
@@ -37,17 +43,21 @@ Type=simple
 ExecStart="/opt/my tools/amp-distro" "serve" "--host" "127.0.0.1" "--port" "8400"
 Restart=on-failure
 RestartSec=5
+RestartPreventExitStatus=78
+SyslogIdentifier=amp-distro
 WorkingDirectory=%h
 Environment="PATH=/home/ada/.nvm/versions/node/v20.20.2/bin:/opt/100%%/bin:/usr/bin"
 EnvironmentFile=-%h/.amplifier/.env
 
 [Install]
 WantedBy=default.target
-`)
-  })
-
-  it('renders the watchdog unit, tied to the server with After=, Wants= and PartOf=', () => {
-    expect(renderWatchdogUnit({...spec, host: '::1', port: 9000})).to.equal(`${HEADER}
+`,
+    },
+    {
+      name: 'the watchdog unit, tied to the server with After=, Wants= and PartOf=',
+      render: renderWatchdogUnit,
+      spec: {...spec, host: '::1', port: 9000},
+      expected: `${HEADER}
 [Unit]
 Description=Amplifier distro server health watchdog
 After=amplifier-distro.service
@@ -61,61 +71,98 @@ Type=simple
 ExecStart="/opt/my tools/amp-distro" "watchdog" "--host" "::1" "--port" "9000"
 Restart=always
 RestartSec=5
+RestartPreventExitStatus=78
+SyslogIdentifier=amp-distro-watchdog
 WorkingDirectory=%h
 Environment="PATH=/home/ada/.nvm/versions/node/v20.20.2/bin:/opt/100%%/bin:/usr/bin"
 EnvironmentFile=-%h/.amplifier/.env
 
 [Install]
 WantedBy=default.target
-`)
-  })
+`,
+    },
+  ]
 
-  it('puts the start limits in [Unit], where systemd reads them', () => {
-    for (const text of [renderServerUnit(spec), renderWatchdogUnit(spec)]) {
-      const unit = parseUnit(text)
-      expect(directive(unit, 'Unit', 'StartLimitIntervalSec')).to.equal('60')
-      expect(directive(unit, 'Unit', 'StartLimitBurst')).to.equal('5')
-      expect(unit.get('Service')!.map(([key]) => key)).to.not.include.members(['StartLimitIntervalSec', 'StartLimitBurst'])
-    }
-  })
+  for (const unit of units) {
+    it(`renders ${unit.name}`, () => {
+      expect(unit.render(unit.spec)).to.equal(unit.expected)
+    })
+  }
 
-  it('reads back the command, host, port and PATH it wrote', () => {
-    const tricky: UnitSpec = {...spec, bin: String.raw`/opt/a "b" $c 100%\d/amp-distro`, host: 'example.org', port: 65_535, path: '/x $y/bin:/usr/bin'}
-    for (const [text, subcommand] of [
-      [renderServerUnit(tricky), 'serve'],
-      [renderWatchdogUnit(tricky), 'watchdog'],
-    ] as const) {
-      const command = readUnitCommand(text)!
-      expect(command.argv).to.deep.equal([tricky.bin, subcommand, '--host', 'example.org', '--port', '65535'])
+  const perUnit = [
+    {name: 'server', render: renderServerUnit, subcommand: 'serve', identifier: 'amp-distro'},
+    {name: 'watchdog', render: renderWatchdogUnit, subcommand: 'watchdog', identifier: 'amp-distro-watchdog'},
+  ] as const
+
+  for (const unit of perUnit) {
+    it(`${unit.name} unit: start limits in [Unit], where systemd reads them; exit status 78 never restarted; journal identifier ${unit.identifier}`, () => {
+      const parsed = parseUnit(unit.render(spec))
+      expect(directive(parsed, 'Unit', 'StartLimitIntervalSec')).to.equal('60')
+      expect(directive(parsed, 'Unit', 'StartLimitBurst')).to.equal('5')
+      expect(parsed.get('Service')!.map(([key]) => key)).to.not.include.members(['StartLimitIntervalSec', 'StartLimitBurst'])
+      expect(directive(parsed, 'Service', 'RestartPreventExitStatus')).to.equal('78')
+      expect(directive(parsed, 'Service', 'SyslogIdentifier')).to.equal(unit.identifier)
+    })
+
+    it(`${unit.name} unit: reads back the command, host, port and PATH it wrote`, () => {
+      const tricky: UnitSpec = {...spec, bin: String.raw`/opt/a "b" $c 100%\d/amp-distro`, host: 'example.org', port: 65_535, path: '/x $y/bin:/usr/bin'}
+      const command = readUnitCommand(unit.render(tricky))!
+      expect(command.argv).to.deep.equal([tricky.bin, unit.subcommand, '--host', 'example.org', '--port', '65535'])
       expect(command).to.include({host: 'example.org', port: 65_535, path: '/x $y/bin:/usr/bin'})
       expect(nodeDirOf(command.path)).to.equal('/x $y/bin')
-    }
-  })
-
-  it("falls back to serve's defaults for a hand-written unit that names no host or port", () => {
-    expect(readUnitCommand('[Service]\nExecStart=-/usr/bin/amp-distro serve\n')).to.deep.equal({
-      argv: ['/usr/bin/amp-distro', 'serve'],
-      host: '127.0.0.1',
-      port: 8400,
-      path: undefined,
     })
+
+    it(`${unit.name} unit: names the line of its ExecStart=`, () => {
+      const text = unit.render(spec)
+      const found = execStartLine(text)!
+      expect(text.split('\n')[found.line - 1]).to.equal(found.text)
+      expect(found.text).to.match(new RegExp(`^ExecStart="/opt/my tools/amp-distro" "${unit.subcommand}"`))
+    })
+  }
+
+  const handWritten: Array<{what: string; text: string; expected: UnitCommand | undefined}> = [
+    {
+      what: "falls back to serve's defaults for a unit that names no host or port, dropping systemd's prefixes",
+      text: '[Service]\nExecStart=-/usr/bin/amp-distro serve\n',
+      expected: {argv: ['/usr/bin/amp-distro', 'serve'], host: '127.0.0.1', port: 8400, path: undefined},
+    },
+    {
+      what: 'reads --host=… and --port=… forms and continuation lines',
+      text: '[Service]\nExecStart=amp-distro serve \\\n  --host=0.0.0.0 --port=8500\n',
+      expected: {argv: ['amp-distro', 'serve', '--host=0.0.0.0', '--port=8500'], host: '0.0.0.0', port: 8500, path: undefined},
+    },
+    {
+      what: 'takes the last ExecStart= and the PATH from Environment=',
+      text: '[Service]\nExecStart=/a serve\nEnvironment="PATH=/n/bin:/usr/bin" LANG=C\nExecStart=/b serve --port 1\n',
+      expected: {argv: ['/b', 'serve', '--port', '1'], host: '127.0.0.1', port: 1, path: '/n/bin:/usr/bin'},
+    },
+    {what: 'says there is no command for a unit without ExecStart=', text: '[Unit]\nDescription=x\n', expected: undefined},
+  ]
+
+  for (const {what, text, expected} of handWritten) {
+    it(`hand-written unit: ${what}`, () => {
+      expect(readUnitCommand(text)).to.deep.equal(expected)
+    })
+  }
+
+  it('names the ExecStart= line systemd uses (the last in [Service]), and none where there is none', () => {
+    expect(execStartLine('[Service]\nExecStart=/a\n\n[Service]\n ExecStart = /b --port 99999\n')).to.deep.equal({line: 5, text: 'ExecStart = /b --port 99999'})
+    expect(execStartLine('[Unit]\nExecStart=/not/here\n')).to.equal(undefined)
   })
 
-  it('reads --host=… and --port=… forms and continuation lines', () => {
-    expect(readUnitCommand('[Service]\nExecStart=amp-distro serve \\\n  --host=0.0.0.0 --port=8500\n')).to.include({host: '0.0.0.0', port: 8500})
-  })
-
-  it('says there is no command for a unit without ExecStart=', () => {
-    expect(readUnitCommand('[Unit]\nDescription=x\n')).to.equal(undefined)
-  })
-
-  it('refuses to render a value carrying a newline', () => {
-    expect(() => renderServerUnit({...spec, host: '127.0.0.1\nExecStartPre=/bin/sh -c "touch /tmp/x"'})).to.throw(/control character/)
-    expect(() => renderServerUnit({...spec, path: '/usr/bin\nExecStartPre=/bin/true'})).to.throw(/control character/)
-  })
+  const injected: Array<[keyof UnitSpec, string]> = [
+    ['host', '127.0.0.1\nExecStartPre=/bin/sh -c "touch /tmp/x"'],
+    ['path', '/usr/bin\nExecStartPre=/bin/true'],
+    ['bin', '/usr/bin/amp-distro\r'],
+  ]
+  for (const [key, value] of injected) {
+    it(`refuses to render a ${key} carrying a control character`, () => {
+      for (const render of [renderServerUnit, renderWatchdogUnit]) expect(() => render({...spec, [key]: value})).to.throw(/control character/)
+    })
+  }
 
   describe('templates/amplifier-distro.service', () => {
-    const template = readFileSync(new URL('../../../templates/amplifier-distro.service', import.meta.url), 'utf8')
+    const template = readFileSync(new URL('../../../../templates/amplifier-distro.service', import.meta.url), 'utf8')
     const varying = (key: string, value: string) => key === 'ExecStart' || (key === 'Environment' && value.startsWith('"PATH='))
     const settings = (text: string) =>
       [...parseUnit(text)].flatMap(([section, lines]) => lines.filter(([key, value]) => !varying(key, value)).map(([key, value]) => `[${section}] ${key}=${value}`))

@@ -1,0 +1,218 @@
+import {readFileSync} from 'node:fs'
+
+import {EXIT_CONFIG} from '../../errors.js'
+import {hostPort, NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {staleWarnings} from '../stale.js'
+import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
+import {journalTail} from './journal.js'
+import {mainPidOf, orphaned, type ShownUnit, type Systemctl} from './systemctl.js'
+import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
+import {wslNote} from './wsl.js'
+
+const PLATFORM = 'linux'
+
+/** A file's text, or undefined when it cannot be read. */
+export function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Why a server that is not running cannot start: the usual cause of a crash
+ * loop is another program holding its port.
+ */
+export function portConflictWarning(host: string, port: number): string {
+  return [
+    `Warning: ${hostPort(host, port)} is in use by another program, so the server cannot listen there.`,
+    `  See which program: ss -ltnp 'sport = :${port}'`,
+    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
+  ].join('\n')
+}
+
+/** A duration for people: `12 s`, `4 min 12 s`, `2 h 05 min`, `3 d 4 h`. */
+export function formatUptime(seconds: number): string {
+  const s = Math.floor(seconds)
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`
+  return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`
+}
+
+function describe(label: string, unit: string, status: UnitStatus, shown: ShownUnit): string {
+  if (!status.installed) return `${label} not installed (${unit})`
+  if (status.state === 'inactive') return `${label} stopped (${unit})`
+  const sub = shown.SubState && shown.SubState !== status.state ? ` (${shown.SubState})` : ''
+  const pid = status.pid ? `, PID ${status.pid}` : ''
+  return `${label} ${status.state}${sub}${pid} (${unit})`
+}
+
+/** Whether lingering is on for `user`, or undefined where loginctl cannot tell (no logind, no such user). */
+async function lingerOf(ctx: ServiceContext): Promise<boolean | undefined> {
+  const answer = await ctx.exec('loginctl', ['show-user', ctx.user, '--property=Linger', '--value'], {env: ctx.env})
+  const value = answer.stdout.trim()
+  return answer.code === 0 && (value === 'yes' || value === 'no') ? value === 'yes' : undefined
+}
+
+/**
+ * The state of the installed units, for `service status`. Exits 0 whenever
+ * the state could be read.
+ *
+ * 1. Starts `systemctl --user show` of both units, and `loginctl` for
+ *    lingering, at once; while they run it reads the unit files and asks the
+ *    server's health (status is run often and must be quick).
+ * 2. Warnings that come from the unit files alone (a deprecated binary, an
+ *    executable or Node folder that has gone) are shown even when the
+ *    manager cannot be reached.
+ * 3. From systemd's answer: each unit's state, a unit systemd cannot load or
+ *    whose file is gone, a failed unit, and a configuration error (exit
+ *    status 78) with the line to fix.
+ * 4. From the health answer: version drift between the running server and
+ *    this CLI, uptime, and, for a server that is not running, another
+ *    program holding its port.
+ */
+export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): Promise<StatusResult> {
+  const paths = pathsFor(ctx.home, ctx.env)
+  const unitFile = {[SERVER_UNIT]: paths.systemdServerUnit, [WATCHDOG_UNIT]: paths.systemdWatchdogUnit}
+  const showing = systemctl.show()
+  const texts = {[SERVER_UNIT]: readText(paths.systemdServerUnit), [WATCHDOG_UNIT]: readText(paths.systemdWatchdogUnit)}
+  const anyFile = texts[SERVER_UNIT] !== undefined || texts[WATCHDOG_UNIT] !== undefined
+  const lingering = anyFile ? lingerOf(ctx) : Promise.resolve(undefined)
+  const commands = Object.fromEntries(Object.entries(texts).map(([unit, text]) => [unit, text === undefined ? undefined : readUnitCommand(text)]))
+  const serverCommand = commands[SERVER_UNIT]
+  const healthUrl = serverCommand && `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
+  // node:http loads only when there is a server to ask.
+  const healthAnswer = healthUrl && import('../../health.js').then(({checkHealth}) => checkHealth(healthUrl, 2000))
+  const warnings = staleWarnings(
+    Object.entries(texts)
+      .filter((entry): entry is [string, string] => entry[1] !== undefined)
+      .map(([unit, text]) => ({text, program: commands[unit]?.argv[0], nodeDir: nodeDirOf(commands[unit]?.path)})),
+  )
+  const notes = wslNote(ctx)
+
+  const answer = await showing
+  if ('problem' in answer) {
+    const unread = (unit: string): UnitStatus => ({installed: texts[unit] !== undefined, state: texts[unit] === undefined ? 'not-installed' : 'unknown'})
+    return {
+      success: !anyFile,
+      platform: PLATFORM,
+      message: anyFile ? 'Cannot read the service state: the systemd user manager is not reachable.' : 'amplifier-distro service is not installed.',
+      details: ['Platform: linux (systemd user units)', ...answer.problem, ...notes],
+      installed: anyFile,
+      server: unread(SERVER_UNIT),
+      watchdog: unread(WATCHDOG_UNIT),
+      health: null,
+      warnings,
+      cliVersion: ctx.version,
+    }
+  }
+
+  const shown = answer.units
+  const unitStatus = (unit: string): UnitStatus => {
+    const installed = texts[unit] !== undefined && shown[unit].LoadState !== 'not-found'
+    const pid = mainPidOf(shown[unit])
+    return {installed, state: installed ? (shown[unit].ActiveState ?? 'unknown') : 'not-installed', ...(installed && pid ? {pid} : {})}
+  }
+
+  const server = unitStatus(SERVER_UNIT)
+  const watchdog = unitStatus(WATCHDOG_UNIT)
+  const problems: string[] = []
+  for (const unit of [SERVER_UNIT, WATCHDOG_UNIT]) {
+    const state = shown[unit]
+    const text = texts[unit]
+    if (text !== undefined && state.LoadState !== 'loaded') {
+      problems.push(
+        [`Warning: systemd reports ${unit} as ${state.LoadState ?? 'unknown'}: it cannot use ${unitFile[unit]}.`, `  Re-run: ${NAMES.bin} service install`].join('\n'),
+      )
+    }
+
+    if (text === undefined && orphaned(state, unitFile[unit])) {
+      problems.push([`Warning: ${unit} is ${state.ActiveState} but its unit file ${unitFile[unit]} is gone.`, `  Run: ${NAMES.bin} service uninstall`].join('\n'))
+    }
+
+    if (state.ActiveState !== 'failed') continue
+    const exec = text === undefined ? undefined : execStartLine(text)
+    if (state.ExecMainStatus === String(EXIT_CONFIG) && exec) {
+      const said = (await journalTail(ctx, unit, 1))[0]
+      problems.push(
+        [
+          `Warning: ${unit} exited with status ${EXIT_CONFIG}: its command line or configuration can never work, so systemd does not restart it.`,
+          ...(said ? [`  It said: ${said}`] : []),
+          `  The line to fix: ${unitFile[unit]}, line ${exec.line}: ${exec.text}`,
+          `  Then: ${NAMES.bin} service restart (or re-run ${NAMES.bin} service install, which writes the line anew)`,
+        ].join('\n'),
+      )
+      continue
+    }
+
+    problems.push(
+      [
+        `Warning: ${unit} has failed (${state.Result ?? 'unknown reason'}); systemd will not start it again by itself.`,
+        `  Logs: ${NAMES.bin} service logs, and ${paths.crashLog}`,
+        `  After fixing the cause: ${NAMES.bin} service start`,
+      ].join('\n'),
+    )
+  }
+
+  let health: StatusResult['health'] = null
+  if (server.installed && serverCommand && healthUrl && healthAnswer) {
+    const answer = await healthAnswer
+    const body = answer.healthy ? (answer.body ?? {}) : {}
+    health = {url: healthUrl, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {}), ...body}
+    // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
+    if (server.state !== 'active') {
+      const {acceptsConnections} = await import('../../port-probe.js')
+      if (await acceptsConnections(serverCommand.host, serverCommand.port)) problems.unshift(portConflictWarning(serverCommand.host, serverCommand.port))
+    }
+  }
+
+  if (health?.version !== undefined && health.version !== ctx.version) {
+    problems.push(
+      [
+        `Warning: the running server is version ${health.version}, this amp-distro is ${ctx.version}: the units run the new files only once restarted.`,
+        `  Run: ${NAMES.bin} service restart`,
+      ].join('\n'),
+    )
+  }
+
+  const linger = await lingering
+  const installed = server.installed || watchdog.installed
+  const details = [
+    'Platform: linux (systemd user units)',
+    describe('Server:  ', SERVER_UNIT, server, shown[SERVER_UNIT]),
+    describe('Watchdog:', WATCHDOG_UNIT, watchdog, shown[WATCHDOG_UNIT]),
+  ]
+  if (server.installed && server.state === 'inactive') details.push(`Start it: ${NAMES.bin} service start`)
+  if (health) details.push(`Health:   ${health.url} ${health.healthy ? 'healthy' : `not healthy (${health.reason})`}`)
+  if (health?.version !== undefined) details.push(`Version:  ${health.version} (this amp-distro: ${ctx.version})`)
+  if (health?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(health.uptimeSeconds)}`)
+  if (installed) {
+    if (linger === true) details.push('Linger:   on (the service runs without a login session, and starts at boot)')
+    if (linger === false) {
+      details.push(
+        'Linger:   off (the service runs only while you are logged in)',
+        `  To keep it running after logout and start it at boot: loginctl enable-linger ${ctx.user} (with sudo if that is refused)`,
+      )
+    }
+
+    details.push(`Logs:     ${NAMES.bin} service logs`)
+  } else {
+    details.push(`Install it: ${NAMES.bin} service install`)
+  }
+
+  return {
+    success: true,
+    platform: PLATFORM,
+    message: installed ? 'amplifier-distro service is installed.' : 'amplifier-distro service is not installed.',
+    details: [...details, ...notes],
+    installed,
+    server,
+    watchdog,
+    health,
+    warnings: [...problems, ...warnings],
+    cliVersion: ctx.version,
+    ...(installed && linger !== undefined ? {linger} : {}),
+  }
+}
