@@ -7,7 +7,7 @@
  */
 import {cleanup, freePort, tempHome, waitFor} from '../test/helpers/cli.js'
 import {requireBuild} from '../test/helpers/pack.js'
-import {launch, startServe} from '../test/support/processes.js'
+import {launch, startServe} from '../test/helpers/processes.js'
 import {checkHealth} from '../src/lib/health.js'
 import {packageInfo} from '../src/lib/pkg.js'
 import {benchArgs, loadLine, machineLine, median, table, verdict, wholeArg} from './report.js'

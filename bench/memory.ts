@@ -10,7 +10,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {cleanup, RUN_JS, tempHome, waitFor} from '../test/helpers/cli.js'
 import {requireBuild} from '../test/helpers/pack.js'
-import {builtCommandExists, cpuSeconds, type Launched, launch, rssBytes, startServe, ticksPerSecond} from '../test/support/processes.js'
+import {builtCommandExists, cpuSeconds, type Launched, launch, rssBytes, startServe, ticksPerSecond} from '../test/helpers/processes.js'
 import {SERVER_LIMITS} from '../src/lib/server.js'
 import {pathsFor} from '../src/lib/paths.js'
 import {readPid} from '../src/lib/pidfile.js'

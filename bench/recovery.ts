@@ -14,9 +14,8 @@ import {serverStopDeps} from '../src/lib/stop.js'
 import {cliOk, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctlOk} from '../test/e2e/service-fixtures.js'
 import {isRunning, startUserManager, waitFor} from '../test/e2e/systemd-harness.js'
 import {freePort} from '../test/helpers/cli.js'
-import {healthPid} from '../test/helpers/processes.js'
+import {builtCommandExists, healthPid} from '../test/helpers/processes.js'
 import {requireBuild} from '../test/helpers/pack.js'
-import {builtCommandExists} from '../test/support/processes.js'
 import {benchArgs, loadLine, machineLine, median, verdict, wholeArg} from './report.js'
 
 const USAGE = `Usage: node --import tsx bench/recovery.ts [--crashes N] [--hangs N]

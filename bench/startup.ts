@@ -21,7 +21,7 @@ import {cliOk, steadyServer, steadyWatchdog} from '../test/e2e/service-fixtures.
 import {startUserManager} from '../test/e2e/systemd-harness.js'
 import {freePort, RUN_JS} from '../test/helpers/cli.js'
 import {requireBuild} from '../test/helpers/pack.js'
-import {builtCommandExists} from '../test/support/processes.js'
+import {builtCommandExists} from '../test/helpers/processes.js'
 import {benchArgs, loadLine, machineLine, median, wholeArg} from './report.js'
 
 const USAGE = `Usage: bench/startup [--installed] [--rounds N] [--runs N] [COMMAND]

@@ -18,7 +18,8 @@ export type FlagValues = Record<string, boolean | string | undefined>
  */
 export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
   async serve(flags) {
-    const {serve} = await import('./serve.js')
+    const [{serve}, {boundOutput}] = await Promise.all([import('./serve.js'), import('./output-bound.js')])
+    boundOutput([1, 2])
     await serve(
       {host: String(flags.host), port: String(flags.port)},
       {home: homedir(), io: consoleIo, version: packageInfo().version, pid: process.pid, signal: shutdownSignal()},
@@ -26,7 +27,8 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
   },
 
   async watchdog(flags) {
-    const [{watchdog}, {execCommand}] = await Promise.all([import('./watchdog.js'), import('./exec.js')])
+    const [{watchdog}, {execCommand}, {boundOutput, isRegularFile}] = await Promise.all([import('./watchdog.js'), import('./exec.js'), import('./output-bound.js')])
+    boundOutput([1, 2])
     process.exitCode = await watchdog(
       {
         host: String(flags.host),
@@ -45,7 +47,8 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
         cwd: process.cwd(),
         execPath: process.execPath,
         exec: execCommand,
-        echo: (line) => process.stderr.write(`${line}\n`),
+        // A file as stderr (launchd's StandardErrorPath) would only repeat watchdog.log, which is rotated; a pipe or the journal gets the lines.
+        echo: isRegularFile(2) ? undefined : (line) => process.stderr.write(`${line}\n`),
       },
     )
   },

@@ -22,3 +22,17 @@ export class UserError extends Error {
  * being restarted until its start limit.
  */
 export const EXIT_CONFIG = 78
+
+/**
+ * Runs `parse` (flag or configuration validation) and turns the UserError
+ * it throws into the same error with exit code `EXIT_CONFIG`, so that a
+ * supervisor does not restart a start that can never work.
+ */
+export function configError<T>(parse: () => T): T {
+  try {
+    return parse()
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(error.message, {exit: EXIT_CONFIG, details: error.details})
+    throw error
+  }
+}

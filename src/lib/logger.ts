@@ -17,7 +17,11 @@ export interface FileLoggerOptions {
   maxBytes?: number
   /** How many rotated files to keep (`<file>.1` is the newest). */
   keep?: number
-  /** Receives every line as well (stderr in the CLI, which is the journal under systemd). */
+  /**
+   * Receives every line as well (stderr in the CLI, which is the journal
+   * under systemd). Absent: lines go to the file only, and a file that cannot
+   * be written is reported on stderr.
+   */
   echo?: (line: string) => void
   /** Wall clock for the timestamps. */
   now?: () => Date
@@ -49,21 +53,22 @@ export function rotateLog(file: string, keep: number): void {
 
 /**
  * A logger that writes `<ISO time> <LEVEL> <message>` lines to `file` and
- * echoes `<LEVEL> <message>` to `echo`. Before a line would take the file
+ * echoes `<LEVEL> <message>` to `echo`, if given. Before a line would take the file
  * past `maxBytes` (5 MiB), the file is rotated, keeping `keep` (2) old
  * files. A file that cannot be written (full disk, permissions) is reported
- * once through `echo` and never stops the caller.
+ * once (through `echo`, or stderr without one) and never stops the caller.
  */
 export function createFileLogger(options: FileLoggerOptions): Logger {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_LOG_BYTES
   const keep = options.keep ?? 2
-  const echo = options.echo ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const {echo} = options
+  const report = echo ?? ((line: string) => process.stderr.write(`${line}\n`))
   const now = options.now ?? (() => new Date())
   let fileFailed = false
 
   const write = (level: LogLevel, message: string) => {
     const tag = level.toUpperCase()
-    echo(`${tag} ${message}`)
+    echo?.(`${tag} ${message}`)
     const line = `${now().toISOString()} ${tag} ${message}\n`
     try {
       mkdirSync(dirname(options.file), {recursive: true})
@@ -72,7 +77,7 @@ export function createFileLogger(options: FileLoggerOptions): Logger {
       appendFileSync(options.file, line, {mode: 0o644})
       fileFailed = false
     } catch (error) {
-      if (!fileFailed) echo(`WARN cannot write ${options.file}: ${(error as Error).message}`)
+      if (!fileFailed) report(`WARN cannot write ${options.file}: ${(error as Error).message}`)
       fileFailed = true
     }
   }

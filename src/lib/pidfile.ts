@@ -1,24 +1,58 @@
 import {readFileSync} from 'node:fs'
 
-import {removeFile, writeFilesAtomically} from './files.js'
+import {parsePid, tryTake} from './exclusive.js'
+import {removeFile} from './files.js'
+import {isAlive} from './procs.js'
 
 /** Reads a PID file; a missing file or one holding anything but a positive whole number is treated as absent. */
 export function readPid(file: string): number | undefined {
-  let text: string
   try {
-    text = readFileSync(file, 'utf8').trim()
+    return parsePid(readFileSync(file, 'utf8'))
   } catch {
     return undefined
   }
-
-  if (!/^\d{1,10}$/.test(text)) return undefined
-  const pid = Number(text)
-  return pid > 0 && pid <= 4_194_304 ? pid : undefined
 }
 
-/** Writes a PID file atomically (temporary file, then rename), creating its directory as needed. */
-export function writePid(file: string, pid: number): void {
-  writeFilesAtomically([{path: file, content: `${pid}\n`}])
+export interface ClaimOptions {
+  /** True when `pid` is a live process of the kind this file is for (an `amp-distro serve`, a watchdog). */
+  isHolder: (pid: number) => boolean
+  /** How long to keep trying while the file is released or taken over by a rival, in ms. */
+  timeoutMs?: number
+  sleep?: (ms: number) => Promise<void>
+}
+
+/** What claiming a PID file came to. */
+export type Claim =
+  /** The file names this process now. */
+  | {kind: 'claimed'}
+  /** Another live process of the same kind holds it. */
+  | {kind: 'held'; pid: number}
+
+/**
+ * Claims `file` for `pid`, so that of two processes started at the same
+ * moment exactly one holds it.
+ *
+ * 1. Creates the file exclusively, holding the PID from its first moment
+ *    (src/lib/exclusive.ts, as the service lock does).
+ * 2. A file naming a live holder (`isHolder`) other than `pid` is left alone: `held`.
+ * 3. A stale file (a dead process, an unrelated one that reuses the PID,
+ *    this very PID left by an earlier process, or garbage) is removed under
+ *    the `.break` guard, so only one of several takers removes it, and
+ *    creating is tried again.
+ * Throws when the file cannot be created, or when it could not be taken
+ * within `timeoutMs` (5 s).
+ */
+export async function claimPidFile(file: string, pid: number, options: ClaimOptions): Promise<Claim> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+  const deadline = performance.now() + (options.timeoutMs ?? 5000)
+  const stale = ({pid: holder}: {pid: number | undefined}) => holder === undefined || holder === pid || !isAlive(holder) || !options.isHolder(holder)
+  for (;;) {
+    const attempt = tryTake(file, pid, stale)
+    if (attempt.kind === 'taken') return {kind: 'claimed'}
+    if (attempt.kind === 'held') return {kind: 'held', pid: attempt.holder.pid as number}
+    if (performance.now() >= deadline) throw new Error(`${file} kept changing while it was being taken over`)
+    await sleep(10)
+  }
 }
 
 /** Removes a PID file, but only while it still names `pid` (so a successor's file is never deleted). */

@@ -1,10 +1,12 @@
 import {spawn} from 'node:child_process'
-import {closeSync, mkdirSync, openSync, writeSync} from 'node:fs'
+import {closeSync, writeSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {delimiter, dirname} from 'node:path'
 
 import type {Logger} from './logger.js'
+import {openBoundedAppend} from './output-bound.js'
 import {NAMES} from './paths.js'
+import {SERVER_UNIT} from './service/systemd-unit.js'
 import type {Exec} from './service/types.js'
 import type {StopOutcome} from './stop.js'
 
@@ -12,12 +14,23 @@ import type {StopOutcome} from './stop.js'
 export type Supervisor = 'systemd' | 'launchd'
 
 /**
- * Which supervisor started this process: systemd sets `INVOCATION_ID` for
- * every unit it runs, launchd sets `LAUNCHD_JOB_NAME` for its jobs.
+ * Which supervisor started this process, judged from what the supervisor
+ * gives this very process, never from markers a child inherits:
+ * - systemd sets `SYSTEMD_EXEC_PID` to the PID it started. Our units run
+ *   Node through `#!/usr/bin/env node` or a launcher that `exec`s Node, so
+ *   under our unit it is this process's own PID. A shell started from some
+ *   unit (a terminal, an IDE) passes `INVOCATION_ID` and its own
+ *   `SYSTEMD_EXEC_PID` on to everything it starts, so neither alone counts.
+ * - launchd sets `XPC_SERVICE_NAME` to the job's label for the processes it
+ *   starts (`launchctl print` lists it in the job's environment); our plists
+ *   set `LAUNCHD_JOB_NAME` to the same label. Both must agree: a Terminal
+ *   session has `XPC_SERVICE_NAME=0` or an `application.…` name, so a hand-run
+ *   watchdog with `LAUNCHD_JOB_NAME` exported acts standalone. Our jobs start
+ *   no shells, so no other process inherits the pair.
  */
-export function detectSupervisor(env: NodeJS.ProcessEnv): Supervisor | undefined {
-  if (env.INVOCATION_ID) return 'systemd'
-  if (env.LAUNCHD_JOB_NAME) return 'launchd'
+export function detectSupervisor(env: NodeJS.ProcessEnv, pid: number): Supervisor | undefined {
+  if (env.SYSTEMD_EXEC_PID === String(pid)) return 'systemd'
+  if (env.LAUNCHD_JOB_NAME && env.XPC_SERVICE_NAME === env.LAUNCHD_JOB_NAME) return 'launchd'
   return undefined
 }
 
@@ -34,6 +47,12 @@ export type RestartOutcome =
 export interface RestartStrategy {
   readonly mode: Supervisor | 'standalone'
   restart(): Promise<RestartOutcome>
+  /**
+   * Why a restart must wait for the user (a message saying what to do), or
+   * undefined when restarting may go ahead. Only supervisors that can hold
+   * a server back have it.
+   */
+  held?(): Promise<string | undefined>
 }
 
 export interface RestartDeps {
@@ -71,9 +90,27 @@ function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
 }
 
 /**
+ * A server unit in state `failed` (its start limit was hit, or it exited
+ * with a code systemd does not restart) is not started by a watchdog restart
+ * either: `Wants=` gives up at once, so exiting would only repeat every
+ * restart-after. It needs the user. Any other answer, or none, lets the
+ * restart go ahead.
+ */
+async function systemdServerHeld(exec: Exec): Promise<string | undefined> {
+  const result = await exec('systemctl', ['--user', 'show', SERVER_UNIT, '-p', 'ActiveState', '--value'])
+  if (result.code !== 0 || result.stdout.trim() !== 'failed') return undefined
+  return (
+    `The server unit ${SERVER_UNIT} has failed and systemd no longer restarts it (start limit, or a configuration error). ` +
+    `See \`${NAMES.bin} service logs\`, fix the cause, then run \`${NAMES.bin} service restart\` ` +
+    `(or \`systemctl --user reset-failed ${SERVER_UNIT}\` and start it). Waiting for the server to be started again.`
+  )
+}
+
+/**
  * Picks how to restart the server:
  * - under systemd: stop the server, exit 1; systemd restarts the watchdog,
- *   whose `Wants=` starts the server unit again;
+ *   whose `Wants=` starts the server unit again; while the server unit is
+ *   `failed`, `held` says so and no restart is tried;
  * - under launchd: stop the server, `launchctl kickstart -k` the server job
  *   (launchd has no `Wants=`), exit 1;
  * - standalone: stop the server, wait for its port, start a detached
@@ -91,6 +128,7 @@ export function restartStrategy(supervisor: Supervisor | undefined, deps: Restar
         await stop()
         return {kind: 'exit', code: 1, message: 'Exiting with status 1 so that systemd restarts the watchdog and starts the server again.'}
       },
+      held: () => systemdServerHeld(deps.exec),
     }
   }
 
@@ -132,7 +170,7 @@ export interface SpawnServerOptions {
   bin: string
   host: string
   port: number
-  /** Appended to with the new server's stdout and stderr. */
+  /** Appended to with the new server's stdout and stderr; emptied first when over `MAX_OUTPUT_BYTES`. */
   crashLog: string
   env: NodeJS.ProcessEnv
   /** The Node running the watchdog; its folder goes first on PATH so `#!/usr/bin/env node` finds it. */
@@ -143,13 +181,13 @@ export interface SpawnServerOptions {
 
 /**
  * Starts `<bin> serve --host <host> --port <port>` detached from the
- * watchdog: in its own session, output appended to the crash log, not
+ * watchdog: in its own session, output appended to the crash log (kept
+ * under `MAX_OUTPUT_BYTES` here and by the server itself), not
  * waited for (so it outlives the watchdog). Resolves to its PID once it has
  * started, rejects when it cannot be started at all.
  */
 export function spawnDetachedServer(options: SpawnServerOptions): Promise<number> {
-  mkdirSync(dirname(options.crashLog), {recursive: true})
-  const fd = openSync(options.crashLog, 'a', 0o644)
+  const fd = openBoundedAppend(options.crashLog)
   try {
     writeSync(fd, `${options.banner}\n`)
     const env = {...options.env, PATH: [dirname(options.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)}

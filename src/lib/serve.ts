@@ -1,9 +1,9 @@
 import type {AddressInfo} from 'node:net'
 
-import {UserError} from './errors.js'
+import {EXIT_CONFIG, UserError, configError} from './errors.js'
 import type {Io} from './io.js'
 import {hostPort, pathsFor, serverUrl} from './paths.js'
-import {readPid, removePidIfOwned, writePid} from './pidfile.js'
+import {claimPidFile, removePidIfOwned} from './pidfile.js'
 import {isToolProcess} from './procs.js'
 import {createDistroServer, stopServer} from './server.js'
 import {aborted} from './signals.js'
@@ -33,7 +33,10 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
     }
 
     case 'EACCES': {
-      return new UserError(`Cannot listen on ${where}: permission denied (ports below 1024 need privileges).`)
+      return new UserError(`Cannot listen on ${where}: permission denied (ports below 1024 need privileges).`, {
+        exit: EXIT_CONFIG,
+        details: ['Use a port from 1024 to 65535.'],
+      })
     }
 
     case 'EADDRNOTAVAIL':
@@ -48,38 +51,51 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   }
 }
 
+/** Claims `server.pid` for this process; throws a UserError naming the live holder or why the file cannot be written. */
+async function claimServerPid(file: string, pid: number): Promise<void> {
+  let claim
+  try {
+    claim = await claimPidFile(file, pid, {isHolder: (holder) => isToolProcess(holder, 'serve')})
+  } catch (error) {
+    throw new UserError(`Cannot write the PID file ${file}: ${(error as Error).message}`)
+  }
+
+  if (claim.kind === 'held') {
+    throw new UserError(`amp-distro serve is already running (PID ${claim.pid}) for this home; its PID file is ${file}.`, {
+      details: ['Stop that one first (amp-distro service stop, or end that process), or use another HOME.'],
+    })
+  }
+}
+
 /**
  * Runs the distro server until `deps.signal` fires.
  *
- * 1. Validates host and port before anything is bound or written.
- * 2. Refuses to start while `server.pid` names a live `amp-distro serve`.
- * 3. Listens, then writes `server.pid` (a stale one is replaced).
+ * 1. Validates host and port before anything is bound or written; an
+ *    invalid one is a configuration error (exit 78, `EXIT_CONFIG`).
+ * 2. Claims `server.pid` exclusively (see `claimPidFile`): of two servers
+ *    started at once for one home, whatever their ports, one gets it and
+ *    the other fails with "already running"; a stale file is taken over.
+ * 3. Listens; when that fails, removes its own PID file and reports why.
  * 4. On stop: closes the listener, lets open requests finish for up to
  *    `drainMs` (see `stopServer`), then removes its own PID file.
  */
 export async function serve(flags: ServeFlags, deps: ServeDeps): Promise<void> {
-  const host = validateHost(flags.host)
-  const port = parsePort(flags.port)
+  const {host, port} = configError(() => ({host: validateHost(flags.host), port: parsePort(flags.port)}))
   const paths = pathsFor(deps.home)
-
-  const holder = readPid(paths.serverPid)
-  if (holder !== undefined && holder !== deps.pid && isToolProcess(holder, 'serve')) {
-    throw new UserError(`amp-distro serve is already running (PID ${holder}); its PID file is ${paths.serverPid}.`)
-  }
+  await claimServerPid(paths.serverPid, deps.pid)
 
   const server = createDistroServer({name: 'Amplifier distro server', version: deps.version, pid: deps.pid, now: () => performance.now()})
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(error, host, port)))
-    server.listen({host, port, exclusive: true}, resolve)
-  })
-  const bound = (server.address() as AddressInfo).port
   try {
-    writePid(paths.serverPid, deps.pid)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(error, host, port)))
+      server.listen({host, port, exclusive: true}, resolve)
+    })
   } catch (error) {
-    await stopServer(server, 0)
-    throw new UserError(`Cannot write the PID file ${paths.serverPid}: ${(error as Error).message}`)
+    removePidIfOwned(paths.serverPid, deps.pid)
+    throw error
   }
 
+  const bound = (server.address() as AddressInfo).port
   deps.io.log(`Amplifier distro server ${deps.version} listening on ${serverUrl(host, bound)} (PID ${deps.pid})`)
   if (!isLoopback(host)) {
     deps.io.warn(`Warning: ${host} is reachable from the network, not only from this machine. Use --host 127.0.0.1 to keep it local.`)

@@ -1,8 +1,8 @@
-import {UserError} from './errors.js'
+import {configError, UserError} from './errors.js'
 import {checkHealth, type HealthAnswer} from './health.js'
 import {createFileLogger, type Logger} from './logger.js'
 import {pathsFor, serverUrl} from './paths.js'
-import {readPid, removePidIfOwned, writePid} from './pidfile.js'
+import {claimPidFile, removePidIfOwned} from './pidfile.js'
 import {isToolProcess} from './procs.js'
 import {detectSupervisor, portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart.js'
 import type {Exec} from './service/types.js'
@@ -24,10 +24,20 @@ export interface WatchdogSettings {
   restartAfterMs: number
   /** 0 means unlimited. */
   maxRestarts: number
+  /** How long failed checks are not counted right after the watchdog starts, until the server first answers. */
+  startGraceMs: number
 }
 
 /** One day: also keeps the interval far below setTimeout's 24.8-day ceiling. */
 const MAX_INTERVAL_S = 86_400
+
+/**
+ * The start-up grace is restart-after, capped at 30 s: at boot the server
+ * unit and the watchdog start together and the server may not listen yet;
+ * 30 s covers a slow boot without delaying a real repair much (the default
+ * restart-after is 300 s), and a short restart-after keeps a short grace.
+ */
+const MAX_START_GRACE_MS = 30_000
 
 function parseBounded(what: string, value: string, min: number, max: number): number {
   const n = parseWhole(what, value, min)
@@ -35,15 +45,19 @@ function parseBounded(what: string, value: string, min: number, max: number): nu
   return n
 }
 
-/** Validates the watchdog's flags; throws a UserError naming the first bad one. */
+/** Validates the watchdog's flags; throws a UserError with exit code `EXIT_CONFIG` naming the first bad one. */
 export function watchdogSettings(flags: WatchdogFlags): WatchdogSettings {
-  return {
-    host: validateHost(flags.host),
-    port: parsePort(flags.port),
-    checkIntervalMs: parseBounded('check interval', flags.checkInterval, 1, MAX_INTERVAL_S) * 1000,
-    restartAfterMs: parseBounded('restart-after', flags.restartAfter, 1, 7 * MAX_INTERVAL_S) * 1000,
-    maxRestarts: parseBounded('max restarts', flags.maxRestarts, 0, 1_000_000),
-  }
+  return configError(() => {
+    const restartAfterMs = parseBounded('restart-after', flags.restartAfter, 1, 7 * MAX_INTERVAL_S) * 1000
+    return {
+      host: validateHost(flags.host),
+      port: parsePort(flags.port),
+      checkIntervalMs: parseBounded('check interval', flags.checkInterval, 1, MAX_INTERVAL_S) * 1000,
+      restartAfterMs,
+      maxRestarts: parseBounded('max restarts', flags.maxRestarts, 0, 1_000_000),
+      startGraceMs: Math.min(restartAfterMs, MAX_START_GRACE_MS),
+    }
+  })
 }
 
 /** `12 s`, `5 min 3 s`. */
@@ -85,18 +99,28 @@ export interface LoopDeps {
 /**
  * The supervision loop; resolves to the exit code.
  *
- * Every `checkIntervalMs` it checks the server. The first failure starts a
- * downtime clock (from when that check was sent); a recovery resets it and logs how long the server was
- * down. Once the server has been down for `restartAfterMs`, the strategy
- * restarts it: a successful restart resets the clock, a port that is still
- * busy keeps it (the next check tries again). Every attempt counts toward
- * `maxRestarts`; when a restart is due and none are left, it logs an error
- * and resolves to 1. A strategy that hands the restart to a supervisor
- * ends the loop with its code. An aborted signal ends the loop with 0.
+ * Every `checkIntervalMs` it checks the server.
+ * 1. Start: until the server first answers, failed checks within
+ *    `startGraceMs` of the start are logged once and not counted.
+ * 2. The first counted failure starts a downtime clock (from when that
+ *    check was sent); a recovery resets it and logs how long the server was down.
+ * 3. Once the server has been down for `restartAfterMs`, a strategy that can
+ *    tell the server is held by its supervisor (a failed systemd unit) waits:
+ *    that is logged once, and checking goes on until the server is started
+ *    again. Otherwise the strategy restarts it: a successful restart resets
+ *    the clock, a port that is still busy keeps it (the next check tries
+ *    again). Every attempt counts toward `maxRestarts`; when a restart is due
+ *    and none are left, it logs an error and resolves to 1. A strategy that
+ *    hands the restart to a supervisor ends the loop with its code.
+ * An aborted signal ends the loop with 0.
  */
 export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps): Promise<number> {
   const {log} = deps
+  const graceEnds = deps.now() + settings.startGraceMs
+  let answered = false
+  let graceLogged = false
   let downSince: number | undefined
+  let heldLogged = false
   let attempts = 0
 
   while (!deps.signal.aborted) {
@@ -107,9 +131,15 @@ export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps):
     const now = deps.now()
     if (answer.healthy) {
       if (downSince !== undefined) log.info(`Server healthy again after ${formatDuration(now - downSince)} down.`)
+      answered = true
       downSince = undefined
+      heldLogged = false
+    } else if (!answered && sentAt < graceEnds) {
+      if (!graceLogged) log.info(`Server not answering yet (${answer.reason ?? 'no answer'}); it has ${formatDuration(settings.startGraceMs)} to start.`)
+      graceLogged = true
     } else {
       const reason = answer.reason ?? 'no answer'
+      const first = downSince === undefined
       if (downSince === undefined) {
         downSince = sentAt
         log.warn(`Server unhealthy (${reason}); it is restarted if it stays down for ${formatDuration(settings.restartAfterMs)}.`)
@@ -117,35 +147,43 @@ export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps):
 
       const down = now - downSince
       if (down >= settings.restartAfterMs) {
-        if (settings.maxRestarts > 0 && attempts >= settings.maxRestarts) {
-          log.error(`Server down for ${formatDuration(down)} (${reason}) and all ${settings.maxRestarts} restart attempts are used up (--max-restarts); giving up.`)
-          return 1
-        }
+        const held = await deps.strategy.held?.()
+        if (held !== undefined) {
+          if (!heldLogged) log.error(held)
+          heldLogged = true
+        } else {
+          if (heldLogged) log.info('The server is no longer held by its supervisor; restarting it as usual.')
+          heldLogged = false
+          if (settings.maxRestarts > 0 && attempts >= settings.maxRestarts) {
+            log.error(`Server down for ${formatDuration(down)} (${reason}) and all ${settings.maxRestarts} restart attempts are used up (--max-restarts); giving up.`)
+            return 1
+          }
 
-        attempts++
-        const of = settings.maxRestarts > 0 ? ` of ${settings.maxRestarts}` : ''
-        log.warn(`Server down for ${formatDuration(down)} (${reason}): restart attempt ${attempts}${of}.`)
-        let outcome
-        try {
-          outcome = await deps.strategy.restart()
-        } catch (error) {
-          log.error(`Restart attempt ${attempts} failed: ${(error as Error).message}`)
-          outcome = undefined
-        }
+          attempts++
+          const of = settings.maxRestarts > 0 ? ` of ${settings.maxRestarts}` : ''
+          log.warn(`Server down for ${formatDuration(down)} (${reason}): restart attempt ${attempts}${of}.`)
+          let outcome
+          try {
+            outcome = await deps.strategy.restart()
+          } catch (error) {
+            log.error(`Restart attempt ${attempts} failed: ${(error as Error).message}`)
+            outcome = undefined
+          }
 
-        if (outcome?.kind === 'exit') {
-          log.info(outcome.message)
-          return outcome.code
-        }
+          if (outcome?.kind === 'exit') {
+            log.info(outcome.message)
+            return outcome.code
+          }
 
-        if (outcome?.kind === 'restarted') {
-          log.info(outcome.message)
-          downSince = undefined
-        }
+          if (outcome?.kind === 'restarted') {
+            log.info(outcome.message)
+            downSince = undefined
+          }
 
-        // A shutdown cuts the wait for the port short; that is no busy port.
-        if (outcome?.kind === 'port-busy' && !deps.signal.aborted) log.warn('Port still busy — will retry next cycle')
-      } else if (down > 0) {
+          // A shutdown cuts the wait for the port short; that is no busy port.
+          if (outcome?.kind === 'port-busy' && !deps.signal.aborted) log.warn('Port still busy — will retry next cycle')
+        }
+      } else if (!first) {
         log.warn(`Server still unhealthy (${reason}), down for ${formatDuration(down)}.`)
       }
     }
@@ -169,8 +207,8 @@ export interface WatchdogDeps {
   cwd: string
   execPath: string
   exec: Exec
-  /** Receives log lines as well as the log file (stderr in the CLI). */
-  echo: (line: string) => void
+  /** Receives log lines as well as the log file (stderr in the CLI, unless that is a regular file); none when absent. */
+  echo?: (line: string) => void
 }
 
 /** How long a standalone restart waits for the old server's port to be released. */
@@ -185,30 +223,37 @@ async function waitPortFree(host: string, port: number, ms: number, signal: Abor
   }
 }
 
+/** Claims watchdog.pid for this process; throws a UserError naming the live holder or why the file cannot be written. */
+async function claimWatchdogPid(file: string, pid: number): Promise<void> {
+  let claim
+  try {
+    claim = await claimPidFile(file, pid, {isHolder: (holder) => isToolProcess(holder, 'watchdog')})
+  } catch (error) {
+    throw new UserError(`Cannot write the PID file ${file}: ${(error as Error).message}`)
+  }
+
+  if (claim.kind === 'held') throw new UserError(`watchdog already running (PID ${claim.pid}); its PID file is ${file}.`)
+}
+
 /**
  * `amp-distro watchdog`: keeps the server at `host:port` healthy; resolves
  * to the exit code.
  *
- * 1. Validates the flags before anything is written.
- * 2. Refuses to start while watchdog.pid names another live watchdog,
- *    then writes its own PID there.
- * 3. Logs to stderr and ~/.amplifier/server/watchdog.log (rotated).
+ * 1. Validates the flags before anything is written (exit 78, `EXIT_CONFIG`).
+ * 2. Claims watchdog.pid exclusively: of two watchdogs started at once for
+ *    one home, one runs and the other fails with "already running"; a
+ *    stale file is taken over.
+ * 3. Logs to ~/.amplifier/server/watchdog.log (rotated) and to `echo`.
  * 4. Runs the loop with the restart strategy for its supervisor (systemd,
- *    launchd or none) until a signal, a supervisor hand-off or the end of
- *    its restart budget.
+ *    launchd or none, see `detectSupervisor`) until a signal, a supervisor
+ *    hand-off or the end of its restart budget.
  * 5. Removes its PID file.
  */
 export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promise<number> {
   const settings = watchdogSettings(flags)
   const paths = pathsFor(deps.home, deps.env)
-  const supervisor = detectSupervisor(deps.env)
-
-  const holder = readPid(paths.watchdogPid)
-  if (holder !== undefined && holder !== deps.pid && isToolProcess(holder, 'watchdog')) {
-    throw new UserError(`watchdog already running (PID ${holder}); its PID file is ${paths.watchdogPid}.`)
-  }
-
-  writePid(paths.watchdogPid, deps.pid)
+  const supervisor = detectSupervisor(deps.env, deps.pid)
+  await claimWatchdogPid(paths.watchdogPid, deps.pid)
   const log = createFileLogger({file: paths.watchdogLog, echo: deps.echo})
   try {
     const url = `${serverUrl(settings.host, settings.port)}/api/health`

@@ -207,16 +207,3 @@ export function hasStackTrace(text: string): boolean {
 export function serverPidFile(home: string): string {
   return join(home, '.amplifier', 'server', 'server.pid')
 }
-
-/** Starts `amp-distro serve --port <port>` for `home` and waits until it says it listens. */
-export async function startServe(home: string, port: number, extra: string[] = []): Promise<Running> {
-  const run = start(RUN_JS, ['serve', '--port', String(port), ...extra], {env: envFor(home)})
-  await waitFor(`serve on port ${port} to listen`, () => {
-    if (run.child.exitCode !== null || run.child.signalCode !== null) {
-      throw new Error(`serve exited early (${run.child.exitCode ?? run.child.signalCode}): ${run.stderr()}`)
-    }
-
-    return run.stdout().includes('listening on')
-  })
-  return run
-}

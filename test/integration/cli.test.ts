@@ -1,7 +1,8 @@
 import {expect} from 'chai'
 import {arch} from 'node:os'
 
-import {cleanup, envFor, freePort, PACKAGE, runCli, runOclif, startServe, tempHome} from '../helpers/cli.js'
+import {cleanup, envFor, freePort, PACKAGE, runCli, runOclif, tempHome} from '../helpers/cli.js'
+import {startServe} from '../helpers/processes.js'
 
 /** What an equivalence case may use: a fresh home, a port held by a running server and its home, a free port. */
 interface Context {
@@ -79,7 +80,7 @@ describe('amp-distro CLI (built, real processes)', function () {
     before(async () => {
       const runningHome = tempHome()
       const busyPort = await freePort()
-      await startServe(runningHome, busyPort)
+      await startServe({home: runningHome, port: busyPort})
       ctx = {home: tempHome(), busyPort, runningHome, freePort: await freePort()}
     })
 

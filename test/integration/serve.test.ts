@@ -3,6 +3,8 @@ import {spawn} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {EXIT_CONFIG} from '../../src/lib/errors.js'
+
 import {
   accepts,
   cleanup,
@@ -17,11 +19,11 @@ import {
   runCli,
   serverPidFile,
   start,
-  startServe,
   tempHome,
   track,
   waitFor,
 } from '../helpers/cli.js'
+import {startServe} from '../helpers/processes.js'
 
 describe('amp-distro serve: a running server (built CLI, real process)', function () {
   this.timeout(60_000)
@@ -33,7 +35,7 @@ describe('amp-distro serve: a running server (built CLI, real process)', functio
   before(async () => {
     home = tempHome()
     port = await freePort()
-    server = await startServe(home, port)
+    server = await startServe({home, port})
   })
 
   after(cleanup)
@@ -101,7 +103,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
     it(`stops on ${signal}: exit 0, PID file removed, port released`, async () => {
       const home = tempHome()
       const port = await freePort()
-      const run = await startServe(home, port)
+      const run = await startServe({home, port})
       run.child.kill(signal)
       const done = await run.finished()
       expect(done.code, done.stderr).to.equal(0)
@@ -116,7 +118,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
   it('lets a request in flight at SIGTERM finish, then closes its connection', async () => {
     const home = tempHome()
     const port = await freePort()
-    const run = await startServe(home, port)
+    const run = await startServe({home, port})
     const client = await rawConnection(port)
     client.socket.write('GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n')
     run.child.kill('SIGTERM')
@@ -136,7 +138,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
   it('closes a connection that never completes its request within a few seconds, and absorbs a second SIGTERM', async () => {
     const home = tempHome()
     const port = await freePort()
-    const run = await startServe(home, port)
+    const run = await startServe({home, port})
     const client = await rawConnection(port)
     client.socket.write('GET /api/health HTTP/1.1\r\n')
     run.child.kill('SIGTERM')
@@ -154,7 +156,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
   it('refuses a port in use with one line naming host and port, leaving the holder and its PID file alone', async () => {
     const firstHome = tempHome()
     const port = await freePort()
-    const first = await startServe(firstHome, port)
+    const first = await startServe({home: firstHome, port})
     const pidFile = serverPidFile(firstHome)
     const before = statSync(pidFile).mtimeMs
 
@@ -163,7 +165,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
     expect(second.code).to.equal(1)
     expect(second.stdout).to.equal('')
     expect(second.stderr).to.equal(`Error: Cannot listen on 127.0.0.1:${port}: address already in use (another process holds the port).\n`)
-    expect(existsSync(join(secondHome, '.amplifier'))).to.equal(false)
+    expect(existsSync(serverPidFile(secondHome)), 'the PID file claimed before listening is released').to.equal(false)
 
     expect(readFileSync(pidFile, 'utf8')).to.equal(`${first.child.pid}\n`)
     expect(statSync(pidFile).mtimeMs).to.equal(before)
@@ -174,14 +176,17 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
   it('refuses a second serve for the same home while the first runs, on any port', async () => {
     const home = tempHome()
     const firstPort = await freePort()
-    const first = await startServe(home, firstPort)
+    const first = await startServe({home, port: firstPort})
     const pidFile = serverPidFile(home)
     const before = statSync(pidFile).mtimeMs
 
     const secondPort = await freePort()
     const second = await runCli(['serve', '--port', String(secondPort)], {env: envFor(home)})
     expect(second.code).to.equal(1)
-    expect(second.stderr).to.equal(`Error: amp-distro serve is already running (PID ${first.child.pid}); its PID file is ${pidFile}.\n`)
+    expect(second.stderr).to.equal(
+      `Error: amp-distro serve is already running (PID ${first.child.pid}) for this home; its PID file is ${pidFile}.\n` +
+        '  Stop that one first (amp-distro service stop, or end that process), or use another HOME.\n',
+    )
     expect(await accepts(secondPort)).to.equal(false)
     expect(readFileSync(pidFile, 'utf8')).to.equal(`${first.child.pid}\n`)
     expect(statSync(pidFile).mtimeMs).to.equal(before)
@@ -214,7 +219,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
         mkdirSync(join(home, '.amplifier', 'server'), {recursive: true})
         writeFileSync(pidFile, await content())
         const port = await freePort()
-        const run = await startServe(home, port)
+        const run = await startServe({home, port})
         expect(readFileSync(pidFile, 'utf8')).to.equal(`${run.child.pid}\n`)
         run.child.kill('SIGTERM')
         expect((await run.finished()).code).to.equal(0)
@@ -223,7 +228,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
     }
   })
 
-  describe('refuses bad input before binding or writing anything', () => {
+  describe('refuses bad input with exit 78 (EX_CONFIG) before binding or writing anything', () => {
     const cases: Array<[string, string[], RegExp]> = [
       ['port 0', ['--port', '0'], /^Error: Invalid port: "0"\. Use a whole number from 1 to 65535\.\n$/],
       ['port 65536', ['--port', '65536'], /^Error: Invalid port: "65536"\./],
@@ -245,7 +250,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
         const port = await freePort()
         const portArgs = args[0] === '--port' ? [] : ['--port', String(port)]
         const done = await runCli(['serve', ...portArgs, ...args], {env: envFor(home)})
-        expect(done.code).to.equal(1)
+        expect(done.code).to.equal(EXIT_CONFIG)
         expect(done.stdout).to.equal('')
         expect(done.stderr).to.match(message)
         expect(done.stderr.trimEnd().split('\n')).to.have.length(1)
@@ -259,7 +264,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
   it('warns that 0.0.0.0 is reachable from the network', async () => {
     const home = tempHome()
     const port = await freePort()
-    const run = await startServe(home, port, ['--host', '0.0.0.0'])
+    const run = await startServe({home, port, args: ['--host', '0.0.0.0']})
     await waitFor('the warning', () => run.stderr().includes('\n'))
     expect(run.stderr()).to.equal('Warning: 0.0.0.0 is reachable from the network, not only from this machine. Use --host 127.0.0.1 to keep it local.\n')
     expect(run.stdout()).to.include(`listening on http://0.0.0.0:${port}`)
@@ -269,7 +274,7 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
   it('listens on a hostname (localhost) without a network warning', async () => {
     const home = tempHome()
     const port = await freePort()
-    const run = await startServe(home, port, ['--host', 'localhost'])
+    const run = await startServe({home, port, args: ['--host', 'localhost']})
     expect(run.stdout()).to.include(`listening on http://localhost:${port}`)
     expect((await http(`http://localhost:${port}/api/health`)).status).to.equal(200)
     run.child.kill('SIGINT')

@@ -5,7 +5,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {checkHealth} from '../../src/lib/health.js'
 import {SERVER_LIMITS} from '../../src/lib/server.js'
 import {cleanup, tempHome} from '../helpers/cli.js'
-import {rssBytes, type ServeProcess, startServe} from '../support/processes.js'
+import {rssBytes, type ServeProcess, startServe} from '../helpers/processes.js'
 
 /** How long the server may take to drop a connection whose headers never complete (Node sweeps every checkIntervalMs). */
 const HEADER_DEADLINE_MS = SERVER_LIMITS.headersTimeoutMs + SERVER_LIMITS.checkIntervalMs

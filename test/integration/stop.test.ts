@@ -3,11 +3,10 @@ import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createServer, type Server} from 'node:net'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {writePid} from '../../src/lib/pidfile.js'
 import {portIsFree} from '../../src/lib/restart.js'
 import {serverStopDeps, stopFromPidFile} from '../../src/lib/stop.js'
 import {cleanup, exitOf, freePort, RUN_JS, type Running, start, tempHome, waitFor} from '../helpers/cli.js'
-import {alive, healthPid, signal, standaloneEnv, startUnrelated, stateOf} from '../helpers/processes.js'
+import {alive, healthPid, signal, standaloneEnv, startUnrelated, stateOf, writePidFile} from '../helpers/processes.js'
 
 describe('stopping the server named in server.pid (real processes)', function () {
   this.timeout(60_000)
@@ -56,7 +55,7 @@ describe('stopping the server named in server.pid (real processes)', function ()
     const stubborn = start('-e', ["process.on('SIGTERM', () => {}); setInterval(() => {}, 1000); console.log('ready')"])
     const pid = stubborn.child.pid!
     await waitFor('the stubborn process to start', () => stubborn.stdout().includes('ready'), 10_000)
-    writePid(pidFile(), pid)
+    writePidFile(pidFile(), pid)
     const deps = {...serverStopDeps(500), isOurs: (candidate: number) => candidate === pid}
     expect(await stopFromPidFile(pidFile(), deps)).to.deep.equal({kind: 'killed', pid})
     expect((await exitOf(stubborn.child)).signal).to.equal('SIGKILL')
@@ -66,7 +65,7 @@ describe('stopping the server named in server.pid (real processes)', function ()
   it('never signals an unrelated live process named in the PID file; removes the stale file', async () => {
     const unrelated = startUnrelated()
     const pid = unrelated.pid!
-    writePid(pidFile(), pid)
+    writePidFile(pidFile(), pid)
     expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stale', pid, alive: true})
     expect(alive(pid)).to.be.true
     expect(stateOf(pid)).to.not.equal('T')
@@ -78,7 +77,7 @@ describe('stopping the server named in server.pid (real processes)', function ()
     const gone = start('-e', [''])
     await gone.finished()
     const pid = gone.child.pid!
-    writePid(pidFile(), pid)
+    writePidFile(pidFile(), pid)
     expect(await stopFromPidFile(pidFile(), serverStopDeps())).to.deep.equal({kind: 'stale', pid, alive: false})
     expect(existsSync(pidFile())).to.be.false
   })

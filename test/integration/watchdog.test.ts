@@ -1,12 +1,16 @@
 import {expect} from 'chai'
-import {existsSync, readFileSync} from 'node:fs'
+import {spawn} from 'node:child_process'
+import {closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {createServer, type Socket} from 'node:net'
+import {join} from 'node:path'
 
+import {EXIT_CONFIG} from '../../src/lib/errors.js'
+import {MAX_OUTPUT_BYTES} from '../../src/lib/output-bound.js'
 import {pathsFor} from '../../src/lib/paths.js'
-import {readPid, writePid} from '../../src/lib/pidfile.js'
+import {readPid} from '../../src/lib/pidfile.js'
 import {isToolProcess} from '../../src/lib/procs.js'
-import {cleanup, exitOf, freePort, hasStackTrace, runCli, RUN_JS, type Running, start, tempHome, waitFor} from '../helpers/cli.js'
-import {alive, healthPid, sessionOf, signal, standaloneEnv, startUnrelated} from '../helpers/processes.js'
+import {cleanup, exitOf, freePort, hasStackTrace, runCli, RUN_JS, type Running, start, tempHome, track, waitFor} from '../helpers/cli.js'
+import {alive, healthPid, sessionOf, signal, standaloneEnv, startUnrelated, writePidFile} from '../helpers/processes.js'
 
 describe('amp-distro watchdog (real processes, built CLI)', function () {
   this.timeout(120_000)
@@ -99,7 +103,7 @@ describe('amp-distro watchdog (real processes, built CLI)', function () {
 
   it('never signals an unrelated process whose PID sits in server.pid', async () => {
     const unrelated = startUnrelated()
-    writePid(paths().serverPid, unrelated.pid!)
+    writePidFile(paths().serverPid, unrelated.pid!)
     await startWatchdog()
     const fresh = await newServer(undefined, 'the watchdog to start a server')
     expect(alive(unrelated.pid!)).to.be.true
@@ -142,8 +146,52 @@ describe('amp-distro watchdog (real processes, built CLI)', function () {
     expect(alive(pidOf(first))).to.be.true
   })
 
+  it('lets exactly one of two watchdogs started at the same instant for one home run, in every one of 20 rounds', async () => {
+    for (let round = 1; round <= 20; round++) {
+      const pair = [cli(['watchdog', '--port', String(port), '--check-interval', '30']), cli(['watchdog', '--port', String(port), '--check-interval', '30'])]
+      const exited = () => pair.filter((run) => run.child.exitCode !== null || run.child.signalCode !== null)
+      await waitFor(`round ${round}: each watchdog to start or exit`, () => pair.every((run) => exited().includes(run) || run.stderr().includes('Watchdog started')), 30_000)
+      expect(exited(), `round ${round}: ${pair.map((run) => run.stderr()).join(' / ')}`).to.have.length(1)
+      const [loser] = exited()
+      const winner = pair.find((run) => run !== loser)!
+      expect(loser.child.exitCode, `round ${round}`).to.equal(1)
+      expect(loser.stderr()).to.include(`Error: watchdog already running (PID ${pidOf(winner)})`)
+      expect(readPid(paths().watchdogPid), `round ${round}`).to.equal(pidOf(winner))
+      signal(pidOf(winner), 'SIGTERM')
+      expect((await winner.finished()).code).to.equal(0)
+      expect(existsSync(paths().watchdogPid)).to.be.false
+    }
+  })
+
+  it('acts standalone with a foreign INVOCATION_ID and SYSTEMD_EXEC_PID (a shell started from a unit): it starts the dead server itself', async () => {
+    const env = {...standaloneEnv(home), INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: String(process.pid)}
+    const watchdog = start(RUN_JS, ['watchdog', '--port', String(port), '--check-interval', '1', '--restart-after', '1'], {env})
+    const fresh = await newServer(undefined, 'the watchdog to start a server')
+    expect(readPid(paths().serverPid)).to.equal(fresh)
+    const log = readFileSync(paths().watchdogLog, 'utf8')
+    expect(log).to.include(`Watchdog started (PID ${pidOf(watchdog)}, standalone)`)
+    expect(log).to.not.include('so that systemd restarts')
+    expect(watchdog.child.exitCode).to.equal(null)
+  })
+
+  it('with a regular file as stderr: empties it at start when over 5 MiB, and copies no log lines into it', async () => {
+    const stderrFile = join(home, 'watchdog.err.log')
+    writeFileSync(stderrFile, 'x'.repeat(MAX_OUTPUT_BYTES + 1024))
+    const fd = openSync(stderrFile, 'a')
+    const watchdog = track(spawn(process.execPath, [RUN_JS, 'watchdog', '--port', String(port), '--check-interval', '1', '--restart-after', '30'], {env: standaloneEnv(home), stdio: ['ignore', fd, fd]}))
+    closeSync(fd)
+    await waitFor('the watchdog to log a few checks', () => existsSync(paths().watchdogLog) && readFileSync(paths().watchdogLog, 'utf8').includes('Server not answering yet'), 20_000)
+    const text = readFileSync(stderrFile, 'utf8')
+    expect(statSync(stderrFile).size).to.be.below(1024)
+    expect(text).to.match(/^--- \S+ amp-distro emptied this file: it had grown past 5242880 bytes ---\n$/)
+    expect(readFileSync(paths().watchdogLog, 'utf8')).to.include('Watchdog started')
+    signal(watchdog.pid!, 'SIGTERM')
+    expect((await exitOf(watchdog)).code).to.equal(0)
+    expect(readFileSync(stderrFile, 'utf8'), 'nothing echoed while it ran or stopped').to.equal(text)
+  })
+
   it('takes over a watchdog.pid whose process is gone', async () => {
-    writePid(paths().watchdogPid, 4_000_000)
+    writePidFile(paths().watchdogPid, 4_000_000)
     const watchdog = await startWatchdog(['--check-interval', '30'])
     expect(readPid(paths().watchdogPid)).to.equal(pidOf(watchdog))
   })
@@ -183,9 +231,9 @@ describe('amp-distro watchdog (real processes, built CLI)', function () {
     [['--restart-after', 'soon'], 'Error: Invalid restart-after: "soon"'],
     [['--max-restarts=-1'], 'Error: Invalid max restarts: "-1"'],
   ] as const) {
-    it(`refuses ${args.join(' ')} with a clear message and writes nothing`, async () => {
+    it(`refuses ${args.join(' ')} with a clear message and exit 78 (EX_CONFIG), and writes nothing`, async () => {
       const run = await runCli(['watchdog', ...args], {env: standaloneEnv(home)})
-      expect(run.code).to.equal(1)
+      expect(run.code).to.equal(EXIT_CONFIG)
       expect(run.stderr).to.include(message)
       expect(hasStackTrace(run.stderr)).to.be.false
       expect(existsSync(paths().serverDir)).to.be.false

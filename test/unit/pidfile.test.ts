@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {removeFile} from '../../src/lib/files.js'
-import {readPid, removePidIfOwned, writePid} from '../../src/lib/pidfile.js'
+import {claimPidFile, readPid, removePidIfOwned} from '../../src/lib/pidfile.js'
 
 describe('pidfile', () => {
   let dir: string
@@ -35,25 +35,51 @@ describe('pidfile', () => {
     }
   })
 
-  describe('writePid', () => {
-    it('creates missing directories and writes the PID with a newline, readable by all', () => {
+  describe('claimPidFile', () => {
+    const holderIs = (pid: number) => ({isHolder: (candidate: number) => candidate === pid})
+
+    it('creates missing directories and writes the PID with a newline, readable by all, leaving no other file', async () => {
       const file = join(dir, 'a', 'b', 'server.pid')
-      writePid(file, 4321)
+      expect(await claimPidFile(file, 4321, holderIs(-1))).to.deep.equal({kind: 'claimed'})
       expect(readFileSync(file, 'utf8')).to.equal('4321\n')
       expect(statSync(file).mode & 0o777).to.equal(0o644 & ~process.umask())
+      expect(readdirSync(join(dir, 'a', 'b'))).to.deep.equal(['server.pid'])
     })
 
-    it('replaces an existing file whole and leaves no temporary file behind', () => {
+    it('leaves a file held by a live holder alone and names the holder', async () => {
       const file = join(dir, 'server.pid')
-      writeFileSync(file, 'old contents that are longer than a pid\n')
-      writePid(file, 7)
-      expect(readFileSync(file, 'utf8')).to.equal('7\n')
-      expect(readdirSync(dir)).to.deep.equal(['server.pid'])
+      writeFileSync(file, `${process.pid}\n`)
+      expect(await claimPidFile(file, 99_999, holderIs(process.pid))).to.deep.equal({kind: 'held', pid: process.pid})
+      expect(readFileSync(file, 'utf8')).to.equal(`${process.pid}\n`)
     })
 
-    it('throws when the directory cannot be created, writing nothing', () => {
+    const stale: Array<[string, string]> = [
+      ['a dead process', '4194304\n'],
+      ['a live process of another kind', `${process.pid}\n`],
+      ['this very PID, left by an earlier process', '4242\n'],
+      ['garbage', 'not a pid'],
+      ['nothing', ''],
+    ]
+    for (const [what, content] of stale) {
+      it(`takes over a file naming ${what}`, async () => {
+        const file = join(dir, 'server.pid')
+        writeFileSync(file, content)
+        expect(await claimPidFile(file, 4242, holderIs(-1))).to.deep.equal({kind: 'claimed'})
+        expect(readFileSync(file, 'utf8')).to.equal('4242\n')
+        expect(readdirSync(dir)).to.deep.equal(['server.pid'])
+      })
+    }
+
+    it('throws when the directory cannot be created, writing nothing', async () => {
       writeFileSync(join(dir, 'blocker'), '')
-      expect(() => writePid(join(dir, 'blocker', 'server', 'server.pid'), 1)).to.throw(/ENOTDIR/)
+      let error: unknown
+      try {
+        await claimPidFile(join(dir, 'blocker', 'server', 'server.pid'), 1, holderIs(-1))
+      } catch (caught) {
+        error = caught
+      }
+
+      expect(String(error)).to.match(/ENOTDIR/)
       expect(readdirSync(dir)).to.deep.equal(['blocker'])
     })
   })
@@ -61,14 +87,14 @@ describe('pidfile', () => {
   describe('removePidIfOwned', () => {
     it('removes the file when it names the given PID', () => {
       const file = join(dir, 'server.pid')
-      writePid(file, 99)
+      writeFileSync(file, '99\n')
       removePidIfOwned(file, 99)
       expect(existsSync(file)).to.equal(false)
     })
 
     it("leaves a successor's file alone", () => {
       const file = join(dir, 'server.pid')
-      writePid(file, 100)
+      writeFileSync(file, '100\n')
       removePidIfOwned(file, 99)
       expect(readFileSync(file, 'utf8')).to.equal('100\n')
     })

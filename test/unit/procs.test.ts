@@ -4,7 +4,8 @@ import {mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {commandLine, isAlive, isToolProcess, runsSubcommand} from '../../src/lib/procs.js'
-import {cleanup, envFor, exitOf, freePort, REPO, RUN_JS, start, startServe, tempHome, track, waitFor} from '../helpers/cli.js'
+import {cleanup, envFor, exitOf, freePort, REPO, RUN_JS, start, tempHome, track, waitFor} from '../helpers/cli.js'
+import {startServe} from '../helpers/processes.js'
 
 const IDLE = 'setInterval(() => {}, 1000)\n'
 
@@ -66,7 +67,7 @@ describe('procs (real processes)', function () {
 
   describe('runsSubcommand and isToolProcess', () => {
     it('recognise a real `node <abs>/bin/run.js serve`', async () => {
-      const run = await startServe(tempHome(), await freePort())
+      const run = await startServe({home: tempHome()})
       const pid = run.child.pid!
       expect(runsSubcommand(commandLine(pid)!, 'serve', pid)).to.equal(true)
       expect(isToolProcess(pid, 'serve')).to.equal(true)

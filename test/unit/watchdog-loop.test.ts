@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import sinon from 'sinon'
 
-import {UserError} from '../../src/lib/errors.js'
+import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
 import type {HealthAnswer} from '../../src/lib/health.js'
 import type {Logger} from '../../src/lib/logger.js'
 import {detectSupervisor, type RestartDeps, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
@@ -12,7 +12,8 @@ import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type Wa
 const S = 1000
 
 function settings(overrides: Partial<WatchdogSettings> = {}): WatchdogSettings {
-  return {host: '127.0.0.1', port: 8400, checkIntervalMs: 30 * S, restartAfterMs: 300 * S, maxRestarts: 5, ...overrides}
+  // No start-up grace unless a test asks for one: its own tests below cover it.
+  return {host: '127.0.0.1', port: 8400, checkIntervalMs: 30 * S, restartAfterMs: 300 * S, maxRestarts: 5, startGraceMs: 0, ...overrides}
 }
 
 interface Line {
@@ -82,6 +83,94 @@ describe('watchdog loop (fake clock, fake health)', () => {
     // First failure at 0 starts the clock; checks every 30 s; 300 s later it restarts.
     expect(calls).to.deep.equal([300 * S])
     expect(w.lines.find((l) => l.message === 'Started a new server (PID 4242).')?.at).to.equal(300 * S)
+  })
+
+  it('logs the first failure once: no "still unhealthy … down for 0 s" right after "unhealthy"', async () => {
+    const w = world({healthyAt: () => false, endAt: 70 * S})
+    const {strategy} = scripted(w.now, [RESTARTED])
+    await w.run(settings(), strategy)
+    expect(w.lines.map((l) => [l.at, l.message])).to.deep.equal([
+      [0, 'Server unhealthy (ECONNREFUSED); it is restarted if it stays down for 5 min.'],
+      [30 * S, 'Server still unhealthy (ECONNREFUSED), down for 30 s.'],
+      [60 * S, 'Server still unhealthy (ECONNREFUSED), down for 1 min.'],
+    ])
+  })
+
+  describe('start-up grace', () => {
+    it('does not count failures in the grace period before the server first answers; the clock starts after it', async () => {
+      const w = world({healthyAt: () => false, endAt: 400 * S})
+      const {strategy, calls} = scripted(w.now, [RESTARTED])
+      await w.run(settings({startGraceMs: 60 * S}), strategy)
+      // Checks at 0 and 30 s fall in the grace: logged once, not counted. The clock starts at 60 s.
+      expect(w.lines[0]).to.deep.equal({level: 'info', message: 'Server not answering yet (ECONNREFUSED); it has 1 min to start.', at: 0})
+      expect(w.lines.filter((l) => l.message.startsWith('Server not answering yet'))).to.have.length(1)
+      expect(w.lines[1]).to.deep.include({level: 'warn', at: 60 * S})
+      expect(w.lines[1].message).to.match(/^Server unhealthy/)
+      expect(calls).to.deep.equal([360 * S])
+    })
+
+    it('ends at the first healthy answer: a later failure counts at once', async () => {
+      // Healthy only at 30 s, inside a 120-s grace, down again from 60 s.
+      const w = world({healthyAt: (t) => t === 30 * S, endAt: 400 * S})
+      const {strategy, calls} = scripted(w.now, [RESTARTED])
+      await w.run(settings({startGraceMs: 120 * S}), strategy)
+      expect(w.lines.find((l) => l.level === 'warn')).to.deep.include({at: 60 * S})
+      expect(calls).to.deep.equal([360 * S])
+    })
+
+    it('never delays a server that answers from the start', async () => {
+      const w = world({healthyAt: (t) => t < 30 * S, endAt: 400 * S})
+      const {strategy, calls} = scripted(w.now, [RESTARTED])
+      await w.run(settings({startGraceMs: 120 * S}), strategy)
+      expect(w.lines[0]).to.deep.include({level: 'warn', at: 30 * S})
+      expect(calls).to.deep.equal([330 * S])
+    })
+  })
+
+  describe('a server held by its supervisor (a failed systemd unit)', () => {
+    /** A strategy whose `held` answers from `heldAt(t)`, recording restarts. */
+    function holding(now: () => number, heldAt: (t: number) => boolean) {
+      const calls: number[] = []
+      const strategy: RestartStrategy = {
+        mode: 'systemd',
+        async restart() {
+          calls.push(now())
+          return {kind: 'exit', code: 1, message: 'Exiting with status 1.'}
+        },
+        held: async () => (heldAt(now()) ? 'The server unit has failed: run amp-distro service restart.' : undefined),
+      }
+      return {strategy, calls}
+    }
+
+    it('logs once what to do and keeps checking instead of exiting every restart-after, however long it lasts', async () => {
+      const w = world({healthyAt: () => false, endAt: 10_000 * S})
+      const {strategy, calls} = holding(w.now, () => true)
+      const code = await w.run(settings(), strategy)
+      expect(code).to.equal(0)
+      expect(calls).to.deep.equal([])
+      expect(w.lines.filter((l) => l.level === 'error')).to.deep.equal([{level: 'error', message: 'The server unit has failed: run amp-distro service restart.', at: 300 * S}])
+      expect(w.lines.at(-1)?.at, 'nothing more is logged while it waits').to.equal(300 * S)
+      expect(w.checks.at(-1)).to.be.at.least(9990 * S)
+    })
+
+    it('picks up again once the server is started: healthy again, then a new outage is handled as usual', async () => {
+      // Failed unit from 0; started again (healthy) at 990 s; down again from 1980 s, with the unit no longer failed.
+      const w = world({healthyAt: (t) => t >= 990 * S && t < 1980 * S, endAt: 3000 * S})
+      const {strategy, calls} = holding(w.now, (t) => t < 990 * S)
+      const code = await w.run(settings(), strategy)
+      expect(w.lines.filter((l) => l.level === 'error')).to.have.length(1)
+      expect(w.lines.find((l) => l.message.startsWith('Server healthy again'))).to.deep.include({at: 990 * S})
+      expect(calls).to.deep.equal([2280 * S])
+      expect(code).to.equal(1)
+    })
+
+    it('restarts as usual once the unit is no longer failed (reset-failed without a start), saying so', async () => {
+      const w = world({healthyAt: () => false, endAt: 3000 * S})
+      const {strategy, calls} = holding(w.now, (t) => t < 600 * S)
+      expect(await w.run(settings(), strategy)).to.equal(1)
+      expect(calls).to.deep.equal([600 * S])
+      expect(w.lines.some((l) => l.message.startsWith('The server is no longer held') && l.at === 600 * S)).to.be.true
+    })
   })
 
   it('resets the clock when the server recovers before restart-after, and logs how long it was down', async () => {
@@ -311,32 +400,62 @@ function effects(options: {portFree?: boolean; kickstart?: ExecResult} = {}) {
   return {deps, order, execCalls, lines}
 }
 
+const PID = 4711
+const UNDER_SYSTEMD = {INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: String(PID)}
+const UNDER_LAUNCHD = {LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog', XPC_SERVICE_NAME: 'com.amplifier.distro.watchdog'}
+
 async function runWithStrategy(env: NodeJS.ProcessEnv, fx: ReturnType<typeof effects>) {
   const w = world({healthyAt: () => false, endAt: 400 * S})
-  const strategy = restartStrategy(detectSupervisor(env), fx.deps)
+  const strategy = restartStrategy(detectSupervisor(env, PID), fx.deps)
   return {code: await w.run(settings(), strategy), strategy}
 }
 
 describe('restart strategies', () => {
-  it('detects systemd by INVOCATION_ID and launchd by LAUNCHD_JOB_NAME; empty values do not count', () => {
-    expect(detectSupervisor({INVOCATION_ID: '0123456789abcdef0123456789abcdef'})).to.equal('systemd')
-    expect(detectSupervisor({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'})).to.equal('launchd')
-    expect(detectSupervisor({INVOCATION_ID: '', LAUNCHD_JOB_NAME: ''})).to.equal(undefined)
-    expect(detectSupervisor({})).to.equal(undefined)
+  it('detects systemd only when SYSTEMD_EXEC_PID is this process, launchd only when XPC_SERVICE_NAME is the LAUNCHD_JOB_NAME', () => {
+    expect(detectSupervisor(UNDER_SYSTEMD, PID)).to.equal('systemd')
+    expect(detectSupervisor(UNDER_LAUNCHD, PID)).to.equal('launchd')
+    // A shell started from some unit passes these on to what it starts: they name the unit's process, not this one.
+    expect(detectSupervisor({INVOCATION_ID: '0123456789abcdef0123456789abcdef'}, PID)).to.equal(undefined)
+    expect(detectSupervisor({INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: '1234'}, PID)).to.equal(undefined)
+    // A Terminal session: LAUNCHD_JOB_NAME exported by hand, XPC_SERVICE_NAME from Terminal.
+    expect(detectSupervisor({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, PID)).to.equal(undefined)
+    expect(detectSupervisor({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog', XPC_SERVICE_NAME: '0'}, PID)).to.equal(undefined)
+    expect(detectSupervisor({LAUNCHD_JOB_NAME: '', XPC_SERVICE_NAME: ''}, PID)).to.equal(undefined)
+    expect(detectSupervisor({}, PID)).to.equal(undefined)
   })
 
-  it('under systemd (INVOCATION_ID): stops the server and exits 1, never spawns', async () => {
+  it('with a foreign INVOCATION_ID (a shell started from a unit): standalone, so it starts the server itself', async () => {
     const fx = effects()
-    const {code, strategy} = await runWithStrategy({INVOCATION_ID: '0123456789abcdef0123456789abcdef'}, fx)
+    const {code, strategy} = await runWithStrategy({INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: '1234'}, fx)
+    expect(strategy.mode).to.equal('standalone')
+    expect(code).to.equal(0)
+    expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
+  })
+
+  it('under systemd, a failed server unit holds the restart: the server is not stopped and the watchdog does not exit', async () => {
+    const fx = effects({kickstart: {code: 0, stdout: 'failed\n', stderr: ''}})
+    const {code} = await runWithStrategy(UNDER_SYSTEMD, fx)
+    expect(code).to.equal(0)
+    expect(fx.order).to.deep.equal(['exec', 'exec', 'exec', 'exec'])
+    const held = await restartStrategy('systemd', fx.deps).held?.()
+    expect(held).to.include('amplifier-distro.service has failed')
+    expect(held).to.include('amp-distro service restart')
+    expect(held).to.include('systemctl --user reset-failed amplifier-distro.service')
+  })
+
+  it('under systemd (SYSTEMD_EXEC_PID): asks for the server unit state, stops the server and exits 1, never spawns', async () => {
+    const fx = effects({kickstart: {code: 0, stdout: 'active\n', stderr: ''}})
+    const {code, strategy} = await runWithStrategy(UNDER_SYSTEMD, fx)
     expect(strategy.mode).to.equal('systemd')
     expect(code).to.equal(1)
-    expect(fx.order).to.deep.equal(['stop'])
+    expect(fx.execCalls).to.deep.equal([['systemctl', ['--user', 'show', 'amplifier-distro.service', '-p', 'ActiveState', '--value']]])
+    expect(fx.order).to.deep.equal(['exec', 'stop'])
     expect(fx.lines).to.include('Stopped the server (PID 777).')
   })
 
-  it('under launchd (LAUNCHD_JOB_NAME): stops the server, kickstarts the server job, exits 1, never spawns', async () => {
+  it('under launchd (XPC_SERVICE_NAME = LAUNCHD_JOB_NAME): stops the server, kickstarts the server job, exits 1, never spawns', async () => {
     const fx = effects()
-    const {code, strategy} = await runWithStrategy({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, fx)
+    const {code, strategy} = await runWithStrategy(UNDER_LAUNCHD, fx)
     expect(strategy.mode).to.equal('launchd')
     expect(code).to.equal(1)
     expect(fx.order).to.deep.equal(['stop', 'exec'])
@@ -345,7 +464,7 @@ describe('restart strategies', () => {
 
   it('under launchd, a failing kickstart is logged and it still exits 1', async () => {
     const fx = effects({kickstart: {code: 113, stdout: '', stderr: 'Could not find service "com.amplifier.distro" in domain for port\n'}})
-    const {code} = await runWithStrategy({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, fx)
+    const {code} = await runWithStrategy(UNDER_LAUNCHD, fx)
     expect(code).to.equal(1)
     expect(fx.lines.some((l) => l.includes('failed (exit 113)') && l.includes('Could not find service'))).to.be.true
   })
@@ -377,7 +496,8 @@ describe('watchdog settings', () => {
   const defaults = {host: '127.0.0.1', port: '8400', checkInterval: '30', restartAfter: '300', maxRestarts: '5'}
 
   it('parses the defaults into milliseconds', () => {
-    expect(watchdogSettings(defaults)).to.deep.equal({host: '127.0.0.1', port: 8400, checkIntervalMs: 30_000, restartAfterMs: 300_000, maxRestarts: 5})
+    expect(watchdogSettings(defaults)).to.deep.equal({host: '127.0.0.1', port: 8400, checkIntervalMs: 30_000, restartAfterMs: 300_000, maxRestarts: 5, startGraceMs: 30_000})
+    expect(watchdogSettings({...defaults, restartAfter: '10'}).startGraceMs, 'a short restart-after keeps a short grace').to.equal(10_000)
     expect(watchdogSettings({...defaults, maxRestarts: '0'}).maxRestarts).to.equal(0)
   })
 
@@ -394,11 +514,14 @@ describe('watchdog settings', () => {
     ['maxRestarts', '-1', /Invalid max restarts/],
     ['maxRestarts', 'many', /Invalid max restarts/],
   ] as const) {
-    it(`refuses ${flag} ${JSON.stringify(value)}`, () => {
+    it(`refuses ${flag} ${JSON.stringify(value)} as a configuration error (exit 78)`, () => {
       expect(() => watchdogSettings({...defaults, [flag]: value}))
         .to.throw(UserError)
         .with.property('message')
         .that.matches(pattern)
+      expect(() => watchdogSettings({...defaults, [flag]: value}))
+        .to.throw(UserError)
+        .with.property('exit', EXIT_CONFIG)
     })
   }
 
