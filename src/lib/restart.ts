@@ -6,7 +6,7 @@ import {delimiter, dirname} from 'node:path'
 import type {Logger} from './logger.js'
 import {openBoundedAppend} from './output-bound.js'
 import {NAMES} from './paths.js'
-import {SERVER_UNIT} from './service/systemd-unit.js'
+import {SERVER_UNIT} from './service/systemd/unit.js'
 import type {Exec} from './service/types.js'
 import type {StopOutcome} from './stop.js'
 
