@@ -11,7 +11,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {EXIT_CONFIG} from '../../src/lib/errors.js'
 import {directive, parseUnit, RESTART_SEC} from '../../src/lib/service/systemd/unit.js'
-import {freePort} from '../helpers/cli.js'
+import {freePort, hasStackTrace} from '../helpers/cli.js'
 import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, systemctlOk, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
@@ -53,6 +53,7 @@ describeSystemd('a server unit hand-edited to a configuration that can never wor
     expect(await um.show(SERVER, ['ActiveState', 'NRestarts'])).to.deep.equal({ActiveState: 'failed', NRestarts: '0'})
 
     const status = await cli(um, ['service', 'status'])
+    expect(hasStackTrace(status.stdout + status.stderr), status.stderr).to.equal(false)
     expect(status.code, status.stdout + status.stderr).to.equal(0)
     expect(status.stdout + status.stderr).to.contain('99999')
   })

@@ -11,8 +11,8 @@ import {join} from 'node:path'
 
 import {accepts, freePort, hasStackTrace, PACKAGE, REPO, RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
-import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, steadyWatchdog, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
-import {describeSystemd, type RunResult, type UserManager, waitFor} from './systemd-harness.js'
+import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctlOk, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
+import {describeSystemd, harnessUnavailable, type RunResult, startUserManager, type UserManager, waitFor} from './systemd-harness.js'
 
 const INSTALL_HINT = 'amp-distro service install'
 
@@ -171,6 +171,11 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
     await steadyWatchdog(um)
   })
 
+  // Each test starts the server a few times: systemd's start limit (5 in 60 s) counts every start.
+  beforeEach(async () => {
+    await systemctlOk(manager(), 'reset-failed', SERVER, WATCHDOG)
+  })
+
   after(() => {
     if (drift.dir !== undefined) rmSync(drift.dir, {recursive: true, force: true})
   })
@@ -288,7 +293,7 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
     const status = await cli(manager(), ['service', 'status'])
     expect(status.code, output(status)).to.equal(0)
     expect(status.stdout).to.match(/uptime/i)
-    expect(status.stdout).to.contain('Logs: amp-distro service logs')
+    expect(status.stdout).to.match(/Logs:\s+amp-distro service logs/)
   })
 
   it('logs --lines 200 holds the server’s listening line and the watchdog’s start, oldest first; --json has them as lines', async () => {
@@ -358,5 +363,34 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
     // The copy the units run is the version that runs: no drift from there.
     const fromCopy = parseJson(await cli(um, ['service', 'status', '--json'], copy.entry), true)
     expect(fromCopy.warnings!.some((line) => line.includes('amp-distro service restart')), JSON.stringify(fromCopy.warnings)).to.equal(false)
+  })
+})
+
+describe('service logs when the journal holds nothing of the units', function () {
+  this.timeout(120_000)
+  const title = 'service logs when the journal holds nothing of the units'
+  let um: UserManager | undefined
+
+  before(async function () {
+    try {
+      // The harness's debug switch: the units write to the manager's tty, so journald gets none of their lines.
+      um = await startUserManager({tty: true})
+    } catch (error) {
+      harnessUnavailable(this, title, (error as Error).message)
+    }
+  })
+
+  after(async () => {
+    await um?.stop()
+  })
+
+  it('says so and points at the files under ~/.amplifier/server', async () => {
+    const port = await freePort()
+    await cliOk(um!, ['service', 'install', '--port', String(port)])
+    const result = await cli(um!, ['service', 'logs'])
+    expect(hasStackTrace(output(result)), output(result)).to.equal(false)
+    expect(output(result)).to.match(/journal/i)
+    expect(output(result)).to.contain(join(um!.home, '.amplifier', 'server'))
+    expect(output(result)).not.to.contain('listening on')
   })
 })
