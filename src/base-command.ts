@@ -17,13 +17,15 @@ export abstract class ActionCommand extends Command {
     await actions[this.id](flags)
   }
 
-  protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+  protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}; parse?: unknown}): Promise<unknown> {
     try {
       process.exitCode = reportFailure(error)
       return undefined
     } catch {
       // An oclif error before parsing finished is about the command line: an unknown flag, a missing value, a stray argument.
       if ((this.constructor as typeof ActionCommand).parseErrorsAreConfig && !this.parsed && error.oclif !== undefined) error.oclif = {...error.oclif, exit: EXIT_CONFIG}
+      // A flag error (`logs --follow --json`) is about the command line, not a result: oclif's one message, exit 2, even under --json.
+      if (error.parse !== undefined) throw error
       return super.catch(error)
     }
   }

@@ -121,6 +121,48 @@ describe('service commands through the built CLI (no user manager)', function ()
     expect(tree(home)).to.deep.equal([])
   })
 
+  for (const [command, verb] of [
+    ['start', 'start'],
+    ['stop', 'stop'],
+    ['restart', 'restart'],
+    ['logs', 'show logs of'],
+  ] as const) {
+    it(`${command} with nothing installed exits 1 naming amp-distro service install, and runs nothing`, async () => {
+      const result = await run(['service', command], env)
+      expect(result).to.deep.equal({
+        code: 1,
+        stdout: '',
+        stderr: `Failed: amplifier-distro service is not installed, so there is nothing to ${verb}.\n  Install it: amp-distro service install\n`,
+      })
+      const json = await run(['service', command, '--json'], env)
+      expect(json.code).to.equal(1)
+      expect(JSON.parse(json.stdout)).to.include({success: false, platform: 'linux'})
+      expect(existsSync(calls)).to.equal(false)
+    })
+  }
+
+  const badFlags: Array<[string[], string]> = [
+    [['service', 'start', '--wait', 'soon'], 'Failed: Invalid --wait: "soon". Use a whole number of at least 0.\n'],
+    [['service', 'restart', '--wait', '-1'], 'Failed: Invalid --wait: "-1". Use a whole number of at least 0.\n'],
+    [['service', 'install', '--wait', '1.5'], 'Failed: Invalid --wait: "1.5". Use a whole number of at least 0.\n'],
+    [['service', 'logs', '--lines', 'all'], 'Failed: Invalid --lines: "all". Use a whole number of at least 0.\n'],
+  ]
+  for (const [args, message] of badFlags) {
+    it(`refuses ${args.slice(1).join(' ')} with one line and exit 1, running nothing`, async () => {
+      expect(await run(args, env)).to.deep.equal({code: 1, stdout: '', stderr: message})
+      expect(existsSync(calls)).to.equal(false)
+    })
+  }
+
+  it('logs --follow --json is refused by oclif with one message and exit 2, not a JSON dump', async () => {
+    const result = await run(['service', 'logs', '--follow', '--json'], env)
+    expect(result.code).to.equal(2)
+    expect(result.stdout).to.equal('')
+    expect(result.stderr).to.include('--json=true cannot also be provided when using --follow')
+    expect(result.stderr).to.not.include('"oclif"')
+    expect(existsSync(calls)).to.equal(false)
+  })
+
   describe('with a real systemctl and no user manager', () => {
     let runtime: string
 
@@ -144,6 +186,17 @@ describe('service commands through the built CLI (no user manager)', function ()
       const result = await run(['service', 'status', '--json'], env)
       expect(result.code).to.equal(0)
       expect(JSON.parse(result.stdout)).to.deep.include({success: true, platform: 'linux', installed: false, health: null, warnings: []})
+    })
+
+    it('status still warns about a unit naming the deprecated binary, read from the unit file', async () => {
+      const units = join(home, '.config', 'systemd', 'user')
+      mkdirSync(units, {recursive: true})
+      writeFileSync(join(units, 'amplifier-distro.service'), '[Service]\nExecStart=/usr/local/bin/amp-distro-server --port 8400\n')
+      const result = await run(['service', 'status'], env)
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.match(/^Failed: Cannot read the service state: the systemd user manager is not reachable\.\n/)
+      expect(result.stderr).to.include("Warning: installed service references deprecated 'amp-distro-server'.\n  Run: amp-distro service uninstall && amp-distro service install\n")
+      expect(result.stderr).to.include("Warning: installed service's executable /usr/local/bin/amp-distro-server no longer exists.\n")
     })
 
     it('uninstall with nothing installed exits 0 and says so', async () => {

@@ -3,7 +3,7 @@ import {ActionCommand} from '../../base-command.js'
 export default class ServiceStatus extends ActionCommand {
   static description = `Show whether the service and its watchdog are installed and running, and whether the server answers its health check.
 
-Also warns about installs that no longer match this machine (a deprecated binary, or an executable or Node that has gone). Exits 0 whenever the state could be read.`
+Also shows the running server's version next to this CLI's, its uptime and, on Linux, whether lingering is on. Warns about a running server of another version (restart it), a configuration error and the line to fix, and installs that no longer match this machine (a deprecated binary, or an executable or Node that has gone). Exits 0 whenever the state could be read.`
 
   static enableJsonFlag = true
 

@@ -1,8 +1,7 @@
 import {setTimeout as sleepFor} from 'node:timers/promises'
 
-import {checkHealth, type HealthAnswer} from '../health.js'
+import type {HealthAnswer} from '../health.js'
 import {hostPort, NAMES, serverUrl} from '../paths.js'
-import {acceptsConnections} from '../port-probe.js'
 import type {PlatformName, ServiceResult, ServingReport} from './types.js'
 
 /** Where the installed server listens. */
@@ -11,9 +10,16 @@ export interface ServerTarget {
   port: number
 }
 
+/** A port a server can listen on; a hand-edited unit may name another (`--port 99999`), which nothing can be asked on. */
+export function isListenablePort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65_535
+}
+
 export interface WaitDeps {
   /** The supervisor's main PID for the server job right now; 0 or undefined while it has none. */
   mainPid: () => Promise<number | undefined>
+  /** True once the supervisor has given the server up and will not start it again by itself (systemd: `failed`); the wait then ends early. */
+  gaveUp?: () => Promise<boolean>
   check?: (url: string) => Promise<HealthAnswer>
   /** Monotonic milliseconds. */
   now?: () => number
@@ -35,12 +41,14 @@ export interface WaitOptions {
  * process the supervisor runs for the server job: the `pid` in the health
  * JSON equals the job's main PID (and, for a restart, differs from
  * `previousPid`). An old server still answering, or another program on the
- * port, never counts. Gives up `waitSeconds` after `startedAt`.
+ * port, never counts. Gives up `waitSeconds` after `startedAt`, and at once
+ * for a port nothing can listen on or a server the supervisor gave up.
  */
 export async function waitUntilServing(target: ServerTarget, options: WaitOptions, deps: WaitDeps): Promise<ServingReport> {
   const now = deps.now ?? (() => performance.now())
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
-  const check = deps.check ?? ((url: string) => checkHealth(url, 1000))
+  // node:http loads with the first question, so a module that only needs isListenablePort stays light.
+  const check = deps.check ?? (async (url: string) => (await import('../health.js')).checkHealth(url, 1000))
   const url = `${serverUrl(target.host, target.port)}/api/health`
   const deadline = options.startedAt + options.waitSeconds * 1000
   const report = (healthy: boolean, pid: number | undefined, version?: string): ServingReport => ({
@@ -55,12 +63,13 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
 
   for (;;) {
     const pid = await deps.mainPid()
+    if (!isListenablePort(target.port)) return report(false, pid)
     if (pid && pid !== options.previousPid) {
       const answer = await check(url)
       if (answer.healthy && answer.body?.pid === pid) return report(true, pid, answer.body.version)
     }
 
-    if (now() >= deadline) return report(false, pid)
+    if (now() >= deadline || (!pid && (await deps.gaveUp?.()))) return report(false, pid)
     await sleep(Math.min(deps.pollMs ?? 100, Math.max(deadline - now(), 1)))
   }
 }
@@ -88,11 +97,16 @@ export interface DiagnosisFacts {
  * not the one answering), and the last lines of the server's log. What was
  * installed stays installed; only the health check failed.
  */
-export async function servingFailure(facts: DiagnosisFacts, probe = acceptsConnections): Promise<ServiceResult> {
+export async function servingFailure(
+  facts: DiagnosisFacts,
+  probe = async (host: string, port: number) => (await import('../port-probe.js')).acceptsConnections(host, port),
+): Promise<ServiceResult> {
   const {target, report} = facts
   const where = hostPort(target.host, target.port)
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]
-  if (await probe(target.host, target.port)) {
+  if (!isListenablePort(target.port)) {
+    details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
+  } else if (await probe(target.host, target.port)) {
     details.push(
       `Port: ${where} is in use by another program, so the server cannot listen there.`,
       `  See which program: ${facts.portOwnerCommand(target.port)}`,

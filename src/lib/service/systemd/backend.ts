@@ -69,7 +69,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     options: {startedAt: number; waitSeconds: number; previousPid?: number},
     done: ServiceResult,
   ): Promise<ServiceResult> {
-    const report = await waitUntilServing(target, options, {mainPid: () => systemctl.mainPid()})
+    const report = await waitUntilServing(target, options, {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()})
     if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
     const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
     return servingFailure({
@@ -109,10 +109,10 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     // Check for the manager before touching anything: `enable --now` without one still creates symlinks.
-    const problem = await systemctl.reachable()
-    if (problem) return failed('systemd user manager is not reachable; nothing was installed.', problem)
+    const before = await systemctl.show()
+    if ('problem' in before) return failed('systemd user manager is not reachable; nothing was installed.', before.problem)
     // A server that runs now is replaced (try-restart): the one that must answer is the new one.
-    const previousPid = await systemctl.mainPid()
+    const previousPid = mainPidOf(before.units[SERVER_UNIT])
 
     try {
       writeFilesAtomically(planned.files)
@@ -130,7 +130,9 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     const notes: string[] = []
-    for (const command of planned.commands) {
+    // Re-running install is the way out of a crash loop: a unit that hit its start limit refuses `enable --now` until its failure is forgotten.
+    const reset = resetFailed(before.units, [SERVER_UNIT, ...(options.watchdog ? [WATCHDOG_UNIT] : [])]).map((args) => ['systemctl', '--user', ...args])
+    for (const command of [...reset, ...planned.commands]) {
       const answer = await ctx.exec(command[0], command.slice(1), {env: ctx.env})
       if (answer.code === 0) continue
       if (command[0] === 'loginctl') {

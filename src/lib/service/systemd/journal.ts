@@ -20,11 +20,10 @@ const FIELDS = 'MESSAGE,SYSLOG_IDENTIFIER,_PID,_SYSTEMD_USER_UNIT,USER_UNIT'
  * The journalctl arguments for one read: JSON entries (so each line keeps
  * its unit), long messages in full, no pager, and no hint about journal
  * files the caller may not read (`--quiet`). A read continues after
- * `afterCursor` when given, otherwise it takes the last `lines`, or every
- * stored line (`--no-tail`) when `lines` is `all`.
+ * `afterCursor` when given, otherwise it takes the last `lines`.
  */
-export function journalArgs(options: {lines: number | 'all'; follow: boolean; afterCursor?: string}): string[] {
-  const where = options.afterCursor === undefined ? (options.lines === 'all' ? ['--no-tail'] : ['--lines', String(options.lines)]) : [`--after-cursor=${options.afterCursor}`]
+export function journalArgs(options: {lines: number; follow: boolean; afterCursor?: string}): string[] {
+  const where = options.afterCursor === undefined ? ['--lines', String(options.lines)] : [`--after-cursor=${options.afterCursor}`]
   return [...MATCHES, ...where, ...(options.follow ? ['--follow'] : []), '--output', 'json', `--output-fields=${FIELDS}`, '--all', '--quiet', '--no-pager']
 }
 
@@ -91,12 +90,13 @@ export async function journalTail(ctx: Pick<ServiceContext, 'exec' | 'env'>, uni
  * through `options.write`.
  *
  * 1. Reads the last `options.lines` lines (skipped for 0).
- * 2. With `follow`, keeps reading from after the last line read (every new
- *    line when there was none) until `options.signal` fires.
+ * 2. With `follow`, keeps reading from after the last line read (only new
+ *    lines for 0) until `options.signal` fires.
  *
- * When the journal gave nothing at all, the result says so and points at
- * the files under `~/.amplifier/server/`: either no journald runs, or the
- * lines are in a journal this user may not read.
+ * When the journal gave nothing at all, the result says so at once (a
+ * follow would only wait in silence) and points at the files under
+ * `~/.amplifier/server/`: either no journald runs, or the lines are in a
+ * journal this user may not read.
  */
 export async function readJournal(ctx: Pick<ServiceContext, 'exec' | 'stream' | 'env' | 'home'>, options: LogsOptions): Promise<ServiceResult> {
   let shown = 0
@@ -117,8 +117,8 @@ export async function readJournal(ctx: Pick<ServiceContext, 'exec' | 'stream' | 
     ;({stderr, code} = answer)
   }
 
-  if (options.follow && code === 0 && !options.signal.aborted) {
-    const from = cursor === undefined ? {lines: options.lines > 0 ? ('all' as const) : 0} : {lines: 0, afterCursor: cursor}
+  if (options.follow && code === 0 && (cursor !== undefined || options.lines === 0) && !options.signal.aborted) {
+    const from = cursor === undefined ? {lines: 0} : {lines: 0, afterCursor: cursor}
     const answer = await ctx.stream('journalctl', journalArgs({...from, follow: true}), {env: ctx.env, signal: options.signal, onLine: take})
     ;({stderr, code} = answer)
   }

@@ -2,8 +2,10 @@ import {readFileSync} from 'node:fs'
 
 import {EXIT_CONFIG} from '../../errors.js'
 import {hostPort, NAMES, pathsFor, serverUrl} from '../../paths.js'
+import type {HealthAnswer} from '../../health.js'
 import {staleWarnings} from '../stale.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
+import {isListenablePort} from '../verify.js'
 import {journalTail} from './journal.js'
 import {mainPidOf, orphaned, type ShownUnit, type Systemctl} from './systemctl.js'
 import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
@@ -83,8 +85,13 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
   const commands = Object.fromEntries(Object.entries(texts).map(([unit, text]) => [unit, text === undefined ? undefined : readUnitCommand(text)]))
   const serverCommand = commands[SERVER_UNIT]
   const healthUrl = serverCommand && `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
-  // node:http loads only when there is a server to ask.
-  const healthAnswer = healthUrl && import('../../health.js').then(({checkHealth}) => checkHealth(healthUrl, 2000))
+  // node:http loads only when there is a server to ask; a unit naming an impossible port (hand-edited) has none.
+  const healthAnswer: Promise<HealthAnswer> | undefined =
+    healthUrl && isListenablePort(serverCommand.port)
+      ? import('../../health.js').then(({checkHealth}) => checkHealth(healthUrl, 2000))
+      : healthUrl
+        ? Promise.resolve({healthy: false, reason: `port ${serverCommand.port} is not a TCP port`})
+        : undefined
   const warnings = staleWarnings(
     Object.entries(texts)
       .filter((entry): entry is [string, string] => entry[1] !== undefined)
@@ -162,7 +169,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
     const body = answer.healthy ? (answer.body ?? {}) : {}
     health = {url: healthUrl, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {}), ...body}
     // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
-    if (server.state !== 'active') {
+    if (server.state !== 'active' && isListenablePort(serverCommand.port)) {
       const {acceptsConnections} = await import('../../port-probe.js')
       if (await acceptsConnections(serverCommand.host, serverCommand.port)) problems.unshift(portConflictWarning(serverCommand.host, serverCommand.port))
     }

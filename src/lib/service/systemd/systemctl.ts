@@ -89,8 +89,8 @@ export interface Systemctl {
   show(): Promise<ShowAnswer>
   /** The server unit's main PID right now (undefined while it has none, or when the manager does not answer). */
   mainPid(): Promise<number | undefined>
-  /** Why the user manager cannot be used, or undefined when it answers. */
-  reachable(): Promise<string[] | undefined>
+  /** True while the server unit is `failed`: systemd will not start it again by itself. */
+  serverFailed(): Promise<boolean>
 }
 
 /** The runner for `ctx`: every call is `systemctl --user` with the context's environment. */
@@ -108,9 +108,9 @@ export function createSystemctl(ctx: Pick<ServiceContext, 'exec' | 'env'>): Syst
       const answer = await run('show', '--property=MainPID', '--value', SERVER_UNIT)
       return answer.code === 0 ? mainPidOf({MainPID: answer.stdout.trim()}) : undefined
     },
-    async reachable() {
-      const answer = await run('show', '--property=Version', '--value')
-      return answer.code === 0 ? undefined : managerProblem(answer)
+    async serverFailed() {
+      const answer = await run('show', '--property=ActiveState', '--value', SERVER_UNIT)
+      return answer.code === 0 && answer.stdout.trim() === 'failed'
     },
   }
 }

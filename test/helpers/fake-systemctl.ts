@@ -1,0 +1,161 @@
+import type {Exec, ExecResult, StreamLines} from '../../src/lib/service/types.js'
+
+const SERVER = 'amplifier-distro.service'
+const WATCHDOG = 'amplifier-distro-watchdog.service'
+
+/** One unit as the fake manager keeps it. */
+export interface FakeUnit {
+  ActiveState: string
+  SubState: string
+  Result: string
+  MainPID: number
+  ExecMainStatus?: number
+}
+
+const stopped = (): FakeUnit => ({ActiveState: 'inactive', SubState: 'dead', Result: 'success', MainPID: 0})
+const ok = (stdout = ''): ExecResult => ({code: 0, stdout, stderr: ''})
+
+/**
+ * A user manager that keeps the two units' state and answers `systemctl
+ * --user` as systemd does for the calls the backend makes (show, start,
+ * stop, restart with PartOf=, enable --now, try-restart, reset-failed, a
+ * failed unit refusing to start), plus `journalctl` (the lines given) and `loginctl` (the linger
+ * answer given). Every call is recorded as an argument vector.
+ */
+export class FakeManager {
+  readonly calls: string[][] = []
+  readonly units: Record<string, FakeUnit> = {[SERVER]: stopped(), [WATCHDOG]: stopped()}
+  /** When false, every systemctl call fails as with no user manager. */
+  reachable = true
+  /** The journal's JSON lines, oldest first. */
+  journal: string[] = []
+  /** `loginctl show-user … --property=Linger --value`: its stdout, or undefined for no logind. */
+  linger: string | undefined = 'no'
+  /** The PID the next started server gets (then counts up); a test points its health server at it. */
+  nextPid = 5000
+  /** Set false to keep a started server unit from being given a main PID (it never comes up). */
+  serverComesUp = true
+  /** With serverComesUp false: the started server fails at once and for good (exit status 78) instead of restarting. */
+  serverFailsForGood = false
+
+  private begin(unit: string): void {
+    if (unit === SERVER && !this.serverComesUp && this.serverFailsForGood) {
+      this.units[unit] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 78}
+      return
+    }
+
+    const pid = unit === SERVER && !this.serverComesUp ? 0 : this.nextPid++
+    this.units[unit] = {ActiveState: pid ? 'active' : 'activating', SubState: pid ? 'running' : 'auto-restart', Result: 'success', MainPID: pid}
+  }
+
+  private systemctl(args: string[]): ExecResult {
+    if (!this.reachable) return {code: 1, stdout: '', stderr: 'Failed to connect to bus: No such file or directory\n'}
+    const [verb, ...rest] = args
+    const units = rest.filter((arg) => !arg.startsWith('--'))
+    switch (verb) {
+      case 'show': {
+        if (rest.includes('--property=MainPID')) return ok(`${this.units[units[0]].MainPID}\n`)
+        if (rest.includes('--property=ActiveState')) return ok(`${this.units[units[0]].ActiveState}\n`)
+        const block = (unit: string) =>
+          Object.entries({LoadState: 'loaded', ...this.units[unit], FragmentPath: `/fake/${unit}`, NRestarts: 0})
+            .map(([key, value]) => `${key}=${value ?? ''}`)
+            .join('\n')
+        return ok(`${units.map((unit) => block(unit)).join('\n\n')}\n`)
+      }
+
+      case 'start': {
+        const refused = units.find((unit) => this.units[unit].ActiveState === 'failed')
+        if (refused) return {code: 1, stdout: '', stderr: `Job for ${refused} failed.\nSee "systemctl --user status ${refused}" for details.\n`}
+        for (const unit of units) if (this.units[unit].ActiveState !== 'active') this.begin(unit)
+        return ok()
+      }
+
+      case 'stop': {
+        for (const unit of units) this.units[unit] = stopped()
+        // PartOf=: stopping the server stops the watchdog.
+        if (units.includes(SERVER)) this.units[WATCHDOG] = stopped()
+        return ok()
+      }
+
+      case 'restart': {
+        const watchdogRan = this.units[WATCHDOG].ActiveState === 'active'
+        for (const unit of units) this.begin(unit)
+        // PartOf=: a running watchdog is restarted with the server; a stopped one stays stopped.
+        if (units.includes(SERVER) && watchdogRan) this.begin(WATCHDOG)
+        return ok()
+      }
+
+      case 'enable': {
+        if (!rest.includes('--now')) return ok()
+        return this.systemctl(['start', ...units])
+      }
+
+      case 'try-restart': {
+        for (const unit of units) if (this.units[unit].ActiveState === 'active') this.begin(unit)
+        return ok()
+      }
+
+      case 'reset-failed': {
+        for (const unit of units) if (this.units[unit].ActiveState === 'failed') this.units[unit] = stopped()
+        return ok()
+      }
+
+      default: {
+        return ok()
+      }
+    }
+  }
+
+  /** The command runner to hand to the backend. */
+  readonly exec: Exec = async (file, args) => {
+    this.calls.push([file, ...args])
+    if (file === 'systemctl') return this.systemctl(args.slice(1))
+    if (file === 'journalctl') {
+      const at = args.indexOf('--lines')
+      const count = at === -1 ? this.journal.length : Number(args[at + 1])
+      return ok(this.journal.slice(-count).map((line) => `${line}\n`).join(''))
+    }
+
+    if (file === 'loginctl') return this.linger === undefined ? {code: 1, stdout: '', stderr: 'Failed to connect to bus\n'} : ok(`${this.linger}\n`)
+    return {code: 127, stdout: '', stderr: `${file}: not found`}
+  }
+
+  /** The line streamer: hands over the journal lines added while it follows, until the signal fires. */
+  readonly stream: StreamLines = async (file, args, options) => {
+    this.calls.push([file, ...args])
+    let sent = 0
+    const push = () => {
+      for (; sent < this.pending.length; sent++) options.onLine(this.pending[sent])
+    }
+
+    this.onPending = push
+    push()
+    await new Promise<void>((resolve) => {
+      if (options.signal?.aborted) resolve()
+      options.signal?.addEventListener('abort', () => resolve(), {once: true})
+    })
+    this.onPending = undefined
+    return ok()
+  }
+
+  private readonly pending: string[] = []
+  private onPending: (() => void) | undefined
+
+  /** A journal line that arrives while `service logs --follow` runs. */
+  arrive(line: string): void {
+    this.pending.push(line)
+    this.onPending?.()
+  }
+}
+
+/** A journal entry as `journalctl --output json` prints it. */
+export function journalEntry(unit: string, identifier: string, pid: number, message: string, seconds: number, cursor = `c${seconds}`): string {
+  return JSON.stringify({
+    __CURSOR: cursor,
+    __REALTIME_TIMESTAMP: String(seconds * 1_000_000),
+    _SYSTEMD_USER_UNIT: unit,
+    SYSLOG_IDENTIFIER: identifier,
+    _PID: String(pid),
+    MESSAGE: message,
+  })
+}

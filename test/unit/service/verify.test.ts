@@ -1,0 +1,216 @@
+import {expect} from 'chai'
+import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
+import {createServer, type Server} from 'node:net'
+
+import {servingFailure, servingLine, waitUntilServing, type DiagnosisFacts} from '../../../src/lib/service/verify.js'
+import type {ServingReport} from '../../../src/lib/service/types.js'
+import {freePort} from '../../helpers/cli.js'
+
+/** A real health endpoint on 127.0.0.1 that answers with whatever PID `pid()` says at the time. */
+async function healthServer(pid: () => number): Promise<{server: HttpServer; port: number}> {
+  const server = createHttpServer((_req, res) => {
+    res.writeHead(200, {'content-type': 'application/json'})
+    res.end(JSON.stringify({status: 'ok', version: '9.9.9', pid: pid(), uptimeSeconds: 1}))
+  })
+  await new Promise<void>((resolve) => server.listen({host: '127.0.0.1', port: 0}, resolve))
+  return {server, port: (server.address() as {port: number}).port}
+}
+
+/** A real program holding a port: it accepts connections and says nothing. */
+async function portHolder(): Promise<{holder: Server; port: number}> {
+  const holder = createServer((socket) => socket.destroy())
+  await new Promise<void>((resolve) => holder.listen({host: '127.0.0.1', port: 0}, resolve))
+  return {holder, port: (holder.address() as {port: number}).port}
+}
+
+const close = (server: {close: (cb: () => void) => unknown} | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+
+describe('waitUntilServing', () => {
+  let http: HttpServer | undefined
+
+  afterEach(async () => {
+    await close(http)
+    http = undefined
+  })
+
+  it('ends healthy once the answer comes from the main PID, with the version and the time taken', async () => {
+    const started = await healthServer(() => 4242)
+    http = started.server
+    let t = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: started.port},
+      {startedAt: 0, waitSeconds: 5},
+      {mainPid: async () => 4242, now: () => t, sleep: async (ms) => void (t += ms)},
+    )
+    expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: true, pid: 4242, version: '9.9.9', elapsedMs: 0, waitSeconds: 5})
+  })
+
+  it('waits while the old server (previousPid) still answers, and ends once the new main PID does', async () => {
+    let serving = 100
+    const started = await healthServer(() => serving)
+    http = started.server
+    let t = 0
+    let asked = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: started.port},
+      {startedAt: 0, waitSeconds: 10, previousPid: 100},
+      {
+        // The supervisor names the new process at once; the old one keeps answering for three more polls.
+        mainPid: async () => {
+          asked++
+          if (asked > 3) serving = 200
+          return asked > 1 ? 200 : 100
+        },
+        now: () => t,
+        sleep: async (ms) => void (t += ms),
+      },
+    )
+    expect(report).to.include({healthy: true, pid: 200, previousPid: 100})
+    expect(asked).to.be.greaterThan(3)
+    expect(report.elapsedMs).to.equal(300)
+  })
+
+  it('never counts another program answering on the port, and gives up at the deadline', async () => {
+    const started = await healthServer(() => 1)
+    http = started.server
+    let t = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: started.port},
+      {startedAt: 0, waitSeconds: 2},
+      {mainPid: async () => 777, now: () => t, sleep: async (ms) => void (t += ms)},
+    )
+    expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: false, pid: 777, elapsedMs: 2000, waitSeconds: 2})
+  })
+
+  it('ends early once the supervisor has given the server up', async () => {
+    let t = 0
+    let asked = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: await freePort()},
+      {startedAt: 0, waitSeconds: 30},
+      {
+        mainPid: async () => undefined,
+        gaveUp: async () => ++asked >= 3,
+        now: () => t,
+        sleep: async (ms) => void (t += ms),
+      },
+    )
+    expect(report).to.include({healthy: false, elapsedMs: 200})
+  })
+
+  it('gives up when the supervisor never names a main PID, without asking health', async () => {
+    let t = 0
+    let checks = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: await freePort()},
+      {startedAt: 0, waitSeconds: 1},
+      {
+        mainPid: async () => undefined,
+        check: async () => {
+          checks++
+          return {healthy: false, reason: 'ECONNREFUSED'}
+        },
+        now: () => t,
+        sleep: async (ms) => void (t += ms),
+      },
+    )
+    expect(report).to.include({healthy: false, elapsedMs: 1000})
+    expect(report).to.not.have.property('pid')
+    expect(checks).to.equal(0)
+  })
+})
+
+describe('a port nothing can listen on (a hand-edited unit)', () => {
+  it('waitUntilServing gives up at once, without asking health', async () => {
+    let checks = 0
+    const report = await waitUntilServing(
+      {host: '127.0.0.1', port: 99_999},
+      {startedAt: 0, waitSeconds: 30},
+      {
+        mainPid: async () => 0,
+        check: async () => {
+          checks++
+          return {healthy: false}
+        },
+        now: () => 0,
+      },
+    )
+    expect(report).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, elapsedMs: 0, waitSeconds: 30})
+    expect(checks).to.equal(0)
+  })
+
+  it('servingFailure says the port is not a TCP port instead of probing it', async () => {
+    const report: ServingReport = {url: 'http://127.0.0.1:99999/api/health', healthy: false, elapsedMs: 0, waitSeconds: 30}
+    const result = await servingFailure({
+      platform: 'linux',
+      command: 'restart',
+      target: {host: '127.0.0.1', port: 99_999},
+      report,
+      supervisorState: 'failed (exit-code) (amplifier-distro.service)',
+      logTail: [],
+      portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
+      logsHint: 'amp-distro service logs',
+    })
+    expect(result.details).to.deep.equal([
+      'Supervisor: the server is failed (exit-code) (amplifier-distro.service).',
+      "Port: 99999 is not a TCP port (1-65535): fix the server's command line, or re-run amp-distro service install --port <port>",
+      'More: amp-distro service logs',
+    ])
+  })
+})
+
+describe('servingFailure and servingLine', () => {
+  let holder: Server | undefined
+
+  afterEach(async () => {
+    await close(holder)
+    holder = undefined
+  })
+
+  const report = (port: number): ServingReport => ({url: `http://127.0.0.1:${port}/api/health`, healthy: false, elapsedMs: 3012, waitSeconds: 3})
+  const facts = (port: number, command: DiagnosisFacts['command']): DiagnosisFacts => ({
+    platform: 'linux',
+    command,
+    target: {host: '127.0.0.1', port},
+    report: report(port),
+    supervisorState: 'activating (auto-restart) (amplifier-distro.service)',
+    logTail: ['Error: Cannot listen on 127.0.0.1: address already in use'],
+    portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
+    logsHint: 'amp-distro service logs',
+  })
+
+  it('names a port held by a real listener, with the command that finds it, and says the install stays', async () => {
+    const held = await portHolder()
+    holder = held.holder
+    const result = await servingFailure(facts(held.port, 'install'))
+    expect(result).to.deep.equal({
+      success: false,
+      platform: 'linux',
+      message: `The server did not answer http://127.0.0.1:${held.port}/api/health within 3 s after install.`,
+      details: [
+        'Supervisor: the server is activating (auto-restart) (amplifier-distro.service).',
+        `Port: 127.0.0.1:${held.port} is in use by another program, so the server cannot listen there.`,
+        `  See which program: ss -ltnp 'sport = :${held.port}'`,
+        '  Stop that program, or install on another port: amp-distro service install --port <port>',
+        'Last lines of the server log:',
+        '  Error: Cannot listen on 127.0.0.1: address already in use',
+        'More: amp-distro service logs',
+        'The service stays installed; once the cause is fixed: amp-distro service restart',
+      ],
+      serving: report(held.port),
+    })
+  })
+
+  it('says nothing about the port when it is free, nor about staying installed after a restart', async () => {
+    const result = await servingFailure(facts(await freePort(), 'restart'))
+    expect(result.details.join('\n')).to.not.include('Port:')
+    expect(result.details.join('\n')).to.not.include('stays installed')
+    expect(result.message).to.match(/within 3 s after restart\.$/)
+  })
+
+  it('tells how long the server took, to a tenth of a second', () => {
+    expect(servingLine({url: 'http://127.0.0.1:1/api/health', healthy: true, pid: 12, elapsedMs: 1234, waitSeconds: 30})).to.equal(
+      'Healthy: http://127.0.0.1:1/api/health answered from PID 12 after 1.2 s.',
+    )
+  })
+})
