@@ -43,7 +43,7 @@ export function look(file: string): Held | undefined {
  * O_EXCL is empty until the write that follows, and a rival looking in
  * that moment would take it for an abandoned one). False when it exists.
  */
-export function createExclusive(file: string, pid: number): boolean {
+function createExclusive(file: string, pid: number): boolean {
   const own = `${file}.${pid}`
   try {
     writeFileSync(own, `${pid}\n`, {mode: 0o644})

@@ -10,7 +10,7 @@ import {dirname} from 'node:path'
 export const MAX_OUTPUT_BYTES = 5 * 1024 * 1024
 
 /** How often a running process looks at the size of its output files. */
-export const OUTPUT_CHECK_MS = 60_000
+const OUTPUT_CHECK_MS = 60_000
 
 /** True when `fd` is a regular file (not a pipe, a terminal or a socket such as the journal's). */
 export function isRegularFile(fd: number): boolean {

@@ -97,6 +97,42 @@ export interface LoopDeps {
 }
 
 /**
+ * One restart attempt through the strategy, logged: resolves to an exit code
+ * when the strategy hands the restart to a supervisor, to `restarted` when a
+ * fresh server runs, and to undefined when the attempt failed (a busy port,
+ * an error), which keeps the downtime clock.
+ */
+async function restartAttempt(
+  settings: WatchdogSettings,
+  deps: LoopDeps,
+  {attempt, down, reason}: {attempt: number; down: number; reason: string},
+): Promise<number | 'restarted' | undefined> {
+  const of = settings.maxRestarts > 0 ? ` of ${settings.maxRestarts}` : ''
+  deps.log.warn(`Server down for ${formatDuration(down)} (${reason}): restart attempt ${attempt}${of}.`)
+  let outcome
+  try {
+    outcome = await deps.strategy.restart()
+  } catch (error) {
+    deps.log.error(`Restart attempt ${attempt} failed: ${(error as Error).message}`)
+    return undefined
+  }
+
+  if (outcome.kind === 'exit') {
+    deps.log.info(outcome.message)
+    return outcome.code
+  }
+
+  if (outcome.kind === 'restarted') {
+    deps.log.info(outcome.message)
+    return 'restarted'
+  }
+
+  // A shutdown cuts the wait for the port short; that is no busy port.
+  if (!deps.signal.aborted) deps.log.warn('Port still busy — will retry next cycle')
+  return undefined
+}
+
+/**
  * The supervision loop; resolves to the exit code.
  *
  * Every `checkIntervalMs` it checks the server.
@@ -160,28 +196,9 @@ export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps):
           }
 
           attempts++
-          const of = settings.maxRestarts > 0 ? ` of ${settings.maxRestarts}` : ''
-          log.warn(`Server down for ${formatDuration(down)} (${reason}): restart attempt ${attempts}${of}.`)
-          let outcome
-          try {
-            outcome = await deps.strategy.restart()
-          } catch (error) {
-            log.error(`Restart attempt ${attempts} failed: ${(error as Error).message}`)
-            outcome = undefined
-          }
-
-          if (outcome?.kind === 'exit') {
-            log.info(outcome.message)
-            return outcome.code
-          }
-
-          if (outcome?.kind === 'restarted') {
-            log.info(outcome.message)
-            downSince = undefined
-          }
-
-          // A shutdown cuts the wait for the port short; that is no busy port.
-          if (outcome?.kind === 'port-busy' && !deps.signal.aborted) log.warn('Port still busy — will retry next cycle')
+          const result = await restartAttempt(settings, deps, {attempt: attempts, down, reason})
+          if (typeof result === 'number') return result
+          if (result === 'restarted') downSince = undefined
         }
       } else if (!first) {
         log.warn(`Server still unhealthy (${reason}), down for ${formatDuration(down)}.`)

@@ -1,9 +1,10 @@
 import {expect} from 'chai'
 import {spawn} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {EXIT_CONFIG} from '../../src/lib/errors.js'
+import {MAX_OUTPUT_BYTES} from '../../src/lib/output-bound.js'
 
 import {
   accepts,
@@ -90,12 +91,13 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
 
   afterEach(cleanup)
 
-  it('writes the PID file only once it is listening', async () => {
+  it('claims the PID file, holding its PID from the first moment it exists, then listens', async () => {
     const home = tempHome()
     const port = await freePort()
     const run = start(RUN_JS, ['serve', '--port', String(port)], {env: envFor(home)})
     const text = await waitFor('the PID file', () => existsSync(serverPidFile(home)) && readFileSync(serverPidFile(home), 'utf8'), 15_000, 5)
     expect(text).to.equal(`${run.child.pid}\n`)
+    await waitFor('serve to say it listens', () => run.stdout().includes('listening on'))
     expect((await http(`http://127.0.0.1:${port}/api/health`)).status).to.equal(200)
   })
 
@@ -190,6 +192,72 @@ describe('amp-distro serve: start and stop (built CLI, real processes)', functio
     expect(await accepts(secondPort)).to.equal(false)
     expect(readFileSync(pidFile, 'utf8')).to.equal(`${first.child.pid}\n`)
     expect(statSync(pidFile).mtimeMs).to.equal(before)
+  })
+
+  it('lets exactly one of two serves started at the same instant for one home run, on different ports, in every one of 20 rounds', async () => {
+    for (let round = 1; round <= 20; round++) {
+      const home = tempHome()
+      const ports = [await freePort(), await freePort()]
+      const pair = ports.map((port) => start(RUN_JS, ['serve', '--port', String(port)], {env: envFor(home)}))
+      const exited = () => pair.filter((run) => run.child.exitCode !== null || run.child.signalCode !== null)
+      await waitFor(`round ${round}: each serve to listen or exit`, () => pair.every((run) => exited().includes(run) || run.stdout().includes('listening on')))
+      expect(exited(), `round ${round}: ${pair.map((run) => run.stdout() + run.stderr()).join(' / ')}`).to.have.length(1)
+      const [loser] = exited()
+      const winner = pair.find((run) => run !== loser)!
+      expect(loser.child.exitCode).to.equal(1)
+      expect(loser.stderr()).to.include(`Error: amp-distro serve is already running (PID ${winner.child.pid})`)
+      expect(await accepts(ports[pair.indexOf(loser)])).to.equal(false)
+      expect(readFileSync(serverPidFile(home), 'utf8'), `round ${round}`).to.equal(`${winner.child.pid}\n`)
+      winner.child.kill('SIGTERM')
+      expect((await winner.finished()).code).to.equal(0)
+      expect(existsSync(serverPidFile(home))).to.equal(false)
+    }
+  })
+
+  it('with regular files as stdout and stderr: empties one over 5 MiB at start and writes on at its new end', async () => {
+    const home = tempHome()
+    const out = join(home, 'server.out.log')
+    writeFileSync(out, 'x'.repeat(MAX_OUTPUT_BYTES + 1024))
+    const fd = openSync(out, 'a')
+    const port = await freePort()
+    const child = track(spawn(process.execPath, [RUN_JS, 'serve', '--port', String(port)], {env: envFor(home), stdio: ['ignore', fd, fd]}))
+    closeSync(fd)
+    await waitFor('serve to say it listens', () => readFileSync(out, 'utf8').includes('listening on'), 20_000)
+    const lines = readFileSync(out, 'utf8').split('\n')
+    expect(lines[0]).to.match(/^--- \S+ amp-distro emptied this file: it had grown past 5242880 bytes ---$/)
+    expect(lines[1]).to.include(`listening on http://127.0.0.1:${port} (PID ${child.pid})`)
+    expect(statSync(out).size).to.be.below(1024)
+    child.kill('SIGTERM')
+    expect((await exitOf(child)).code).to.equal(0)
+  })
+
+  describe('refuses a command line oclif cannot parse with exit 78 (EX_CONFIG), so a supervisor does not restart it', () => {
+    for (const [what, args, message] of [
+      ['an unknown flag', ['--bogus'], /Nonexistent flag: --bogus/],
+      ['a flag without its value', ['--port'], /Flag --port expects a value/],
+      ['a stray argument after a flag', ['--port', '8400', 'extra'], /Unexpected argument: extra/],
+    ] as const) {
+      it(what, async () => {
+        const home = tempHome()
+        const done = await runCli(['serve', ...args], {env: envFor(home)})
+        expect(done.code).to.equal(EXIT_CONFIG)
+        expect(done.stderr).to.match(message)
+        expect(hasStackTrace(done.stderr)).to.equal(false)
+        expect(existsSync(join(home, '.amplifier'))).to.equal(false)
+      })
+    }
+
+    it('while other commands keep oclif’s exit code 2', async () => {
+      const done = await runCli(['service', 'status', '--bogus'], {env: envFor(tempHome())})
+      expect(done.code).to.equal(2)
+    })
+  })
+
+  it('exits 1, not 78, for a port in use: another program may let go of it', async () => {
+    const holder = await startServe({home: tempHome()})
+    const done = await runCli(['serve', '--port', String(holder.port)], {env: envFor(tempHome())})
+    expect(done.code).to.equal(1)
+    expect(done.stderr).to.include('address already in use')
   })
 
   describe('replaces a stale PID file', () => {

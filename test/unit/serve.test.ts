@@ -3,7 +3,7 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 
-import {UserError} from '../../src/lib/errors.js'
+import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
 import type {Io} from '../../src/lib/io.js'
 import {serve} from '../../src/lib/serve.js'
 import {cleanup, freePort, http, serverPidFile, tempHome, waitFor} from '../helpers/cli.js'
@@ -17,7 +17,7 @@ function recorder(): Io & {out: string[]; err: string[]} {
 describe('serve (in process, real server on a free port)', () => {
   afterEach(cleanup)
 
-  it('listens, writes its PID once listening, and on abort stops and removes the PID file', async () => {
+  it('claims its PID file, listens, and on abort stops and removes the PID file', async () => {
     const home = tempHome()
     const port = await freePort()
     const io = recorder()
@@ -56,7 +56,7 @@ describe('serve (in process, real server on a free port)', () => {
     expect(io.err).to.deep.equal(['Warning: 0.0.0.0 is reachable from the network, not only from this machine. Use --host 127.0.0.1 to keep it local.'])
   })
 
-  it('refuses a port in use with a UserError naming host and port, writing nothing', async () => {
+  it('refuses a port in use with a UserError (exit 1) naming host and port, releasing the PID file it claimed', async () => {
     const holder = createServer()
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
     const {port} = holder.address() as {port: number}
@@ -68,13 +68,14 @@ describe('serve (in process, real server on a free port)', () => {
       )
       expect(error).to.be.instanceOf(UserError)
       expect((error as UserError).message).to.equal(`Cannot listen on 127.0.0.1:${port}: address already in use (another process holds the port).`)
-      expect(existsSync(join(home, '.amplifier'))).to.equal(false)
+      expect((error as UserError).exit).to.equal(1)
+      expect(existsSync(serverPidFile(home))).to.equal(false)
     } finally {
       holder.close()
     }
   })
 
-  it('refuses bad flags before touching the home directory', async () => {
+  it('refuses bad flags as configuration errors (exit 78) before touching the home directory', async () => {
     const home = tempHome()
     for (const flags of [{host: '127.0.0.1', port: '0'}, {host: 'bad_host!', port: '8400'}]) {
       const error = await serve(flags, {home, io: recorder(), version: '1', pid: 31337, signal: new AbortController().signal}).then(
@@ -82,6 +83,7 @@ describe('serve (in process, real server on a free port)', () => {
         (error_: unknown) => error_,
       )
       expect(error).to.be.instanceOf(UserError)
+      expect((error as UserError).exit).to.equal(EXIT_CONFIG)
     }
 
     expect(existsSync(join(home, '.amplifier'))).to.equal(false)
