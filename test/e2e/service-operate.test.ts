@@ -321,7 +321,7 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
     expect(few.trimEnd().split('\n')).to.have.length(3)
   })
 
-  it('logs --follow shows the lines of a restart made while it follows, and exits 0 on SIGTERM', async function () {
+  it('logs --follow shows the lines of a restart made while it follows, and exits 0 on SIGTERM and on SIGINT (Ctrl-C)', async function () {
     this.timeout(120_000)
     const um = manager()
     const before = await um.mainPid(SERVER)
@@ -340,6 +340,16 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
       expect(await exitOf(follow), seen()).to.deep.equal({code: 0, signal: null})
     } finally {
       follow.kill('SIGKILL')
+    }
+
+    const interrupted = um.spawn(process.execPath, [RUN_JS, 'service', 'logs', '--follow', '--lines', '1'])
+    const printed = collect(interrupted)
+    try {
+      await waitFor(async () => printed().includes('\n'), {timeoutMs: 30_000, what: 'the second follow to print its first line'})
+      interrupted.kill('SIGINT')
+      expect(await exitOf(interrupted), printed()).to.deep.equal({code: 0, signal: null})
+    } finally {
+      interrupted.kill('SIGKILL')
     }
   })
 
