@@ -23,7 +23,7 @@ const UNIT = 'harness-smoke.service'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const FIXTURE = 'test/e2e/fixtures/systemd-suite.fixture.ts'
 
-/** Exits on its own only when killed; prints its environment so the log capture can be checked. */
+/** Exits on its own only when killed; prints its environment so the journal capture can be checked. */
 const SMOKE_UNIT = `[Unit]
 Description=harness smoke unit
 
@@ -104,7 +104,7 @@ describeSystemd('systemd user manager harness', function (manager) {
     expect(valueOnly).to.include({code: 0, stdout: 'not-found\n'})
   })
 
-  it('starts a unit from HOME with INVOCATION_ID and PATH reset to systemd’s default, its output in log()', async () => {
+  it('starts a unit from HOME with INVOCATION_ID and PATH reset to systemd’s default, its output in the journal', async () => {
     const um = manager()
     const pid = await startSmokeUnit(um)
     expect(await um.systemctl('is-active', UNIT)).to.include({code: 0, stdout: 'active\n'})
@@ -112,9 +112,40 @@ describeSystemd('systemd user manager harness', function (manager) {
     expect(environ.INVOCATION_ID).to.match(/^[0-9a-f]{32}$/)
     expect(environ.PATH).to.equal(SYSTEMD_DEFAULT_PATH)
     expect(environ.HOME).to.equal(um.home)
-    const line = await waitFor(async () => um.log().match(/^smoke-unit .*$/m)?.[0], {timeoutMs: 10_000, what: 'the unit’s output in the log'})
+    const line = await waitFor(async () => (await um.journal(UNIT)).match(/^smoke-unit .*$/m)?.[0], {timeoutMs: 10_000, what: 'the unit’s output in the journal'})
     expect(line).to.equal(`smoke-unit INVOCATION_ID=${environ.INVOCATION_ID} PATH=${SYSTEMD_DEFAULT_PATH}`)
-    expect(um.log()).to.match(/Startup finished/)
+    const log = um.log()
+    expect(log).to.match(/Startup finished/)
+    expect(log).to.contain(line)
+  })
+
+  it('runs a journald of its own, which files a user unit’s lines under _SYSTEMD_USER_UNIT for journalctl --user-unit', async () => {
+    const um = manager()
+    expect(readFileSync(`/proc/${um.journaldPid}/comm`, 'utf8').trim()).to.equal('systemd-journal')
+    expect(readlinkSync(`/proc/${um.journaldPid}/ns/mnt`)).to.equal(um.namespace)
+    const pid = await startSmokeUnit(um)
+    // The shape journald reads a user unit from: slices, user@<uid>.service, the manager's own cgroups.
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+      if (/^\d+:(name=systemd)?:/.test(line)) {
+        expect(line).to.match(new RegExp(`:/amp-distro-e2e-${process.pid}-[0-9a-f]+\\.slice/user@0\\.service/app\\.slice/${UNIT.replace('.', '\\.')}$`))
+      }
+    }
+
+    const entry = await waitFor(
+      async () =>
+        (await um.journal(UNIT, {output: 'json'}))
+          .split('\n')
+          .filter(Boolean)
+          .map((text) => JSON.parse(text) as Record<string, string>)
+          .find((fields) => fields.MESSAGE?.startsWith('smoke-unit ') && fields._PID === String(pid)),
+      {timeoutMs: 10_000, what: 'the unit’s line in the journal'},
+    )
+    expect(entry).to.include({_SYSTEMD_USER_UNIT: UNIT, _SYSTEMD_UNIT: 'user@0.service'})
+    // What the CLI's own reading of the journal relies on: the unit's lines found by name, and only those.
+    const byName = await um.run('journalctl', ['--user-unit', UNIT, '-o', 'cat', '--no-pager'])
+    expect(byName.code, byName.stderr).to.equal(0)
+    expect(byName.stdout).to.contain(entry.MESSAGE)
+    expect((await um.run('journalctl', ['--user-unit', 'no-such-unit.service', '-o', 'cat', '-q', '--no-pager'])).stdout).to.equal('')
   })
 
   it('restarts a Restart=on-failure unit killed with SIGKILL, under a new MainPID', async () => {
@@ -170,6 +201,9 @@ describe('systemd user manager lifecycle', function () {
 
     // Same unit name in both: stopping it in one manager must not touch the other's process.
     const unitInB = await startSmokeUnit(b)
+    const lineInA = await waitFor(async () => (await a.journal(UNIT)).match(/^smoke-unit .*$/m)?.[0], {timeoutMs: 10_000, what: 'the unit’s line in a’s journal'})
+    await waitFor(async () => (await b.journal(UNIT)).includes('smoke-unit '), {timeoutMs: 10_000, what: 'the unit’s line in b’s journal'})
+    expect(await b.journal(UNIT)).not.to.contain(lineInA)
     expect((await a.systemctl('stop', UNIT)).code).to.equal(0)
     expect(isRunning(unitInA)).to.equal(false)
     expect(isRunning(unitInB)).to.equal(true)
@@ -219,20 +253,30 @@ describe('systemd user manager lifecycle', function () {
       output += chunk
     })
     const orphan = await waitFor(
-      async () => (output.includes('\n') ? (JSON.parse(output.split('\n')[0]) as {managerPid: number; cgroups: string[]; home: string}) : undefined),
+      async () => (output.includes('\n') ? (JSON.parse(output.split('\n')[0]) as {managerPid: number; journaldPid: number; cgroups: string[]; home: string}) : undefined),
       {timeoutMs: 60_000, what: 'the fixture to start its manager'},
     )
     try {
       child.kill('SIGKILL')
       await new Promise((resolve) => child.on('close', resolve))
       expect(isRunning(orphan.managerPid)).to.equal(true)
+      expect(isRunning(orphan.journaldPid)).to.equal(true)
       await reapOrphanedManagers()
       expect(isRunning(orphan.managerPid)).to.equal(false)
+      expect(isRunning(orphan.journaldPid)).to.equal(false)
       expect(orphan.cgroups.filter((dir) => existsSync(dir))).to.deep.equal([])
     } finally {
       child.kill('SIGKILL')
       await rm(orphan.home, {recursive: true, force: true})
     }
+  })
+
+  it('sends the units’ output to log() instead of the journal when asked to (the debug switch)', async () => {
+    const um = await startUserManager({tty: true})
+    started.push(um)
+    await startSmokeUnit(um)
+    await waitFor(async () => /^smoke-unit /m.test(um.log()), {timeoutMs: 10_000, what: 'the unit’s output on the manager’s pty'})
+    expect(await um.journal(UNIT)).to.equal('')
   })
 
   it('leaves a caller-provided HOME in place', async () => {

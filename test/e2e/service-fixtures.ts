@@ -2,10 +2,12 @@
  * Steps shared by the suites and benchmarks that run the built CLI inside a
  * real systemd user manager: run the CLI there, wait for the service to be
  * steady, shorten the watchdog's intervals with a drop-in, find the tool's
- * processes a manager runs, and find what an install or uninstall left behind.
+ * processes a manager runs, find what an install or uninstall left behind,
+ * and hold a port with a program that is not the server.
  */
 import {expect} from 'chai'
 import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {createServer, type Server} from 'node:http'
 import {join} from 'node:path'
 
 import {checkHealth} from '../../src/lib/health.js'
@@ -132,4 +134,24 @@ export async function shortenWatchdogIntervals(um: UserManager, checkInterval: n
   await systemctlOk(um, 'daemon-reload')
   await systemctlOk(um, 'restart', WATCHDOG_UNIT)
   return dropIn
+}
+
+/** An HTTP listener that is not amp-distro (it answers `418 unrelated`), holding a port on 127.0.0.1 in this process. */
+export async function holdPort(port: number): Promise<Server> {
+  const server = createServer((_req, res) => {
+    res.statusCode = 418
+    res.end('unrelated')
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+  return server
+}
+
+/** Closes a listener from holdPort (nothing when it is already closed). */
+export function release(server: Server | undefined): Promise<void> {
+  if (server === undefined || !server.listening) return Promise.resolve()
+  server.closeAllConnections()
+  return new Promise((resolve) => server.close(() => resolve()))
 }

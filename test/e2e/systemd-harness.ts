@@ -3,17 +3,26 @@
  * namespace, so tests get a manager of their own even though systemd is not PID 1 on the machine.
  *
  * Layout of one manager:
- *   node ─ unshare --mount --propagation private ─ sh (tmpfs on /run, drop-in) ─ exec script (pty)
+ *   node ─ unshare --mount --propagation private ─ sh (tmpfs on /run, drop-ins) ─ exec script (pty)
  *          └─ sh (bind the pty over /dev/console) ─ exec env -i … systemd --user
+ * and systemd-journald, which the first sh starts before `script`, from a subshell: a child of
+ * `script` would keep it waiting on exit.
  * The `script` process (the spawned child's PID) is the namespace anchor: every command for the
- * manager runs through `nsenter --mount --target <anchor>`. The pty carries the manager's own log and,
- * with `DefaultStandardOutput=tty`, every unit's output; both are captured for `log()`.
+ * manager runs through `nsenter --mount --target <anchor>`. The pty carries the manager's own log,
+ * captured for `log()`. The units log to the namespace's own journald (a volatile journal on the
+ * private /run), read with `journal(unit)`. With `AMP_DISTRO_E2E_TTY=1` in the environment the
+ * units' output goes to the pty instead (`DefaultStandardOutput=tty`), for debugging only: the
+ * journal then holds nothing of theirs.
  * Network and /tmp are shared with the host; HOME is a temporary directory on the shared filesystem.
  *
  * The cgroup filesystem is shared too, and a user manager builds its unit cgroups (app.slice/…) under
  * the cgroup it starts in: two managers started from the same cgroup would share
  * `app.slice/<unit>.service`, see each other's processes as left-overs and kill them on stop. So each
- * manager starts in a cgroup of its own, created below ours and removed by stop().
+ * manager starts in a cgroup of its own, removed by stop(). journald files a line under
+ * `_SYSTEMD_USER_UNIT` only when the sender's cgroup path is shaped like a real user manager's:
+ * slices, then `user@<uid>.service`, then the manager's own cgroups. So each manager gets
+ * `<slices of ours>/amp-distro-e2e-<pid>-<hex>.slice/user@<uid>.service`, in every hierarchy systemd
+ * tracks processes with, and its journald a sibling `systemd-journald.service` in the same slice.
  *
  * Usage:
  *   describeSystemd('service install', function (manager) {
@@ -25,7 +34,7 @@
  *   })
  * Needs root, systemd, util-linux (unshare, nsenter), bsdutils (script) and mount.
  */
-import {type ChildProcess, execFile, spawn} from 'node:child_process'
+import {type ChildProcess, execFile, execFileSync, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -54,19 +63,37 @@ export interface UserManager {
   anchorPid: number
   /** The mount namespace, as `readlink /proc/<pid>/ns/mnt` prints it. */
   namespace: string
-  /** The manager's own cgroups (one per tracking hierarchy); empty when they could not be created. */
+  /** PID of the namespace's `systemd-journald` (a host PID). */
+  journaldPid: number
+  /**
+   * The slices made for this manager (one per tracking hierarchy), holding its `user@<uid>.service`
+   * and its journald; empty when they could not be created.
+   */
   cgroups: string[]
   /** Milliseconds from spawning the namespace until `is-system-running` said running/degraded. */
   startMs: number
   /** Runs a program inside the namespace with `options.env` merged over `env`; never throws. */
   run(file: string, args: string[], options?: RunOptions): Promise<RunResult>
+  /**
+   * Starts a program inside the namespace and returns at once, for programs that run until signalled;
+   * `nsenter` execs it, so the child's PID is the program's own. stop() kills it if it still runs.
+   */
+  spawn(file: string, args: string[], options?: {env?: NodeJS.ProcessEnv}): ChildProcess
   /** `systemctl --user …` inside the namespace. */
   systemctl(...args: string[]): Promise<RunResult>
   /** `systemctl --user show -p …` parsed into property → value; rejects when systemctl fails. */
   show(unit: string, properties: string[]): Promise<Record<string, string>>
   /** The unit's MainPID; 0 when it is not running. */
   mainPid(unit: string): Promise<number>
-  /** Manager and unit console output captured so far (CRs and colour codes removed). */
+  /**
+   * A user unit's lines in the namespace's journal, oldest first, as `journalctl --user-unit <unit>
+   * -o <output>` prints them (default `cat`: the messages alone); rejects when journalctl fails.
+   */
+  journal(unit: string, options?: {output?: string}): Promise<string>
+  /**
+   * The manager's console output captured so far (CRs and colour codes removed), then, while the
+   * manager runs, the whole journal of the namespace (every unit's lines, with their sources).
+   */
   log(): string
   /**
    * `systemctl --user exit`, waiting up to `exitTimeoutMs` (default 15 s) for the manager to stop its
@@ -80,26 +107,45 @@ export interface StartOptions {
   home?: string
   /** How long to wait for the manager to come up (default 30 s). */
   timeoutMs?: number
+  /**
+   * Send the units' output to the manager's pty (and so to `log()`) instead of the journal, for
+   * debugging; defaults to true when the environment has `AMP_DISTRO_E2E_TTY=1`.
+   */
+  tty?: boolean
 }
 
 const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
 const SYSTEMD_BINARIES = ['/lib/systemd/systemd', '/usr/lib/systemd/systemd']
+const JOURNALD_BINARIES = ['/lib/systemd/systemd-journald', '/usr/lib/systemd/systemd-journald']
 const RUNTIME_DIR = '/run/user/0'
 const MANAGER_PID_FILE = '/run/amp-distro-e2e-manager.pid'
+const JOURNALD_PID_FILE = '/run/amp-distro-e2e-journald.pid'
 const MANAGER_PATH = '/usr/local/bin:/usr/bin:/bin'
+/** Set to 1 for StartOptions.tty by default. */
+const TTY_SWITCH = 'AMP_DISTRO_E2E_TTY'
+const JOURNALD_CGROUP = 'systemd-journald.service'
 
 /**
- * Runs in the new mount namespace. The drop-in (not a command-line option) carries
- * DefaultStandardOutput=tty because command-line settings are lost on daemon-reload.
+ * Runs in the new mount namespace. journald's journal stays volatile on the private /run: the host's
+ * /var/log/journal may exist, and a persistent journal there would be shared by every namespace.
+ * Under the debug switch, the manager's drop-in (not a command-line option, which is lost on
+ * daemon-reload) carries DefaultStandardOutput=tty.
  */
 const OUTER_SCRIPT = [
   'set -e',
-  // Moves this shell (and so everything it starts) into the manager's own cgroups.
-  'if [ -n "$E2E_CGROUPS" ]; then printf "%s\\n" "$E2E_CGROUPS" | while IFS= read -r dir; do echo $$ > "$dir/cgroup.procs"; done; fi',
+  // Moves this shell (and so what it starts next) into the cgroups named one per line in $1.
+  'join() { if [ -n "$1" ]; then printf "%s\\n" "$1" | while IFS= read -r dir; do echo $$ > "$dir/cgroup.procs"; done; fi; }',
   'mount -t tmpfs -o mode=0755 amp-distro-e2e /run',
-  `mkdir -p /run/systemd/system /run/systemd/user.conf.d ${RUNTIME_DIR}`,
+  `mkdir -p /run/systemd/system /run/systemd/user.conf.d /run/systemd/journald.conf.d /run/systemd/journal /run/log/journal ${RUNTIME_DIR}`,
   `chmod 0700 ${RUNTIME_DIR}`,
-  String.raw`printf '[Manager]\nDefaultStandardOutput=tty\n' > /run/systemd/user.conf.d/50-amp-distro-e2e.conf`,
+  String.raw`printf '[Journal]\nStorage=volatile\nReadKMsg=no\nForwardToWall=no\n' > /run/systemd/journald.conf.d/50-amp-distro-e2e.conf`,
+  String.raw`if [ "$E2E_TTY" = 1 ]; then printf '[Manager]\nDefaultStandardOutput=tty\n' > /run/systemd/user.conf.d/50-amp-distro-e2e.conf; fi`,
+  'join "$E2E_JOURNALD_CGROUPS"',
+  // From a subshell, so that journald is not a child of `script`, which would wait for it on exit.
+  `("$E2E_JOURNALD" </dev/null & echo $! > ${JOURNALD_PID_FILE})`,
+  // Units started before journald listens would log nowhere.
+  'tries=0; until [ -S /run/systemd/journal/stdout ]; do tries=$((tries + 1)); if [ $tries -gt 200 ]; then echo "systemd-journald did not open its sockets" >&2; exit 1; fi; sleep 0.05; done',
+  'join "$E2E_MANAGER_CGROUPS"',
   'exec "$E2E_SCRIPT" -q -f -e -c "$E2E_INNER" /dev/null',
 ].join('\n')
 
@@ -132,6 +178,8 @@ interface Tools {
   nsenter: string
   script: string
   systemd: string
+  journald: string
+  journalctl: string
 }
 
 function locateTools(): Tools | string {
@@ -144,7 +192,9 @@ function locateTools(): Tools | string {
     script: findTool('script'),
     mount: findTool('mount'),
     systemctl: findTool('systemctl'),
+    journalctl: findTool('journalctl'),
     systemd: SYSTEMD_BINARIES.find((file) => executable(file)),
+    journald: JOURNALD_BINARIES.find((file) => executable(file)),
   }
   const missing = Object.entries(found)
     .filter(([, file]) => file === undefined)
@@ -224,10 +274,12 @@ export function pidsInMountNamespace(namespace: string): number[] {
 }
 
 /**
- * The directories of the cgroups this process is in, for the hierarchies systemd tracks processes
- * with (`name=systemd` on v1/hybrid machines, the unified v2 hierarchy).
+ * For each hierarchy systemd tracks processes with (`name=systemd` on v1/hybrid machines, the unified
+ * v2 one): the directory of the cgroup this process is in, cut back to its leading `*.slice`
+ * components, because journald reads a user manager's cgroup path as slices and then
+ * `user@<uid>.service`, and a component that is not a slice above it breaks the attribution.
  */
-function trackingCgroups(): string[] {
+function cgroupBases(): string[] {
   const own = new Map<string, string>()
   for (const line of (readProc(process.pid, 'cgroup') ?? '').split('\n')) {
     const match = /^\d+:([^:]*):(.*)$/.exec(line)
@@ -244,28 +296,47 @@ function trackingCgroups(): string[] {
     const cgroup = key === undefined ? undefined : own.get(key)
     if (cgroup === undefined) continue
     const relative = root !== '/' && cgroup.startsWith(root) ? cgroup.slice(root.length) : cgroup
-    dirs.push(path.join(mountPoint.replace(/\\040/g, ' '), relative))
+    const components = relative.split('/').filter(Boolean)
+    const firstOther = components.findIndex((component) => !component.endsWith('.slice'))
+    dirs.push(path.join(mountPoint.replace(/\\040/g, ' '), ...(firstOther === -1 ? components : components.slice(0, firstOther))))
     own.delete(key!)
   }
 
   return dirs
 }
 
-/** Creates a fresh cgroup under each of ours; a reason string when that is impossible here. */
-function createCgroups(name: string): string[] | string {
-  const created: string[] = []
+/** The cgroups made for one manager, one of each per tracking hierarchy. */
+interface ManagerCgroups {
+  /** `amp-distro-e2e-<pid>-<hex>.slice`: removing these removes everything below. */
+  slices: string[]
+  /** `<slice>/user@<uid>.service`, where the manager starts. */
+  manager: string[]
+  /** `<slice>/systemd-journald.service`. */
+  journald: string[]
+}
+
+/** Creates a fresh slice with a manager and a journald cgroup under each base; a reason string when that is impossible here. */
+function createCgroups(name: string, uid: number): ManagerCgroups | string {
+  const made: ManagerCgroups = {slices: [], manager: [], journald: []}
   try {
-    for (const dir of trackingCgroups()) {
-      const target = path.join(dir, name)
-      mkdirSync(target)
-      created.push(target)
+    for (const base of cgroupBases()) {
+      const slice = path.join(base, name)
+      mkdirSync(slice)
+      made.slices.push(slice)
+      for (const [list, child] of [
+        [made.manager, `user@${uid}.service`],
+        [made.journald, JOURNALD_CGROUP],
+      ] as const) {
+        mkdirSync(path.join(slice, child))
+        list.push(path.join(slice, child))
+      }
     }
   } catch (error) {
-    removeCgroups(created)
+    removeCgroups(made.slices)
     return (error as Error).message
   }
 
-  return created
+  return made
 }
 
 /** PIDs of every process in these cgroups and their sub-cgroups. */
@@ -310,15 +381,16 @@ function removeCgroups(dirs: string[]): boolean {
   return dirs.map((dir) => remove(dir)).every(Boolean)
 }
 
-const CGROUP_NAME = /^amp-distro-e2e-(\d+)-[0-9a-f]+$/
+const CGROUP_NAME = /^amp-distro-e2e-(\d+)-[0-9a-f]+\.slice$/
 
 /**
  * Kills and removes managers left behind by a test process that died without stopping them (SIGKILL,
- * OOM): their cgroups, under ours, are named after the owning PID. Returns how many were reaped.
+ * OOM): their slices, next to where ours would go, are named after the owning PID. Returns how many
+ * were reaped.
  */
 export async function reapOrphanedManagers(): Promise<number> {
   const orphans: string[] = []
-  for (const dir of trackingCgroups()) {
+  for (const dir of cgroupBases()) {
     let names: string[]
     try {
       names = readdirSync(dir)
@@ -450,7 +522,8 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
   }
 
   await reapOrphanedManagers()
-  const cgroups = createCgroups(`amp-distro-e2e-${process.pid}-${randomBytes(4).toString('hex')}`)
+  const uid = process.getuid?.() ?? 0
+  const cgroups = createCgroups(`amp-distro-e2e-${process.pid}-${randomBytes(4).toString('hex')}.slice`, uid)
   const began = Date.now()
   const child: ChildProcess = spawn(tools.unshare, ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', OUTER_SCRIPT], {
     env: {
@@ -460,13 +533,17 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
       E2E_SYSTEMD: tools.systemd,
       E2E_SCRIPT: tools.script,
       E2E_INNER: INNER_SCRIPT,
-      E2E_CGROUPS: typeof cgroups === 'string' ? '' : cgroups.join('\n'),
+      E2E_JOURNALD: tools.journald,
+      E2E_MANAGER_CGROUPS: typeof cgroups === 'string' ? '' : cgroups.manager.join('\n'),
+      E2E_JOURNALD_CGROUPS: typeof cgroups === 'string' ? '' : cgroups.journald.join('\n'),
+      E2E_TTY: (options.tty ?? process.env[TTY_SWITCH] === '1') ? '1' : '',
     },
     // stdin stays an open pipe: `script` must not see EOF while the manager runs.
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   const anchorPid = child.pid
-  // Without a cgroup of its own the manager still works, but managers running at once interfere.
+  // Without a cgroup of its own the manager still works, but managers running at once interfere, and
+  // journald files the units' lines as system units', which `journal()` does not find.
   let raw = typeof cgroups === 'string' ? `[harness] no cgroup of its own for this manager (${cgroups})\n` : ''
   let exited: string | undefined
   const closed = new Promise<void>((resolve) => {
@@ -487,14 +564,14 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
   if (anchorPid === undefined) {
     const error = await spawnError
     if (ownsHome) await rm(home, {recursive: true, force: true})
-    if (typeof cgroups !== 'string') removeCgroups(cgroups)
+    if (typeof cgroups !== 'string') removeCgroups(cgroups.slices)
     throw new Error(`cannot spawn ${tools.unshare}: ${error.message}`)
   }
 
   child.stdin!.on('error', () => {})
   // A suite that forgets stop() must not keep the test process alive: the exit hook below cleans up.
   for (const handle of [child, child.stdin, child.stdout, child.stderr] as unknown as {unref?: () => void}[]) handle.unref?.()
-  const entry: Live = {anchorPid, home: ownsHome ? home : undefined, cgroups: typeof cgroups === 'string' ? [] : cgroups}
+  const entry: Live = {anchorPid, home: ownsHome ? home : undefined, cgroups: typeof cgroups === 'string' ? [] : cgroups.slices}
   live.add(entry)
   const hostNamespace = mountNamespace(process.pid)
 
@@ -503,6 +580,8 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
   const run = (file: string, args: string[], runOptions: RunOptions = {}): Promise<RunResult> =>
     execIn(tools.nsenter, anchorPid, file, args, {...env, ...runOptions.env}, runOptions.timeoutMs ?? 30_000)
   const systemctl = (...args: string[]): Promise<RunResult> => run('systemctl', ['--user', ...args])
+  const spawnIn = (file: string, args: string[], spawnOptions: {env?: NodeJS.ProcessEnv} = {}): ChildProcess =>
+    spawn(tools.nsenter, ['--mount', '--target', String(anchorPid), '--', file, ...args], {env: {...env, ...spawnOptions.env}, stdio: ['ignore', 'pipe', 'pipe']})
 
   const show = async (unit: string, properties: string[]): Promise<Record<string, string>> => {
     const result = await systemctl('show', '-p', properties.join(','), '--', unit)
@@ -514,6 +593,29 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
     }
 
     return values
+  }
+
+  const journal = async (unit: string, journalOptions: {output?: string} = {}): Promise<string> => {
+    const result = await run(tools.journalctl, ['--user-unit', unit, '-o', journalOptions.output ?? 'cat', '--no-pager', '-q'])
+    if (result.code !== 0) throw new Error(`journalctl --user-unit ${unit} failed (${result.code}): ${result.stderr.trim()}`)
+    return result.stdout
+  }
+
+  // Synchronous, so that log() stays a plain string for failure dumps; a journal that cannot be read says why.
+  const wholeJournal = (): string => {
+    if (stopping !== undefined || entry.namespace === undefined) return ''
+    try {
+      const text = execFileSync(tools.nsenter, ['--mount', '--target', String(anchorPid), '--', tools.journalctl, '-o', 'short-precise', '--no-pager', '-q'], {
+        env,
+        encoding: 'utf8',
+        timeout: 10_000,
+        maxBuffer: 16 * 1024 * 1024,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      return `----- journal -----\n${text}`
+    } catch (error) {
+      return `----- journal unreadable: ${(error as Error).message.split('\n')[0]} -----\n`
+    }
   }
 
   const mainPid = async (unit: string): Promise<number> => {
@@ -569,6 +671,8 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
       },
       {timeoutMs, intervalMs: 25, what: 'the mount namespace and the manager process'},
     )
+    const journaldText = readProc(anchorPid, `root${JOURNALD_PID_FILE}`)
+    const journaldPid = journaldText !== undefined && /^\d+\s*$/.test(journaldText) ? Number(journaldText) : 0
     const namespace = mountNamespace(anchorPid)
     if (namespace === undefined || namespace === hostNamespace) return await failStart('the anchor process is not in a private mount namespace')
     entry.namespace = namespace
@@ -591,13 +695,16 @@ export async function startUserManager(options: StartOptions = {}): Promise<User
       managerPid,
       anchorPid,
       namespace,
+      journaldPid,
       cgroups: entry.cgroups,
       startMs,
       run,
+      spawn: spawnIn,
       systemctl,
       show,
       mainPid,
-      log: () => cleanLog(raw),
+      journal,
+      log: () => cleanLog(raw) + wholeJournal(),
       stop,
     }
   } catch (error) {

@@ -1,0 +1,129 @@
+/**
+ * Which failures systemd restarts and which it must not, on a real systemd user manager: a
+ * configuration that can never work fails at once, a port in use is retried, and a watchdog whose
+ * server hit its start limit stops exiting and waits.
+ */
+import {expect} from 'chai'
+import {readFileSync, writeFileSync} from 'node:fs'
+import {type Server} from 'node:http'
+import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {EXIT_CONFIG} from '../../src/lib/errors.js'
+import {directive, parseUnit, RESTART_SEC} from '../../src/lib/service/systemd/unit.js'
+import {freePort, hasStackTrace} from '../helpers/cli.js'
+import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, systemctlOk, unitDir, WATCHDOG} from './service-fixtures.js'
+import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
+
+/** The watchdog's journal lines written by process `pid`. */
+async function watchdogLines(um: UserManager, pid: number): Promise<string[]> {
+  return (await um.journal(WATCHDOG, {output: 'json'}))
+    .split('\n')
+    .filter(Boolean)
+    .map((text) => JSON.parse(text) as {MESSAGE?: string; _PID?: string})
+    .filter((entry) => entry._PID === String(pid) && typeof entry.MESSAGE === 'string')
+    .map((entry) => entry.MESSAGE!)
+}
+
+describeSystemd('a server unit hand-edited to a configuration that can never work', (manager) => {
+  it(`ends failed right away with NRestarts=0 (exit ${EXIT_CONFIG} is in RestartPreventExitStatus=), and status names the bad value`, async function () {
+    this.timeout(120_000)
+    const um = manager()
+    const port = await freePort()
+    await cliOk(um, ['service', 'install', '--port', String(port)])
+    const file = join(unitDir(um), SERVER)
+    const original = readFileSync(file, 'utf8')
+    expect(directive(parseUnit(original), 'Service', 'RestartPreventExitStatus')?.split(/\s+/)).to.include(String(EXIT_CONFIG))
+    const edited = original.replace(`"--port" "${port}"`, '"--port" "99999"')
+    expect(edited, 'the unit names its port as "--port" "<port>"').not.to.equal(original)
+    writeFileSync(file, edited)
+    await systemctlOk(um, 'daemon-reload')
+    await um.systemctl('restart', SERVER)
+
+    const failed = await waitFor(
+      async () => {
+        const shown = await um.show(SERVER, ['ActiveState', 'Result', 'NRestarts', 'ExecMainStatus'])
+        return shown.ActiveState === 'failed' ? shown : undefined
+      },
+      {timeoutMs: 15_000, intervalMs: 100, what: 'the edited server unit to fail'},
+    )
+    expect(failed).to.deep.equal({ActiveState: 'failed', Result: 'exit-code', NRestarts: '0', ExecMainStatus: String(EXIT_CONFIG)})
+    // Longer than a restart delay: still failed, still never restarted.
+    await sleep((RESTART_SEC + 2) * 1000)
+    expect(await um.show(SERVER, ['ActiveState', 'NRestarts'])).to.deep.equal({ActiveState: 'failed', NRestarts: '0'})
+
+    const status = await cli(um, ['service', 'status'])
+    expect(hasStackTrace(status.stdout + status.stderr), status.stderr).to.equal(false)
+    expect(status.code, status.stdout + status.stderr).to.equal(0)
+    expect(status.stdout + status.stderr).to.contain('99999')
+  })
+})
+
+describeSystemd('a server whose port is held by another program', (manager) => {
+  let holder: Server | undefined
+
+  after(() => release(holder))
+
+  it('is restarted by systemd until the port is free, then serves', async function () {
+    this.timeout(120_000)
+    const um = manager()
+    const port = await freePort()
+    holder = await holdPort(port)
+    await cliOk(um, ['service', 'install', '--port', String(port), '--wait', '0'])
+    const retried = await waitFor(
+      async () => {
+        const shown = await um.show(SERVER, ['ActiveState', 'NRestarts', 'ExecMainStatus'])
+        return Number(shown.NRestarts) >= 1 ? shown : undefined
+      },
+      {timeoutMs: 30_000, intervalMs: 100, what: 'systemd to restart the server that could not listen'},
+    )
+    expect(retried.ActiveState).not.to.equal('failed')
+    expect(retried.ExecMainStatus).not.to.equal(String(EXIT_CONFIG))
+
+    await release(holder)
+    await steadyServer(um, port, 60_000)
+  })
+})
+
+describeSystemd('the watchdog once the server hit its start limit', (manager) => {
+  let holder: Server | undefined
+
+  after(() => release(holder))
+
+  it('logs once that the server failed, with what to do, and stops exiting; the server stays failed', async function () {
+    this.timeout(300_000)
+    const um = manager()
+    const port = await freePort()
+    holder = await holdPort(port)
+    await cliOk(um, ['service', 'install', '--port', String(port), '--wait', '0'])
+    const checkInterval = 1
+    const restartAfter = 3
+    await shortenWatchdogIntervals(um, checkInterval, restartAfter)
+    await waitFor(async () => (await um.show(SERVER, ['ActiveState'])).ActiveState === 'failed', {
+      timeoutMs: 150_000,
+      intervalMs: 250,
+      what: 'the server unit to hit its start limit',
+    })
+    // Time for the watchdog to notice, then four of its cycles in which nothing may change.
+    await sleep((checkInterval + restartAfter + 2) * 1000)
+    const watchdog = await um.show(WATCHDOG, ['ActiveState', 'MainPID', 'NRestarts'])
+    const server = await um.show(SERVER, ['NRestarts'])
+    const pid = Number(watchdog.MainPID)
+    expect(watchdog.ActiveState).to.equal('active')
+    expect(pid).to.be.above(0)
+    const said = (await watchdogLines(um, pid)).filter((line) => /failed/i.test(line))
+    expect(said, 'the watchdog’s lines about the failed server').to.have.length.at.least(1)
+    expect((await watchdogLines(um, pid)).join('\n')).to.contain('amp-distro service')
+
+    const until = Date.now() + 4 * (checkInterval + restartAfter) * 1000
+    while (Date.now() < until) {
+      expect(await um.show(SERVER, ['ActiveState'])).to.deep.equal({ActiveState: 'failed'})
+      expect(await um.mainPid(WATCHDOG)).to.equal(pid)
+      await sleep(500)
+    }
+
+    expect(await um.show(WATCHDOG, ['ActiveState', 'MainPID', 'NRestarts'])).to.deep.equal(watchdog)
+    expect(await um.show(SERVER, ['NRestarts'])).to.deep.equal(server)
+    expect((await watchdogLines(um, pid)).filter((line) => /failed/i.test(line)), 'no repeated failure lines').to.deep.equal(said)
+  })
+})
