@@ -74,6 +74,28 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
   }
 }
 
+/** The command that names the program listening on a TCP port, on one platform (`ss` on Linux, `lsof` on macOS). */
+export type PortOwnerCommand = (port: number) => string
+
+/**
+ * What to say when another program holds the server's port, the usual
+ * cause of a server that cannot start: the address, the command that names
+ * the program, and how to move. `label` leads the first line (`Port:` in
+ * the diagnosis, `Warning:` in status).
+ */
+export function portConflictLines(label: string, target: ServerTarget, portOwnerCommand: PortOwnerCommand): string[] {
+  return [
+    `${label} ${hostPort(target.host, target.port)} is in use by another program, so the server cannot listen there.`,
+    `  See which program: ${portOwnerCommand(target.port)}`,
+    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
+  ]
+}
+
+/** The status warning for a server that is not running while another program holds its port. */
+export function portConflictWarning(target: ServerTarget, portOwnerCommand: PortOwnerCommand): string {
+  return portConflictLines('Warning:', target, portOwnerCommand).join('\n')
+}
+
 /** What a backend knows about a server that did not come up, for the diagnosis. */
 export interface DiagnosisFacts {
   platform: Exclude<PlatformName, 'unsupported'>
@@ -85,7 +107,7 @@ export interface DiagnosisFacts {
   /** The last lines of the server's log, oldest first. */
   logTail: string[]
   /** The command that names the program holding a port, for this platform. */
-  portOwnerCommand: (port: number) => string
+  portOwnerCommand: PortOwnerCommand
   /** How to read the whole log (`amp-distro service logs`). */
   logsHint: string
 }
@@ -102,16 +124,11 @@ export async function servingFailure(
   probe = async (host: string, port: number) => (await import('../port-probe.js')).acceptsConnections(host, port),
 ): Promise<ServiceResult> {
   const {target, report} = facts
-  const where = hostPort(target.host, target.port)
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]
   if (!isListenablePort(target.port)) {
     details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
   } else if (await probe(target.host, target.port)) {
-    details.push(
-      `Port: ${where} is in use by another program, so the server cannot listen there.`,
-      `  See which program: ${facts.portOwnerCommand(target.port)}`,
-      `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
-    )
+    details.push(...portConflictLines('Port:', target, facts.portOwnerCommand))
   }
 
   if (facts.logTail.length > 0) details.push('Last lines of the server log:', ...facts.logTail.map((line) => `  ${line}`))

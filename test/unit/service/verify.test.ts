@@ -2,7 +2,9 @@ import {expect} from 'chai'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
 import {createServer, type Server} from 'node:net'
 
-import {servingFailure, servingLine, waitUntilServing, type DiagnosisFacts} from '../../../src/lib/service/verify.js'
+import {portOwnerCommand as launchdPortOwner} from '../../../src/lib/service/launchd/status.js'
+import {portOwnerCommand as systemdPortOwner} from '../../../src/lib/service/systemd/status.js'
+import {portConflictLines, portConflictWarning, servingFailure, servingLine, waitUntilServing, type DiagnosisFacts} from '../../../src/lib/service/verify.js'
 import type {ServingReport} from '../../../src/lib/service/types.js'
 import {freePort} from '../../helpers/cli.js'
 
@@ -148,7 +150,7 @@ describe('a port nothing can listen on (a hand-edited unit)', () => {
       report,
       supervisorState: 'failed (exit-code) (amplifier-distro.service)',
       logTail: [],
-      portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
+      portOwnerCommand: systemdPortOwner,
       logsHint: 'amp-distro service logs',
     })
     expect(result.details).to.deep.equal([
@@ -175,7 +177,7 @@ describe('servingFailure and servingLine', () => {
     report: report(port),
     supervisorState: 'activating (auto-restart) (amplifier-distro.service)',
     logTail: ['Error: Cannot listen on 127.0.0.1: address already in use'],
-    portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
+    portOwnerCommand: systemdPortOwner,
     logsHint: 'amp-distro service logs',
   })
 
@@ -213,4 +215,24 @@ describe('servingFailure and servingLine', () => {
       'Healthy: http://127.0.0.1:1/api/health answered from PID 12 after 1.2 s.',
     )
   })
+})
+
+describe('the port conflict: one wording for both platforms', () => {
+  const platforms = [
+    {platform: 'linux', portOwnerCommand: systemdPortOwner, finds: "ss -ltnp 'sport = :8500'"},
+    {platform: 'macos', portOwnerCommand: launchdPortOwner, finds: 'lsof -nP -iTCP:8500 -sTCP:LISTEN'},
+  ]
+
+  for (const {platform, portOwnerCommand, finds} of platforms) {
+    it(`${platform}: status warns with the diagnosis's lines under its own label, naming ${finds.split(' ')[0]}`, () => {
+      const target = {host: '::1', port: 8500}
+      const lines = [
+        '[::1]:8500 is in use by another program, so the server cannot listen there.',
+        `  See which program: ${finds}`,
+        '  Stop that program, or install on another port: amp-distro service install --port <port>',
+      ]
+      expect(portConflictWarning(target, portOwnerCommand)).to.equal(`Warning: ${lines.join('\n')}`)
+      expect(portConflictLines('Port:', target, portOwnerCommand)).to.deep.equal([`Port: ${lines[0]}`, ...lines.slice(1)])
+    })
+  }
 })

@@ -1,7 +1,8 @@
 import {EXIT_CONFIG, UserError} from '../../errors.js'
-import {hostPort, NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
+import {portConflictWarning} from '../verify.js'
 import type {JobState, Launchctl} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
@@ -11,15 +12,6 @@ const PLATFORM = 'macos'
 /** The command that names the program listening on a TCP port, on macOS. */
 export function portOwnerCommand(port: number): string {
   return `lsof -nP -iTCP:${port} -sTCP:LISTEN`
-}
-
-/** Why a server that is not running cannot start: another program holds its port (systemd's wording, with lsof). */
-export function portConflictWarning(host: string, port: number): string {
-  return [
-    `Warning: ${hostPort(host, port)} is in use by another program, so the server cannot listen there.`,
-    `  See which program: ${portOwnerCommand(port)}`,
-    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
-  ].join('\n')
 }
 
 /**
@@ -132,7 +124,7 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     if (states[0].lastExitCode === EXIT_CONFIG && server.pid === undefined) {
       warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
     } else if (server.pid === undefined && (await acceptsConnections(target.host, target.port))) {
-      warnings.unshift(portConflictWarning(target.host, target.port))
+      warnings.unshift(portConflictWarning(target, portOwnerCommand))
     }
   }
 

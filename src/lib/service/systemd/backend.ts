@@ -8,7 +8,7 @@ import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, PlannedFile, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
 import {servingFailure, servingLine, type ServerTarget, waitUntilServing} from '../verify.js'
 import {journalTail, readJournal} from './journal.js'
-import {readText, systemdStatus} from './status.js'
+import {portOwnerCommand, readText, systemdStatus} from './status.js'
 import {createSystemctl, firstLine, isUp, mainPidOf, orphaned, type ShownUnit, stateText} from './systemctl.js'
 import {readUnitCommand, renderServerUnit, renderWatchdogUnit, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
@@ -79,7 +79,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       report,
       supervisorState: 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer',
       logTail,
-      portOwnerCommand: (port) => `ss -ltnp 'sport = :${port}'`,
+      portOwnerCommand,
       logsHint: `${NAMES.bin} service logs`,
     })
   }
