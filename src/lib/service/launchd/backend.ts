@@ -1,13 +1,13 @@
 import {existsSync, mkdirSync} from 'node:fs'
 import {basename} from 'node:path'
 
-import {EXIT_CONFIG, UserError} from '../../errors.js'
+import {UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
 import {type ServerTarget, servingFailure, servingLine, waitUntilServing} from '../verify.js'
-import {type JobState, Launchctl, LaunchctlError} from './launchctl.js'
+import {exitedWithConfigError, type JobState, Launchctl, LaunchctlError} from './launchctl.js'
 import {launchdLogFiles, readLogs, recentLines} from './logs.js'
 import {buildPlist, installedTarget, type LaunchdJob, launchdJobs, readInstalledPlist, renderServerPlist, renderWatchdogPlist} from './plist.js'
 import {launchdStatus, portOwnerCommand} from './status.js'
@@ -20,7 +20,7 @@ export function describeJobState(state: JobState): string {
   if (!state.loaded) return 'not loaded in launchd'
   const pid = state.pid ? `, PID ${state.pid}` : ''
   const exited = state.pid === undefined && state.lastExitCode !== undefined
-  const config = state.lastExitCode === EXIT_CONFIG ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
+  const config = exitedWithConfigError(state) ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
   return `${state.state}${pid}${exited ? `, last exit code ${state.lastExitCode}${config}` : ''}`
 }
 
@@ -86,8 +86,10 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   /**
    * Ends install, start and restart: with `--wait 0`, at once; otherwise
    * once the server answers its health check from the PID launchd reports
-   * for the server job, or with the diagnosis when `waitSeconds` run out.
-   * The plists stay either way.
+   * for the server job, or with the diagnosis when `waitSeconds` run out or
+   * the server has exited with a configuration error (no later start can
+   * succeed, so waiting on would only delay the answer). The plists stay
+   * either way.
    */
   async function verified(
     command: 'install' | 'start' | 'restart',
@@ -97,7 +99,10 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     done: {message: string; details: string[]},
   ): Promise<ServiceResult> {
     if (timing.waitSeconds === 0) return {success: true, platform: PLATFORM, ...done}
-    const report = await waitUntilServing(target, timing, {mainPid: async () => (await launchctl.inspect(serverJob)).pid})
+    const report = await waitUntilServing(target, timing, {
+      mainPid: async () => (await launchctl.inspect(serverJob)).pid,
+      gaveUp: async () => exitedWithConfigError(await launchctl.inspect(serverJob)),
+    })
     if (report.healthy) return {success: true, platform: PLATFORM, message: done.message, details: [...done.details, servingLine(report)], serving: report}
     return servingFailure({
       platform: PLATFORM,

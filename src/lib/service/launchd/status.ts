@@ -3,7 +3,7 @@ import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
 import {portConflictWarning} from '../verify.js'
-import type {JobState, Launchctl} from './launchctl.js'
+import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
 
@@ -121,7 +121,7 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     }
 
     if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)
-    if (states[0].lastExitCode === EXIT_CONFIG && server.pid === undefined) {
+    if (exitedWithConfigError(states[0])) {
       warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
     } else if (server.pid === undefined && (await acceptsConnections(target.host, target.port))) {
       warnings.unshift(portConflictWarning(target, portOwnerCommand))

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {execCommand, streamLines} from '../../../../src/lib/exec.js'
 import {createLaunchdBackend, describeJobState} from '../../../../src/lib/service/launchd/backend.js'
-import {explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
+import {exitedWithConfigError, explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
 import {buildPlist, type LaunchdJob, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
 import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
 import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
@@ -96,15 +96,22 @@ describe('launchctl answers', () => {
   }
 })
 
-describe('launchd job state in a diagnosis', () => {
-  const states: [Parameters<typeof describeJobState>[0], string][] = [
-    [{loaded: false, state: 'not-loaded'}, 'not loaded in launchd'],
-    [{loaded: true, state: 'running', pid: 7}, 'running, PID 7'],
-    [{loaded: true, state: 'not running', lastExitCode: 1}, 'not running, last exit code 1'],
-    [{loaded: true, state: 'spawn scheduled', lastExitCode: 78}, 'spawn scheduled, last exit code 78 (a configuration error: amp-distro service status names the line to fix)'],
+describe('launchd job state in a diagnosis, and whether the health wait ends on it', () => {
+  // [state, as the diagnosis tells it, a configuration error that ends the wait at once]
+  const states: [Parameters<typeof describeJobState>[0], string, boolean][] = [
+    [{loaded: false, state: 'not-loaded'}, 'not loaded in launchd', false],
+    [{loaded: true, state: 'running', pid: 7}, 'running, PID 7', false],
+    [{loaded: true, state: 'not running', lastExitCode: 1}, 'not running, last exit code 1', false],
+    [{loaded: true, state: 'not running', lastExitCode: 78}, 'not running, last exit code 78 (a configuration error: amp-distro service status names the line to fix)', true],
+    [{loaded: true, state: 'spawn scheduled', lastExitCode: 78}, 'spawn scheduled, last exit code 78 (a configuration error: amp-distro service status names the line to fix)', true],
+    // A new process runs: the 78 was the one before it, so it may yet answer.
+    [{loaded: true, state: 'running', pid: 8, lastExitCode: 78}, 'running, PID 8', false],
   ]
-  for (const [state, text] of states) {
-    it(text, () => expect(describeJobState(state)).to.equal(text))
+  for (const [state, text, permanent] of states) {
+    it(`${text}${permanent ? ': ends the wait' : ''}`, () => {
+      expect(describeJobState(state)).to.equal(text)
+      expect(exitedWithConfigError(state)).to.equal(permanent)
+    })
   }
 })
 
