@@ -342,7 +342,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     if (!existsSync(serverJob.plistPath) && !existsSync(watchdogJob.plistPath)) return notInstalled()
     const files = launchdLogFiles(paths)
     const count = await readLogs(files, options)
-    const names = files.map((file) => basename(file))
+    const names = files.map((log) => basename(log.file))
     return {
       success: true,
       platform: PLATFORM,
