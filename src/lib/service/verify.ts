@@ -108,8 +108,6 @@ export interface DiagnosisFacts {
   logTail: string[]
   /** The command that names the program holding a port, for this platform. */
   portOwnerCommand: PortOwnerCommand
-  /** How to read the whole log (`amp-distro service logs`). */
-  logsHint: string
 }
 
 /**
@@ -132,7 +130,7 @@ export async function servingFailure(
   }
 
   if (facts.logTail.length > 0) details.push('Last lines of the server log:', ...facts.logTail.map((line) => `  ${line}`))
-  details.push(`More: ${facts.logsHint}`)
+  details.push(`More: ${NAMES.bin} service logs`)
   if (facts.command === 'install') details.push(`The service stays installed; once the cause is fixed: ${NAMES.bin} service restart`)
   return {
     success: false,
@@ -146,4 +144,29 @@ export async function servingFailure(
 /** The line that tells how long the new server took to answer. */
 export function servingLine(report: ServingReport): string {
   return `Healthy: ${report.url} answered from PID ${report.pid} after ${(report.elapsedMs / 1000).toFixed(1)} s.`
+}
+
+/** How one backend proves an install, start or restart: its supervisor's answers, and what it tells of a server that did not come up. */
+export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command' | 'target' | 'portOwnerCommand'> {
+  timing: WaitOptions
+  supervisor: WaitDeps
+  /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
+  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail'>>
+}
+
+/**
+ * Ends an install, start or restart that the supervisor has accepted, as
+ * `done` says:
+ * 1. with `--wait 0` (`timing.waitSeconds` 0), `done` at once;
+ * 2. otherwise it waits as `waitUntilServing` says;
+ * 3. a healthy server: `done`, with how long it took and the report;
+ * 4. otherwise the diagnosis of `servingFailure`, from what `diagnose` tells.
+ */
+export async function verifyServing(done: ServiceResult, verification: Verification): Promise<ServiceResult> {
+  const {timing, target} = verification
+  if (timing.waitSeconds === 0) return done
+  const report = await waitUntilServing(target, timing, verification.supervisor)
+  if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
+  const {platform, command, portOwnerCommand} = verification
+  return servingFailure({platform, command, target, report, portOwnerCommand, ...(await verification.diagnose())})
 }

@@ -4,8 +4,17 @@ import {createServer, type Server} from 'node:net'
 
 import {portOwnerCommand as launchdPortOwner} from '../../../src/lib/service/launchd/status.js'
 import {portOwnerCommand as systemdPortOwner} from '../../../src/lib/service/systemd/status.js'
-import {portConflictLines, portConflictWarning, servingFailure, servingLine, waitUntilServing, type DiagnosisFacts} from '../../../src/lib/service/verify.js'
-import type {ServingReport} from '../../../src/lib/service/types.js'
+import type {ServiceResult, ServingReport} from '../../../src/lib/service/types.js'
+import {
+  type DiagnosisFacts,
+  portConflictLines,
+  portConflictWarning,
+  servingFailure,
+  servingLine,
+  type Verification,
+  verifyServing,
+  waitUntilServing,
+} from '../../../src/lib/service/verify.js'
 import {freePort} from '../../helpers/cli.js'
 
 /** A real health endpoint on 127.0.0.1 that answers with whatever PID `pid()` says at the time. */
@@ -151,7 +160,6 @@ describe('a port nothing can listen on (a hand-edited unit)', () => {
       supervisorState: 'failed (exit-code) (amplifier-distro.service)',
       logTail: [],
       portOwnerCommand: systemdPortOwner,
-      logsHint: 'amp-distro service logs',
     })
     expect(result.details).to.deep.equal([
       'Supervisor: the server is failed (exit-code) (amplifier-distro.service).',
@@ -178,7 +186,6 @@ describe('servingFailure and servingLine', () => {
     supervisorState: 'activating (auto-restart) (amplifier-distro.service)',
     logTail: ['Error: Cannot listen on 127.0.0.1: address already in use'],
     portOwnerCommand: systemdPortOwner,
-    logsHint: 'amp-distro service logs',
   })
 
   it('names a port held by a real listener, with the command that finds it, and says the install stays', async () => {
@@ -235,4 +242,65 @@ describe('the port conflict: one wording for both platforms', () => {
       expect(portConflictLines('Port:', target, portOwnerCommand)).to.deep.equal([`Port: ${lines[0]}`, ...lines.slice(1)])
     })
   }
+})
+
+describe('verifyServing: how install, start and restart end on both backends', () => {
+  let http: HttpServer | undefined
+
+  afterEach(async () => {
+    await close(http)
+    http = undefined
+  })
+
+  const done: ServiceResult = {success: true, platform: 'macos', message: 'Started amplifier-distro service.', details: ['Started com.amplifier.distro (kickstart).']}
+  const verification = (port: number, waitSeconds: number, asked: string[]): Verification => ({
+    platform: 'macos',
+    command: 'start',
+    target: {host: '127.0.0.1', port},
+    timing: {startedAt: 0, waitSeconds},
+    supervisor: {
+      async mainPid() {
+        asked.push('mainPid')
+        return 4242
+      },
+      now: () => 0,
+      sleep: async () => undefined,
+    },
+    async diagnose() {
+      asked.push('diagnose')
+      return {supervisorState: 'not running, last exit code 1', logTail: ['Error: Cannot listen']}
+    },
+    portOwnerCommand: launchdPortOwner,
+  })
+
+  it('--wait 0: what the supervisor accepted, at once, without asking it anything', async () => {
+    const asked: string[] = []
+    expect(await verifyServing(done, verification(await freePort(), 0, asked))).to.equal(done)
+    expect(asked).to.deep.equal([])
+  })
+
+  it('a server answering from the main PID: the accepted result with how long it took, and no diagnosis', async () => {
+    const started = await healthServer(() => 4242)
+    http = started.server
+    const asked: string[] = []
+    const result = await verifyServing(done, verification(started.port, 5, asked))
+    const serving = {url: `http://127.0.0.1:${started.port}/api/health`, healthy: true, pid: 4242, version: '9.9.9', elapsedMs: 0, waitSeconds: 5}
+    expect(result).to.deep.equal({...done, details: [...done.details, servingLine(serving)], serving})
+    expect(asked).to.deep.equal(['mainPid'])
+  })
+
+  it('a server that never answers: the diagnosis from what the backend tells, asked once the wait is over', async () => {
+    const port = await freePort()
+    const asked: string[] = []
+    let t = 0
+    const result = await verifyServing(done, {...verification(port, 1, asked), supervisor: {mainPid: async () => undefined, now: () => t, sleep: async (ms) => void (t += ms)}})
+    expect(result).to.deep.include({success: false, platform: 'macos', message: `The server did not answer http://127.0.0.1:${port}/api/health within 1 s after start.`})
+    expect(result.details).to.deep.equal([
+      'Supervisor: the server is not running, last exit code 1.',
+      'Last lines of the server log:',
+      '  Error: Cannot listen',
+      'More: amp-distro service logs',
+    ])
+    expect(asked).to.deep.equal(['diagnose'])
+  })
 })

@@ -6,7 +6,7 @@ import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
-import {type ServerTarget, servingFailure, servingLine, waitUntilServing} from '../verify.js'
+import {type ServerTarget, verifyServing} from '../verify.js'
 import {exitedWithConfigError, type JobState, Launchctl, LaunchctlError} from './launchctl.js'
 import {launchdLogFiles, readLogs, recentLines} from './logs.js'
 import {buildPlist, installedTarget, type LaunchdJob, launchdJobs, readInstalledPlist, renderServerPlist, renderWatchdogPlist} from './plist.js'
@@ -14,6 +14,9 @@ import {launchdStatus, portOwnerCommand} from './status.js'
 
 const LAUNCHCTL = 'launchctl'
 const PLATFORM = 'macos'
+
+/** How many of the server's last log lines a diagnosis shows. */
+const DIAGNOSIS_LINES = 10
 
 /** launchd's state for a job as the diagnosis tells it. */
 export function describeJobState(state: JobState): string {
@@ -84,12 +87,11 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   }
 
   /**
-   * Ends install, start and restart: with `--wait 0`, at once; otherwise
-   * once the server answers its health check from the PID launchd reports
-   * for the server job, or with the diagnosis when `waitSeconds` run out or
-   * the server has exited with a configuration error (no later start can
-   * succeed, so waiting on would only delay the answer). The plists stay
-   * either way.
+   * Ends install, start and restart as `verifyServing` says: the server
+   * must answer from the PID launchd reports for the server job; the wait
+   * ends early once the server has exited with a configuration error (no
+   * later start can succeed), and the diagnosis tells the job's state and
+   * the server's last log lines. The plists stay either way.
    */
   async function verified(
     command: 'install' | 'start' | 'restart',
@@ -98,22 +100,24 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     timing: {startedAt: number; waitSeconds: number; previousPid?: number},
     done: {message: string; details: string[]},
   ): Promise<ServiceResult> {
-    if (timing.waitSeconds === 0) return {success: true, platform: PLATFORM, ...done}
-    const report = await waitUntilServing(target, timing, {
-      mainPid: async () => (await launchctl.inspect(serverJob)).pid,
-      gaveUp: async () => exitedWithConfigError(await launchctl.inspect(serverJob)),
-    })
-    if (report.healthy) return {success: true, platform: PLATFORM, message: done.message, details: [...done.details, servingLine(report)], serving: report}
-    return servingFailure({
-      platform: PLATFORM,
-      command,
-      target,
-      report,
-      supervisorState: describeJobState(await launchctl.inspect(serverJob)),
-      logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], 10).map((line) => line.text),
-      portOwnerCommand,
-      logsHint: `${NAMES.bin} service logs`,
-    })
+    return verifyServing(
+      {success: true, platform: PLATFORM, ...done},
+      {
+        platform: PLATFORM,
+        command,
+        target,
+        timing,
+        supervisor: {
+          mainPid: async () => (await launchctl.inspect(serverJob)).pid,
+          gaveUp: async () => exitedWithConfigError(await launchctl.inspect(serverJob)),
+        },
+        diagnose: async () => ({
+          supervisorState: describeJobState(await launchctl.inspect(serverJob)),
+          logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], DIAGNOSIS_LINES).map((line) => line.text),
+        }),
+        portOwnerCommand,
+      },
+    )
   }
 
   /**

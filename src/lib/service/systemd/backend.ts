@@ -6,7 +6,7 @@ import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, PlannedFile, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
-import {servingFailure, servingLine, type ServerTarget, waitUntilServing} from '../verify.js'
+import {type ServerTarget, verifyServing} from '../verify.js'
 import {journalTail, readJournal} from './journal.js'
 import {portOwnerCommand, readText, systemdStatus} from './status.js'
 import {createSystemctl, firstLine, isUp, mainPidOf, orphaned, type ShownUnit, stateText} from './systemctl.js'
@@ -58,29 +58,29 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
   }
 
   /**
-   * Waits for the server that `command` started to answer from the unit's
-   * main PID, and turns the outcome into the command's result: `done` with
-   * how long it took, or the diagnosis (the unit's state, a port held by
-   * another program, the server's last journal lines).
+   * Ends install, start and restart as `verifyServing` says: the server
+   * must answer from the unit's main PID; the wait ends early once the unit
+   * is `failed`, and the diagnosis tells the unit's state and the server's
+   * last journal lines.
    */
   async function verified(
     command: 'install' | 'start' | 'restart',
     target: ServerTarget,
-    options: {startedAt: number; waitSeconds: number; previousPid?: number},
+    timing: {startedAt: number; waitSeconds: number; previousPid?: number},
     done: ServiceResult,
   ): Promise<ServiceResult> {
-    const report = await waitUntilServing(target, options, {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()})
-    if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
-    const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
-    return servingFailure({
+    return verifyServing(done, {
       platform: PLATFORM,
       command,
       target,
-      report,
-      supervisorState: 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer',
-      logTail,
+      timing,
+      supervisor: {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()},
+      async diagnose() {
+        const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
+        const supervisorState = 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer'
+        return {supervisorState, logTail}
+      },
       portOwnerCommand,
-      logsHint: `${NAMES.bin} service logs`,
     })
   }
 
@@ -164,7 +164,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
         ...wslNote(ctx),
       ],
     }
-    if (options.waitSeconds === 0) return done
     return verified('install', spec, {startedAt, waitSeconds: options.waitSeconds, ...(previousPid ? {previousPid} : {})}, done)
   }
 
@@ -268,7 +267,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       message: wasRunning ? 'amplifier-distro service was already running.' : `Started ${units.join(' and ')}.`,
       details: [`Serves: ${serverUrl(ready.target.host, ready.target.port)}`, `Stop it: ${NAMES.bin} service stop`],
     }
-    return options.waitSeconds === 0 ? done : verified('start', ready.target, {startedAt, waitSeconds: options.waitSeconds}, done)
+    return verified('start', ready.target, {startedAt, waitSeconds: options.waitSeconds}, done)
   }
 
   async function stop(): Promise<ServiceResult> {
@@ -312,7 +311,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       message: previousPid ? `Restarted ${units.join(' and ')}.` : `Started ${units.join(' and ')} (the service was not running).`,
       details: [`Serves: ${serverUrl(ready.target.host, ready.target.port)}`],
     }
-    if (options.waitSeconds === 0) return done
     return verified('restart', ready.target, {startedAt, waitSeconds: options.waitSeconds, ...(previousPid ? {previousPid} : {})}, done)
   }
 
