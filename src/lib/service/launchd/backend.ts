@@ -72,6 +72,13 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     }
   }
 
+  /** The jobs launchd holds, in the order they are booted out: the watchdog first, so it cannot restart a server being stopped. */
+  async function heldJobs(launchctl: Launchctl): Promise<LaunchdJob[]> {
+    const held: LaunchdJob[] = []
+    for (const job of [watchdogJob, serverJob]) if ((await launchctl.inspect(job)).loaded) held.push(job)
+    return held
+  }
+
   function dryRun(planned: InstallPlan, watchdog: boolean): ServiceResult {
     const details = ['Nothing was changed. An install would:']
     if (!watchdog && existsSync(watchdogJob.plistPath)) {
@@ -149,8 +156,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
 
     const launchctl = launchctlFor('install')
     return guarded(async () => {
-      const loaded = new Map<LaunchdJob, boolean>()
-      for (const job of [watchdogJob, serverJob]) loaded.set(job, (await launchctl.inspect(job)).loaded)
+      const held = await heldJobs(launchctl)
 
       try {
         mkdirSync(paths.serverDir, {recursive: true})
@@ -162,7 +168,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
         ])
       }
 
-      for (const job of [watchdogJob, serverJob]) if (loaded.get(job)) await launchctl.unload(job)
+      for (const job of held) await launchctl.unload(job)
 
       const details = planned.files.map((file) => `Wrote ${file.path}`)
       if (!options.watchdog && existsSync(watchdogJob.plistPath)) {
@@ -201,10 +207,8 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   async function uninstall(): Promise<ServiceResult> {
     const launchctl = launchctlFor('uninstall')
     return guarded(async () => {
-      const jobs = [watchdogJob, serverJob]
-      const loaded: LaunchdJob[] = []
-      for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
-      const files = jobs.filter((job) => existsSync(job.plistPath))
+      const loaded = await heldJobs(launchctl)
+      const files = [watchdogJob, serverJob].filter((job) => existsSync(job.plistPath))
       if (loaded.length === 0 && files.length === 0) {
         return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is not installed; nothing to do.`, details: []}
       }
@@ -324,10 +328,8 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   async function stop(): Promise<ServiceResult> {
     const launchctl = launchctlFor('stop')
     return guarded(async () => {
-      const jobs = [watchdogJob, serverJob]
-      const loaded: LaunchdJob[] = []
-      for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
-      if (loaded.length === 0 && !jobs.some((job) => existsSync(job.plistPath))) return notInstalled()
+      const loaded = await heldJobs(launchctl)
+      if (loaded.length === 0 && ![watchdogJob, serverJob].some((job) => existsSync(job.plistPath))) return notInstalled()
       const startHint = `Start it: ${NAMES.bin} service start`
       if (loaded.length === 0) return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is already stopped.`, details: [startHint]}
       const details: string[] = []
