@@ -4,6 +4,7 @@ import {basename} from 'node:path'
 import {UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {plannedWriteLines} from '../render.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
 import {type ServerTarget, verifyServing} from '../verify.js'
@@ -85,9 +86,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       details.push(`run: ${commandText([LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${watchdogJob.label}`])} (when loaded)`, `remove: ${watchdogJob.plistPath}`)
     }
 
-    for (const file of planned.files) {
-      details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
-    }
+    for (const file of planned.files) details.push(...plannedWriteLines(file))
 
     for (const command of planned.commands) details.push(`run: ${commandText(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
     return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}

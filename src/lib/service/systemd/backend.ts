@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import {UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {plannedWriteLines} from '../render.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, PlannedFile, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
 import {type ServerTarget, verifyServing} from '../verify.js'
@@ -98,9 +99,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const drop = options.watchdog ? [] : dropWatchdogCommands()
     if (options.dryRun) {
       const details = ['Nothing was changed. An install would:']
-      for (const file of planned.files) {
-        details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
-      }
+      for (const file of planned.files) details.push(...plannedWriteLines(file))
 
       for (const command of drop) details.push(`run: ${commandText(command)}`, `remove: ${paths.systemdWatchdogUnit}`)
 
