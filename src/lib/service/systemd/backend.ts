@@ -233,14 +233,18 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     return {target: unitCommand, units: answer.units, watchdog: existsSync(paths.systemdWatchdogUnit)}
   }
 
-  /** Runs one systemctl step, or returns the failure that says what went wrong and where to look. */
-  async function step(args: string[]): Promise<ServiceResult | undefined> {
-    const answer = await systemctl.run(...args)
-    if (answer.code === 0) return undefined
-    return failed(`systemctl --user ${args.join(' ')} failed (exit ${answer.code}).`, [
-      ...answer.stderr.trim().split('\n').filter(Boolean),
-      `See why: ${NAMES.bin} service status, and ${NAMES.bin} service logs`,
-    ])
+  /** Runs systemctl steps in order, up to the first that fails, whose failure it returns (what went wrong and where to look). */
+  async function steps(list: string[][]): Promise<ServiceResult | undefined> {
+    for (const args of list) {
+      const answer = await systemctl.run(...args)
+      if (answer.code === 0) continue
+      return failed(`systemctl --user ${args.join(' ')} failed (exit ${answer.code}).`, [
+        ...answer.stderr.trim().split('\n').filter(Boolean),
+        `See why: ${NAMES.bin} service status, and ${NAMES.bin} service logs`,
+      ])
+    }
+
+    return undefined
   }
 
   /** Units the person now asks to start again: a failed unit (a crash loop hit its start limit) refuses to start until its failure is forgotten. */
@@ -255,10 +259,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if ('success' in ready) return ready
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     const wasRunning = running(ready.units[SERVER_UNIT]) && (!ready.watchdog || running(ready.units[WATCHDOG_UNIT]))
-    for (const args of [...resetFailed(ready.units, units), ['start', ...units]]) {
-      const problem = await step(args)
-      if (problem) return problem
-    }
+    const problem = await steps([...resetFailed(ready.units, units), ['start', ...units]])
+    if (problem) return problem
 
     const done: ServiceResult = {
       success: true,
@@ -278,7 +280,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     // PartOf= takes the watchdog along with the server; naming it too also stops a watchdog whose server is already down.
-    const problem = await step(['stop', SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : [])])
+    const problem = await steps([['stop', SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : [])]])
     if (problem) return problem
     return {
       success: true,
@@ -298,11 +300,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const previousPid = mainPidOf(ready.units[SERVER_UNIT])
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     // PartOf= restarts a running watchdog with the server; a stopped one is started after it.
-    const steps = [...resetFailed(ready.units, units), ['restart', SERVER_UNIT], ...(ready.watchdog ? [['start', WATCHDOG_UNIT]] : [])]
-    for (const args of steps) {
-      const problem = await step(args)
-      if (problem) return problem
-    }
+    const problem = await steps([...resetFailed(ready.units, units), ['restart', SERVER_UNIT], ...(ready.watchdog ? [['start', WATCHDOG_UNIT]] : [])])
+    if (problem) return problem
 
     const done: ServiceResult = {
       success: true,
