@@ -1,7 +1,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {request} from 'node:http'
-import {createServer, Socket} from 'node:net'
+import {createServer, type Server, Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -29,6 +29,18 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port))
     })
   })
+}
+
+/** A real program holding a port on 127.0.0.1: it accepts connections and says nothing. */
+export async function holdPort(): Promise<{holder: Server; port: number}> {
+  const holder = createServer((socket) => socket.destroy())
+  await new Promise<void>((resolve) => holder.listen({host: '127.0.0.1', port: 0}, resolve))
+  return {holder, port: (holder.address() as {port: number}).port}
+}
+
+/** Closes a server a test may or may not have started. */
+export function closeServer(server: {close: (callback: () => void) => unknown} | undefined): Promise<void> {
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()))
 }
 
 const homes: string[] = []

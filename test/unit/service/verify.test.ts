@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import {createServer, type Server} from 'node:net'
+import type {Server} from 'node:net'
 
 import {portOwnerCommand as launchdPortOwner} from '../../../src/lib/service/launchd/status.js'
 import {portOwnerCommand as systemdPortOwner} from '../../../src/lib/service/systemd/status.js'
@@ -15,7 +15,7 @@ import {
   verifyServing,
   waitUntilServing,
 } from '../../../src/lib/service/verify.js'
-import {freePort} from '../../helpers/cli.js'
+import {closeServer, freePort, holdPort} from '../../helpers/cli.js'
 
 /** A real health endpoint on 127.0.0.1 that answers with whatever PID `pid()` says at the time. */
 async function healthServer(pid: () => number): Promise<{server: HttpServer; port: number}> {
@@ -27,31 +27,27 @@ async function healthServer(pid: () => number): Promise<{server: HttpServer; por
   return {server, port: (server.address() as {port: number}).port}
 }
 
-/** A real program holding a port: it accepts connections and says nothing. */
-async function portHolder(): Promise<{holder: Server; port: number}> {
-  const holder = createServer((socket) => socket.destroy())
-  await new Promise<void>((resolve) => holder.listen({host: '127.0.0.1', port: 0}, resolve))
-  return {holder, port: (holder.address() as {port: number}).port}
+/** The clock a wait runs on: a sleep moves it on at once, so a 30 s wait takes no time. */
+function fakeClock(): {now: () => number; sleep: (ms: number) => Promise<void>} {
+  let t = 0
+  return {now: () => t, sleep: async (ms) => void (t += ms)}
 }
-
-const close = (server: {close: (cb: () => void) => unknown} | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
 
 describe('waitUntilServing', () => {
   let http: HttpServer | undefined
 
   afterEach(async () => {
-    await close(http)
+    await closeServer(http)
     http = undefined
   })
 
   it('ends healthy once the answer comes from the main PID, with the version and the time taken', async () => {
     const started = await healthServer(() => 4242)
     http = started.server
-    let t = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: started.port},
       {startedAt: 0, waitSeconds: 5},
-      {mainPid: async () => 4242, now: () => t, sleep: async (ms) => void (t += ms)},
+      {mainPid: async () => 4242, ...fakeClock()},
     )
     expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: true, pid: 4242, version: '9.9.9', elapsedMs: 0, waitSeconds: 5})
   })
@@ -60,7 +56,6 @@ describe('waitUntilServing', () => {
     let serving = 100
     const started = await healthServer(() => serving)
     http = started.server
-    let t = 0
     let asked = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: started.port},
@@ -72,8 +67,7 @@ describe('waitUntilServing', () => {
           if (asked > 3) serving = 200
           return asked > 1 ? 200 : 100
         },
-        now: () => t,
-        sleep: async (ms) => void (t += ms),
+        ...fakeClock(),
       },
     )
     expect(report).to.include({healthy: true, pid: 200, previousPid: 100})
@@ -84,17 +78,15 @@ describe('waitUntilServing', () => {
   it('never counts another program answering on the port, and gives up at the deadline', async () => {
     const started = await healthServer(() => 1)
     http = started.server
-    let t = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: started.port},
       {startedAt: 0, waitSeconds: 2},
-      {mainPid: async () => 777, now: () => t, sleep: async (ms) => void (t += ms)},
+      {mainPid: async () => 777, ...fakeClock()},
     )
     expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: false, pid: 777, elapsedMs: 2000, waitSeconds: 2})
   })
 
   it('ends early once the supervisor has given the server up', async () => {
-    let t = 0
     let asked = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: await freePort()},
@@ -102,15 +94,13 @@ describe('waitUntilServing', () => {
       {
         mainPid: async () => undefined,
         gaveUp: async () => ++asked >= 3,
-        now: () => t,
-        sleep: async (ms) => void (t += ms),
+        ...fakeClock(),
       },
     )
     expect(report).to.include({healthy: false, elapsedMs: 200})
   })
 
   it('gives up when the supervisor never names a main PID, without asking health', async () => {
-    let t = 0
     let checks = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: await freePort()},
@@ -121,8 +111,7 @@ describe('waitUntilServing', () => {
           checks++
           return {healthy: false, reason: 'ECONNREFUSED'}
         },
-        now: () => t,
-        sleep: async (ms) => void (t += ms),
+        ...fakeClock(),
       },
     )
     expect(report).to.include({healthy: false, elapsedMs: 1000})
@@ -173,7 +162,7 @@ describe('servingFailure and servingLine', () => {
   let holder: Server | undefined
 
   afterEach(async () => {
-    await close(holder)
+    await closeServer(holder)
     holder = undefined
   })
 
@@ -189,7 +178,7 @@ describe('servingFailure and servingLine', () => {
   })
 
   it('names a port held by a real listener, with the command that finds it, and says the install stays', async () => {
-    const held = await portHolder()
+    const held = await holdPort()
     holder = held.holder
     const result = await servingFailure(facts(held.port, 'install'))
     expect(result).to.deep.equal({
@@ -248,7 +237,7 @@ describe('verifyServing: how install, start and restart end on both backends', (
   let http: HttpServer | undefined
 
   afterEach(async () => {
-    await close(http)
+    await closeServer(http)
     http = undefined
   })
 
@@ -292,8 +281,7 @@ describe('verifyServing: how install, start and restart end on both backends', (
   it('a server that never answers: the diagnosis from what the backend tells, asked once the wait is over', async () => {
     const port = await freePort()
     const asked: string[] = []
-    let t = 0
-    const result = await verifyServing(done, {...verification(port, 1, asked), supervisor: {mainPid: async () => undefined, now: () => t, sleep: async (ms) => void (t += ms)}})
+    const result = await verifyServing(done, {...verification(port, 1, asked), supervisor: {mainPid: async () => undefined, ...fakeClock()}})
     expect(result).to.deep.include({success: false, platform: 'macos', message: `The server did not answer http://127.0.0.1:${port}/api/health within 1 s after start.`})
     expect(result.details).to.deep.equal([
       'Supervisor: the server is not running, last exit code 1.',

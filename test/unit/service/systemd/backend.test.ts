@@ -1,20 +1,18 @@
 import {expect} from 'chai'
 import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import {createServer, type Server} from 'node:net'
+import type {Server} from 'node:net'
 import {dirname} from 'node:path'
 
 import {pathsFor} from '../../../../src/lib/paths.js'
 import {createSystemdBackend} from '../../../../src/lib/service/systemd/backend.js'
 import {renderServerUnit, renderWatchdogUnit} from '../../../../src/lib/service/systemd/unit.js'
 import type {Backend, Exec, LogLine, ServiceContext} from '../../../../src/lib/service/types.js'
-import {cleanup, freePort, RUN_JS, tempHome} from '../../../helpers/cli.js'
+import {cleanup, closeServer, freePort, holdPort, RUN_JS, tempHome} from '../../../helpers/cli.js'
 import {FakeManager, journalEntry} from '../../../helpers/fake-systemctl.js'
 
 const SERVER = 'amplifier-distro.service'
 const WATCHDOG = 'amplifier-distro-watchdog.service'
-
-const close = (server: {close: (cb: () => void) => unknown} | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
 
 interface Setup {
   manager: FakeManager
@@ -60,8 +58,8 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   let holder: Server | undefined
 
   afterEach(async () => {
-    await close(http)
-    await close(holder)
+    await closeServer(http)
+    await closeServer(holder)
     http = undefined
     holder = undefined
     await cleanup()
@@ -244,14 +242,14 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   })
 
   describe('time-out with the port held by a real listener', () => {
-    async function holdPort(): Promise<number> {
-      holder = createServer((socket) => socket.destroy())
-      await new Promise<void>((resolve) => holder!.listen({host: '127.0.0.1', port: 0}, resolve))
-      return (holder.address() as {port: number}).port
+    async function heldPort(): Promise<number> {
+      const held = await holdPort()
+      holder = held.holder
+      return held.port
     }
 
     it('install --wait 1: exit 1 naming the port, the units stay installed and enabled', async () => {
-      const port = await holdPort()
+      const port = await heldPort()
       const {backend, manager, home} = setup(port, {install: false})
       manager.serverComesUp = false
       const result = await backend.install(installOptions(port, 1))
@@ -276,7 +274,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
 
     for (const command of ['start', 'restart'] as const) {
       it(`${command} --wait 1: exit 1 with the unit's state, the port and its owner, the server's last lines; units stay`, async () => {
-        const port = await holdPort()
+        const port = await heldPort()
         const {backend, manager, home} = setup(port)
         manager.serverComesUp = false
         manager.journal = [journalEntry(SERVER, 'amp-distro', 41, `Error: Cannot listen on 127.0.0.1:${port}: address already in use`, 1_796_000_000)]
