@@ -3,12 +3,11 @@ import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
 import {createLaunchdBackend, describeJobState} from '../../../../src/lib/service/launchd/backend.js'
 import {exitedWithConfigError, explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
 import {buildPlist, type LaunchdJob, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
 import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 
 const SERVER = 'com.amplifier.distro'
 const WATCHDOG = 'com.amplifier.distro.watchdog'
@@ -128,17 +127,7 @@ interface World {
 function makeWorld(): World {
   const home = mkdtempSync(join(tmpdir(), 'launchd-answers-'))
   const fake = createFakeLaunchctl()
-  const ctx: ServiceContext = {
-    home,
-    env: {PATH: `${fake.dir}:/usr/bin:/bin`},
-    uid: 501,
-    user: 'ada',
-    exec: execCommand,
-    stream: streamLines,
-    version: '0.3.0',
-    nodePath: process.execPath,
-    resolveBinary: () => ({path: '/usr/local/bin/amp-distro'}),
-  }
+  const ctx = launchdContext(home, `${fake.dir}:/usr/bin:/bin`)
   const [server, watchdog] = launchdJobs(home)
   const spec = {bin: '/usr/local/bin/amp-distro', host: '127.0.0.1', port: 8400, path: '/usr/bin:/bin', home}
   mkdirSync(join(home, 'Library', 'LaunchAgents'), {recursive: true})

@@ -3,12 +3,12 @@ import {appendFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, 
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
 import {createFileLogger} from '../../../../src/lib/logger.js'
 import {pathsFor} from '../../../../src/lib/paths.js'
 import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
 import {launchdLogFiles, readLogs} from '../../../../src/lib/service/launchd/logs.js'
-import type {LogLine, ServiceContext} from '../../../../src/lib/service/types.js'
+import type {LogLine} from '../../../../src/lib/service/types.js'
+import {launchdContext} from '../../../helpers/fake-launchctl.js'
 
 /** Resolves once `check` holds, polling every 20 ms for at most 10 s. */
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -122,17 +122,7 @@ describe('launchd logs', function () {
     const agents = join(home, 'Library', 'LaunchAgents')
     mkdirSync(agents, {recursive: true})
     writeFileSync(join(agents, 'com.amplifier.distro.plist'), '<plist/>\n')
-    const ctx: ServiceContext = {
-      home,
-      env: {PATH: '/usr/bin:/bin'},
-      uid: 501,
-      user: 'ada',
-      exec: execCommand,
-      stream: streamLines,
-      version: '0.3.0',
-      nodePath: process.execPath,
-      resolveBinary: () => ({path: '/usr/local/bin/amp-distro'}),
-    }
+    const ctx = launchdContext(home, '/usr/bin:/bin')
     write(files.serverStdoutLog, 'first\n', 1000)
     write(files.serverStderrLog, 'a long line that the truncation will cut away\n', 1001)
     write(files.watchdogLog, '2026-12-01T10:00:00.000Z INFO before rotation\n', 1002)

@@ -5,12 +5,11 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
 import {EXIT_CONFIG} from '../../../../src/lib/errors.js'
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
 import {checkHealth} from '../../../../src/lib/health.js'
 import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
 import type {Backend, ServiceContext, ServiceResult} from '../../../../src/lib/service/types.js'
 import {freePort, PACKAGE, RUN_JS} from '../../../helpers/cli.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 import {requireBuild} from '../../../helpers/pack.js'
 import {throughPlistutil} from '../../../helpers/plistutil.js'
 
@@ -36,17 +35,7 @@ async function makeWorld(): Promise<World> {
   const home = mkdtempSync(join(tmpdir(), 'launchd-operations-'))
   const fake = createFakeLaunchctl()
   fake.configure({spawn: true})
-  const ctx: ServiceContext = {
-    home,
-    env: {PATH: `${fake.dir}:${dirname(process.execPath)}:/usr/bin:/bin`},
-    uid: 501,
-    user: 'ada',
-    exec: execCommand,
-    stream: streamLines,
-    version: PACKAGE.version,
-    nodePath: process.execPath,
-    resolveBinary: () => ({path: RUN_JS}),
-  }
+  const ctx = launchdContext(home, `${fake.dir}:${dirname(process.execPath)}:/usr/bin:/bin`, {version: PACKAGE.version, resolveBinary: () => ({path: RUN_JS})})
   return {
     home,
     port: await freePort(),
