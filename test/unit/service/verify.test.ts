@@ -1,6 +1,5 @@
 import {expect} from 'chai'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import type {Server} from 'node:net'
 
 import {portOwnerCommand as launchdPortOwner} from '../../../src/lib/service/launchd/status.js'
 import {portOwnerCommand as systemdPortOwner} from '../../../src/lib/service/systemd/status.js'
@@ -15,7 +14,7 @@ import {
   verifyServing,
   waitUntilServing,
 } from '../../../src/lib/service/verify.js'
-import {closeServer, freePort, holdPort} from '../../helpers/cli.js'
+import {cleanup, closeServer, freePort, holdPort} from '../../helpers/cli.js'
 
 /** A real health endpoint on 127.0.0.1 that answers with whatever PID `pid()` says at the time. */
 async function healthServer(pid: () => number): Promise<{server: HttpServer; port: number}> {
@@ -159,12 +158,7 @@ describe('a port nothing can listen on (a hand-edited unit)', () => {
 })
 
 describe('servingFailure and servingLine', () => {
-  let holder: Server | undefined
-
-  afterEach(async () => {
-    await closeServer(holder)
-    holder = undefined
-  })
+  afterEach(() => cleanup())
 
   const report = (port: number): ServingReport => ({url: `http://127.0.0.1:${port}/api/health`, healthy: false, elapsedMs: 3012, waitSeconds: 3})
   const facts = (port: number, command: DiagnosisFacts['command']): DiagnosisFacts => ({
@@ -179,7 +173,6 @@ describe('servingFailure and servingLine', () => {
 
   it('names a port held by a real listener, with the command that finds it, and says the install stays', async () => {
     const held = await holdPort()
-    holder = held.holder
     const result = await servingFailure(facts(held.port, 'install'))
     expect(result).to.deep.equal({
       success: false,

@@ -1,7 +1,6 @@
 import {expect} from 'chai'
 import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import type {Server} from 'node:net'
 import {dirname} from 'node:path'
 
 import {pathsFor} from '../../../../src/lib/paths.js'
@@ -55,13 +54,10 @@ function actions(manager: FakeManager): string[] {
 
 describe('systemd backend: start, stop, restart (fake systemctl, real health server)', () => {
   let http: HttpServer | undefined
-  let holder: Server | undefined
 
   afterEach(async () => {
     await closeServer(http)
-    await closeServer(holder)
     http = undefined
-    holder = undefined
     await cleanup()
   })
 
@@ -242,14 +238,8 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   })
 
   describe('time-out with the port held by a real listener', () => {
-    async function heldPort(): Promise<number> {
-      const held = await holdPort()
-      holder = held.holder
-      return held.port
-    }
-
     it('install --wait 1: exit 1 naming the port, the units stay installed and enabled', async () => {
-      const port = await heldPort()
+      const {port} = await holdPort()
       const {backend, manager, home} = setup(port, {install: false})
       manager.serverComesUp = false
       const result = await backend.install(installOptions(port, 1))
@@ -274,7 +264,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
 
     for (const command of ['start', 'restart'] as const) {
       it(`${command} --wait 1: exit 1 with the unit's state, the port and its owner, the server's last lines; units stay`, async () => {
-        const port = await heldPort()
+        const {port} = await holdPort()
         const {backend, manager, home} = setup(port)
         manager.serverComesUp = false
         manager.journal = [journalEntry(SERVER, 'amp-distro', 41, `Error: Cannot listen on 127.0.0.1:${port}: address already in use`, 1_796_000_000)]

@@ -1,7 +1,6 @@
 import {expect} from 'chai'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import type {Server} from 'node:net'
 import {dirname} from 'node:path'
 
 import {pathsFor} from '../../../../src/lib/paths.js'
@@ -50,22 +49,10 @@ async function statusWith(server: Parameters<typeof fakeSystemctl>[0], port: num
 const FAILED = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
 
 describe('systemd status: a port held by another program', () => {
-  let holder: Server | undefined
-
-  afterEach(async () => {
-    await closeServer(holder)
-    holder = undefined
-    await cleanup()
-  })
-
-  async function heldPort(): Promise<number> {
-    const held = await holdPort()
-    holder = held.holder
-    return held.port
-  }
+  afterEach(() => cleanup())
 
   it('names the conflict first, with how to find the program and how to move, when the failed server’s port is taken', async () => {
-    const port = await heldPort()
+    const {port} = await holdPort()
     const result = await statusWith(FAILED, port)
     expect(result.warnings[0]).to.equal(
       [
@@ -85,7 +72,7 @@ describe('systemd status: a port held by another program', () => {
   })
 
   it('says nothing about the port when the server itself is running and holds it', async () => {
-    const port = await heldPort()
+    const {port} = await holdPort()
     const result = await statusWith({ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: process.pid}, port)
     expect(result.warnings).to.deep.equal([])
   })
