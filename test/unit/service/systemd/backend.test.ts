@@ -341,25 +341,30 @@ describe('systemd backend: logs (fake journalctl)', () => {
     })
   })
 
-  it('--follow: prints the last lines, then follows after the last cursor until the signal fires', async () => {
-    const {backend, manager} = setup(await freePort())
+  /** Follows with `--lines lines` over the journal `entries`, while `arrival` comes in, until `count` lines have been printed (the signal then fires). */
+  async function followUntil(manager: FakeManager, backend: Backend, lines: number, count: number, arrival: ReturnType<typeof journalEntry>) {
     manager.journal = entries
-    const lines: string[] = []
+    const printed: LogLine[] = []
     const stop = new AbortController()
     const following = backend.logs({
-      lines: 1,
+      lines,
       follow: true,
       signal: stop.signal,
       write(line) {
-        lines.push(line.text)
-        if (lines.length === 2) stop.abort()
+        printed.push(line)
+        if (printed.length === count) stop.abort()
       },
     })
     await new Promise((resolve) => setImmediate(resolve))
-    manager.arrive(journalEntry(SERVER, 'amp-distro', 12, 'Amplifier distro server stopped.', 1_796_000_002))
-    const result = await following
+    manager.arrive(arrival)
+    return {result: await following, printed}
+  }
+
+  it('--follow: prints the last lines, then follows after the last cursor until the signal fires', async () => {
+    const {backend, manager} = setup(await freePort())
+    const {result, printed} = await followUntil(manager, backend, 1, 2, journalEntry(SERVER, 'amp-distro', 12, 'Amplifier distro server stopped.', 1_796_000_002))
     expect(result.success).to.equal(true)
-    expect(lines.map((text) => text.replace(/^\S+ /, ''))).to.deep.equal(['amp-distro-watchdog[11]: INFO Watchdog started', 'amp-distro[12]: Amplifier distro server stopped.'])
+    expect(printed.map((line) => line.text.replace(/^\S+ /, ''))).to.deep.equal(['amp-distro-watchdog[11]: INFO Watchdog started', 'amp-distro[12]: Amplifier distro server stopped.'])
     const follow = manager.calls.find((call) => call.includes('--follow'))!
     expect(follow).to.include('--after-cursor=c1796000001')
     expect(follow).to.not.include('--lines')
@@ -374,22 +379,9 @@ describe('systemd backend: logs (fake journalctl)', () => {
 
   it('--follow --lines 0 follows only new lines', async () => {
     const {backend, manager} = setup(await freePort())
-    manager.journal = entries
-    const stop = new AbortController()
-    const lines: string[] = []
-    const following = backend.logs({
-      lines: 0,
-      follow: true,
-      signal: stop.signal,
-      write(line) {
-        lines.push(line.source)
-        stop.abort()
-      },
-    })
-    await new Promise((resolve) => setImmediate(resolve))
-    manager.arrive(entries[1])
-    expect((await following).success).to.equal(true)
-    expect(lines).to.deep.equal([WATCHDOG])
+    const {result, printed} = await followUntil(manager, backend, 0, 1, entries[1])
+    expect(result.success).to.equal(true)
+    expect(printed.map((line) => line.source)).to.deep.equal([WATCHDOG])
     expect(manager.calls.map((call) => call.slice(5, 7))).to.deep.equal([['--lines', '0']])
   })
 })
