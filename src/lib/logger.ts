@@ -38,6 +38,14 @@ function sizeOf(file: string): number {
   }
 }
 
+/** How many rotated files a file logger keeps by default. */
+export const DEFAULT_KEEP_LOGS = 2
+
+/** The files `file` is rotated to, newest first: `<file>.1` … `<file>.<keep>`. */
+export function rotatedLogFiles(file: string, keep = DEFAULT_KEEP_LOGS): string[] {
+  return Array.from({length: keep}, (_, i) => `${file}.${i + 1}`)
+}
+
 /** Shifts `<file>.1` … `<file>.<keep-1>` up by one (dropping the oldest) and moves `file` to `<file>.1`. */
 export function rotateLog(file: string, keep: number): void {
   for (let i = keep - 1; i >= 1; i--) {
@@ -60,7 +68,7 @@ export function rotateLog(file: string, keep: number): void {
  */
 export function createFileLogger(options: FileLoggerOptions): Logger {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_LOG_BYTES
-  const keep = options.keep ?? 2
+  const keep = options.keep ?? DEFAULT_KEEP_LOGS
   const {echo} = options
   const report = echo ?? ((line: string) => process.stderr.write(`${line}\n`))
   const now = options.now ?? (() => new Date())

@@ -1,8 +1,9 @@
 import {readFileSync} from 'node:fs'
 
+import {UserError} from './errors.js'
 import {parsePid, tryTake} from './exclusive.js'
 import {removeFile} from './files.js'
-import {isAlive} from './procs.js'
+import {isAlive, isToolProcess} from './procs.js'
 
 /** Reads a PID file; a missing file or one holding anything but a positive whole number is treated as absent. */
 export function readPid(file: string): number | undefined {
@@ -53,6 +54,23 @@ export async function claimPidFile(file: string, pid: number, options: ClaimOpti
     if (performance.now() >= deadline) throw new Error(`${file} kept changing while it was being taken over`)
     await sleep(10)
   }
+}
+
+/**
+ * Claims the PID file of `amp-distro serve` or `amp-distro watchdog` for
+ * this process, as `claimPidFile` does, a live holder being that same
+ * command. Throws a UserError: `held` (which names the holder and what to
+ * do) when another one runs, or why the file cannot be written.
+ */
+export async function claimCommandPid(file: string, pid: number, command: 'serve' | 'watchdog', held: (holder: number) => UserError): Promise<void> {
+  let claim: Claim
+  try {
+    claim = await claimPidFile(file, pid, {isHolder: (holder) => isToolProcess(holder, command)})
+  } catch (error) {
+    throw new UserError(`Cannot write the PID file ${file}: ${(error as Error).message}`)
+  }
+
+  if (claim.kind === 'held') throw held(claim.pid)
 }
 
 /** Removes a PID file, but only while it still names `pid` (so a successor's file is never deleted). */

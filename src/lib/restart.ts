@@ -23,14 +23,18 @@ export type Supervisor = 'systemd' | 'launchd'
  *   `SYSTEMD_EXEC_PID` on to everything it starts, so neither alone counts.
  * - launchd sets `XPC_SERVICE_NAME` to the job's label for the processes it
  *   starts (`launchctl print` lists it in the job's environment); our plists
- *   set `LAUNCHD_JOB_NAME` to the same label. Both must agree: a Terminal
- *   session has `XPC_SERVICE_NAME=0` or an `application.…` name, so a hand-run
- *   watchdog with `LAUNCHD_JOB_NAME` exported acts standalone. Our jobs start
- *   no shells, so no other process inherits the pair.
+ *   set `LAUNCHD_JOB_NAME` to the same label. Both must agree, and name one
+ *   of our two jobs: a Terminal session has `XPC_SERVICE_NAME=0` or an
+ *   `application.…` name, so a hand-run watchdog with `LAUNCHD_JOB_NAME`
+ *   exported acts standalone, and so does one started from the environment
+ *   of some other job (its shell, its children), which launchd would not
+ *   restart for us. Our jobs start no shells, so no other process inherits
+ *   our pair.
  */
 export function detectSupervisor(env: NodeJS.ProcessEnv, pid: number): Supervisor | undefined {
   if (env.SYSTEMD_EXEC_PID === String(pid)) return 'systemd'
-  if (env.LAUNCHD_JOB_NAME && env.XPC_SERVICE_NAME === env.LAUNCHD_JOB_NAME) return 'launchd'
+  const ours: (string | undefined)[] = [NAMES.launchdLabel, NAMES.launchdWatchdogLabel]
+  if (ours.includes(env.LAUNCHD_JOB_NAME) && env.XPC_SERVICE_NAME === env.LAUNCHD_JOB_NAME) return 'launchd'
   return undefined
 }
 

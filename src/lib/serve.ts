@@ -3,8 +3,7 @@ import type {AddressInfo} from 'node:net'
 import {EXIT_CONFIG, UserError, configError} from './errors.js'
 import type {Io} from './io.js'
 import {hostPort, pathsFor, serverUrl} from './paths.js'
-import {claimPidFile, removePidIfOwned} from './pidfile.js'
-import {isToolProcess} from './procs.js'
+import {claimCommandPid, removePidIfOwned} from './pidfile.js'
 import {createDistroServer, stopServer} from './server.js'
 import {aborted} from './signals.js'
 import {isLoopback, parsePort, validateHost} from './validate.js'
@@ -51,22 +50,6 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   }
 }
 
-/** Claims `server.pid` for this process; throws a UserError naming the live holder or why the file cannot be written. */
-async function claimServerPid(file: string, pid: number): Promise<void> {
-  let claim
-  try {
-    claim = await claimPidFile(file, pid, {isHolder: (holder) => isToolProcess(holder, 'serve')})
-  } catch (error) {
-    throw new UserError(`Cannot write the PID file ${file}: ${(error as Error).message}`)
-  }
-
-  if (claim.kind === 'held') {
-    throw new UserError(`amp-distro serve is already running (PID ${claim.pid}) for this home; its PID file is ${file}.`, {
-      details: ['Stop that one first (amp-distro service stop, or end that process), or use another HOME.'],
-    })
-  }
-}
-
 /**
  * Runs the distro server until `deps.signal` fires.
  *
@@ -82,7 +65,15 @@ async function claimServerPid(file: string, pid: number): Promise<void> {
 export async function serve(flags: ServeFlags, deps: ServeDeps): Promise<void> {
   const {host, port} = configError(() => ({host: validateHost(flags.host), port: parsePort(flags.port)}))
   const paths = pathsFor(deps.home)
-  await claimServerPid(paths.serverPid, deps.pid)
+  await claimCommandPid(
+    paths.serverPid,
+    deps.pid,
+    'serve',
+    (holder) =>
+      new UserError(`amp-distro serve is already running (PID ${holder}) for this home; its PID file is ${paths.serverPid}.`, {
+        details: ['Stop that one first (amp-distro service stop, or end that process), or use another HOME.'],
+      }),
+  )
 
   const server = createDistroServer({name: 'Amplifier distro server', version: deps.version, pid: deps.pid, now: () => performance.now()})
   try {

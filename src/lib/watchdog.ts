@@ -2,8 +2,7 @@ import {configError, UserError} from './errors.js'
 import {checkHealth, type HealthAnswer} from './health.js'
 import {createFileLogger, type Logger} from './logger.js'
 import {pathsFor, serverUrl} from './paths.js'
-import {claimPidFile, removePidIfOwned} from './pidfile.js'
-import {isToolProcess} from './procs.js'
+import {claimCommandPid, removePidIfOwned} from './pidfile.js'
 import {detectSupervisor, portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart.js'
 import type {Exec} from './service/types.js'
 import {serverStopDeps, stopFromPidFile} from './stop.js'
@@ -240,18 +239,6 @@ async function waitPortFree(host: string, port: number, ms: number, signal: Abor
   }
 }
 
-/** Claims watchdog.pid for this process; throws a UserError naming the live holder or why the file cannot be written. */
-async function claimWatchdogPid(file: string, pid: number): Promise<void> {
-  let claim
-  try {
-    claim = await claimPidFile(file, pid, {isHolder: (holder) => isToolProcess(holder, 'watchdog')})
-  } catch (error) {
-    throw new UserError(`Cannot write the PID file ${file}: ${(error as Error).message}`)
-  }
-
-  if (claim.kind === 'held') throw new UserError(`watchdog already running (PID ${claim.pid}); its PID file is ${file}.`)
-}
-
 /**
  * `amp-distro watchdog`: keeps the server at `host:port` healthy; resolves
  * to the exit code.
@@ -270,7 +257,7 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
   const settings = watchdogSettings(flags)
   const paths = pathsFor(deps.home, deps.env)
   const supervisor = detectSupervisor(deps.env, deps.pid)
-  await claimWatchdogPid(paths.watchdogPid, deps.pid)
+  await claimCommandPid(paths.watchdogPid, deps.pid, 'watchdog', (holder) => new UserError(`watchdog already running (PID ${holder}); its PID file is ${paths.watchdogPid}.`))
   const log = createFileLogger({file: paths.watchdogLog, echo: deps.echo})
   try {
     const url = `${serverUrl(settings.host, settings.port)}/api/health`

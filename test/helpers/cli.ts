@@ -1,7 +1,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {request} from 'node:http'
-import {createServer, Socket} from 'node:net'
+import {createServer, type Server, Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -31,6 +31,22 @@ export function freePort(): Promise<number> {
   })
 }
 
+const holders = new Set<Server>()
+
+/** A real program holding a port on 127.0.0.1: it accepts connections and says nothing. `cleanup()` closes it if the test has not. */
+export async function holdPort(): Promise<{holder: Server; port: number}> {
+  const holder = createServer((socket) => socket.destroy())
+  await new Promise<void>((resolve) => holder.listen({host: '127.0.0.1', port: 0}, resolve))
+  holders.add(holder)
+  holder.once('close', () => holders.delete(holder))
+  return {holder, port: (holder.address() as {port: number}).port}
+}
+
+/** Closes a server a test may or may not have started. */
+export function closeServer(server: {close: (callback: () => void) => unknown} | undefined): Promise<void> {
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()))
+}
+
 const homes: string[] = []
 
 /** A fresh, empty directory to use as HOME; removed by `cleanup()`. */
@@ -49,8 +65,9 @@ export function track(child: ChildProcess): ChildProcess {
   return child
 }
 
-/** Kills every tracked process still running and removes temporary homes. */
+/** Kills every tracked process still running, closes the port holders and removes temporary homes. */
 export async function cleanup(): Promise<void> {
+  await Promise.all([...holders].map((holder) => closeServer(holder)))
   await Promise.all(
     [...children].map(async (child) => {
       if (child.exitCode === null && child.signalCode === null) {

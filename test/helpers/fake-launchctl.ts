@@ -2,6 +2,9 @@ import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import {execCommand, streamLines} from '../../src/lib/exec.js'
+import type {ServiceContext} from '../../src/lib/service/types.js'
+
 /** How the fake answers; written to `config.sh` next to the script, read on every call. */
 export interface FakeLaunchctlConfig {
   /** Subcommands the fake does not know, as launchctl before macOS 10.10 (no bootstrap, bootout, print, enable). */
@@ -393,5 +396,25 @@ export function createFakeLaunchctl(): FakeLaunchctl {
 
       rmSync(dir, {recursive: true, force: true})
     },
+  }
+}
+
+/**
+ * The service context launchd tests run with: `home`, a PATH (a fake
+ * launchctl's folder first, for a test that has one), user ada with uid
+ * 501, and the real command runner; `overrides` set the rest.
+ */
+export function launchdContext(home: string, PATH: string, overrides: Partial<ServiceContext> = {}): ServiceContext {
+  return {
+    home,
+    env: {PATH},
+    uid: 501,
+    user: 'ada',
+    exec: execCommand,
+    stream: streamLines,
+    version: '0.3.0',
+    nodePath: process.execPath,
+    resolveBinary: () => ({path: '/usr/local/bin/amp-distro'}),
+    ...overrides,
   }
 }

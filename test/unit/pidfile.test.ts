@@ -4,7 +4,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {removeFile} from '../../src/lib/files.js'
-import {claimPidFile, readPid, removePidIfOwned} from '../../src/lib/pidfile.js'
+import {UserError} from '../../src/lib/errors.js'
+import {claimCommandPid, claimPidFile, readPid, removePidIfOwned} from '../../src/lib/pidfile.js'
 
 describe('pidfile', () => {
   let dir: string
@@ -81,6 +82,31 @@ describe('pidfile', () => {
 
       expect(String(error)).to.match(/ENOTDIR/)
       expect(readdirSync(dir)).to.deep.equal(['blocker'])
+    })
+  })
+
+  describe('claimCommandPid', () => {
+    const refuse = (holder: number) => new UserError(`held by ${holder}`)
+
+    it('takes over a file naming a live process that is not that command (this test runner is no amp-distro serve)', async () => {
+      const file = join(dir, 'server.pid')
+      writeFileSync(file, `${process.pid}\n`)
+      await claimCommandPid(file, 4242, 'serve', refuse)
+      expect(readPid(file)).to.equal(4242)
+    })
+
+    it('turns a file that cannot be written into a UserError naming it, without calling held', async () => {
+      writeFileSync(join(dir, 'blocker'), '')
+      const file = join(dir, 'blocker', 'server', 'watchdog.pid')
+      let error: unknown
+      try {
+        await claimCommandPid(file, 4242, 'watchdog', refuse)
+      } catch (caught) {
+        error = caught
+      }
+
+      expect(error).to.be.instanceOf(UserError)
+      expect((error as UserError).message.startsWith(`Cannot write the PID file ${file}: ENOTDIR`)).to.equal(true)
     })
   })
 

@@ -4,7 +4,7 @@ import sinon from 'sinon'
 import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
 import type {HealthAnswer} from '../../src/lib/health.js'
 import type {Logger} from '../../src/lib/logger.js'
-import {detectSupervisor, type RestartDeps, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
+import {detectSupervisor, type RestartDeps, type Supervisor, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
 import type {ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/stop.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog.js'
@@ -411,17 +411,34 @@ async function runWithStrategy(env: NodeJS.ProcessEnv, fx: ReturnType<typeof eff
 }
 
 describe('restart strategies', () => {
-  it('detects systemd only when SYSTEMD_EXEC_PID is this process, launchd only when XPC_SERVICE_NAME is the LAUNCHD_JOB_NAME', () => {
-    expect(detectSupervisor(UNDER_SYSTEMD, PID)).to.equal('systemd')
-    expect(detectSupervisor(UNDER_LAUNCHD, PID)).to.equal('launchd')
+  const FOREIGN_JOB = {LAUNCHD_JOB_NAME: 'com.example.agent', XPC_SERVICE_NAME: 'com.example.agent'}
+  // [the environment, what it is, the supervisor it shows]
+  const evidence: [NodeJS.ProcessEnv, string, Supervisor | undefined][] = [
+    [UNDER_SYSTEMD, 'our unit: SYSTEMD_EXEC_PID is this process', 'systemd'],
+    [UNDER_LAUNCHD, 'our watchdog job: XPC_SERVICE_NAME is the LAUNCHD_JOB_NAME', 'launchd'],
+    [{LAUNCHD_JOB_NAME: 'com.amplifier.distro', XPC_SERVICE_NAME: 'com.amplifier.distro'}, 'our server job', 'launchd'],
     // A shell started from some unit passes these on to what it starts: they name the unit's process, not this one.
-    expect(detectSupervisor({INVOCATION_ID: '0123456789abcdef0123456789abcdef'}, PID)).to.equal(undefined)
-    expect(detectSupervisor({INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: '1234'}, PID)).to.equal(undefined)
+    [{INVOCATION_ID: '0123456789abcdef0123456789abcdef'}, 'a foreign INVOCATION_ID alone', undefined],
+    [{INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: '1234'}, "another unit's SYSTEMD_EXEC_PID", undefined],
     // A Terminal session: LAUNCHD_JOB_NAME exported by hand, XPC_SERVICE_NAME from Terminal.
-    expect(detectSupervisor({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, PID)).to.equal(undefined)
-    expect(detectSupervisor({LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog', XPC_SERVICE_NAME: '0'}, PID)).to.equal(undefined)
-    expect(detectSupervisor({LAUNCHD_JOB_NAME: '', XPC_SERVICE_NAME: ''}, PID)).to.equal(undefined)
-    expect(detectSupervisor({}, PID)).to.equal(undefined)
+    [{LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog'}, 'LAUNCHD_JOB_NAME without XPC_SERVICE_NAME', undefined],
+    [{LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog', XPC_SERVICE_NAME: '0'}, "Terminal's XPC_SERVICE_NAME", undefined],
+    // Started from some other job's environment: launchd supervises that job, not this watchdog.
+    [FOREIGN_JOB, "another job's label in both", undefined],
+    [{LAUNCHD_JOB_NAME: '', XPC_SERVICE_NAME: ''}, 'both empty', undefined],
+    [{}, 'nothing', undefined],
+  ]
+  for (const [env, what, supervisor] of evidence) {
+    it(`${what}: ${supervisor ?? 'standalone'}`, () => expect(detectSupervisor(env, PID)).to.equal(supervisor))
+  }
+
+  it("started from another launchd job's environment: standalone, so it starts the server itself", async () => {
+    const fx = effects()
+    const {code, strategy} = await runWithStrategy(FOREIGN_JOB, fx)
+    expect(strategy.mode).to.equal('standalone')
+    expect(code).to.equal(0)
+    expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
+    expect(fx.execCalls).to.deep.equal([])
   })
 
   it('with a foreign INVOCATION_ID (a shell started from a unit): standalone, so it starts the server itself', async () => {

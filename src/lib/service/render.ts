@@ -1,4 +1,4 @@
-import type {ServiceResult, StatusResult} from './types.js'
+import type {PlannedFile, ServiceResult, StatusResult} from './types.js'
 
 /** What a service command prints, and where. */
 export interface RenderedResult {
@@ -33,4 +33,9 @@ export function printResult(result: ServiceResult | StatusResult, json: boolean)
   if (rendered.stdout) process.stdout.write(rendered.stdout)
   if (rendered.stderr) process.stderr.write(rendered.stderr)
   if (rendered.exitCode !== 0) process.exitCode = rendered.exitCode
+}
+
+/** How an install's dry run shows a file it would write (both supervisors): the path and mode, then the content, indented. */
+export function plannedWriteLines(file: PlannedFile): string[] {
+  return [`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`)]
 }

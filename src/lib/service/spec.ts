@@ -31,3 +31,17 @@ export function makeUnitSpec(ctx: ServiceContext, options: {host: string; port: 
   refuseControlChars('PATH', path)
   return {bin, host, port, path, home: ctx.home}
 }
+
+/**
+ * The value a command line gives `flag` (`--port 8500` or `--port=8500`,
+ * as oclif reads both), for reading back what an installed unit or plist
+ * runs; undefined where the flag is absent.
+ */
+export function flagValue(args: string[], flag: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) return args[i + 1]
+    if (args[i].startsWith(`${flag}=`)) return args[i].slice(flag.length + 1)
+  }
+
+  return undefined
+}

@@ -74,6 +74,28 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
   }
 }
 
+/** The command that names the program listening on a TCP port, on one platform (`ss` on Linux, `lsof` on macOS). */
+export type PortOwnerCommand = (port: number) => string
+
+/**
+ * What to say when another program holds the server's port, the usual
+ * cause of a server that cannot start: the address, the command that names
+ * the program, and how to move. `label` leads the first line (`Port:` in
+ * the diagnosis, `Warning:` in status).
+ */
+export function portConflictLines(label: string, target: ServerTarget, portOwnerCommand: PortOwnerCommand): string[] {
+  return [
+    `${label} ${hostPort(target.host, target.port)} is in use by another program, so the server cannot listen there.`,
+    `  See which program: ${portOwnerCommand(target.port)}`,
+    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
+  ]
+}
+
+/** The status warning for a server that is not running while another program holds its port. */
+export function portConflictWarning(target: ServerTarget, portOwnerCommand: PortOwnerCommand): string {
+  return portConflictLines('Warning:', target, portOwnerCommand).join('\n')
+}
+
 /** What a backend knows about a server that did not come up, for the diagnosis. */
 export interface DiagnosisFacts {
   platform: Exclude<PlatformName, 'unsupported'>
@@ -85,9 +107,7 @@ export interface DiagnosisFacts {
   /** The last lines of the server's log, oldest first. */
   logTail: string[]
   /** The command that names the program holding a port, for this platform. */
-  portOwnerCommand: (port: number) => string
-  /** How to read the whole log (`amp-distro service logs`). */
-  logsHint: string
+  portOwnerCommand: PortOwnerCommand
 }
 
 /**
@@ -102,20 +122,15 @@ export async function servingFailure(
   probe = async (host: string, port: number) => (await import('../port-probe.js')).acceptsConnections(host, port),
 ): Promise<ServiceResult> {
   const {target, report} = facts
-  const where = hostPort(target.host, target.port)
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]
   if (!isListenablePort(target.port)) {
     details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
   } else if (await probe(target.host, target.port)) {
-    details.push(
-      `Port: ${where} is in use by another program, so the server cannot listen there.`,
-      `  See which program: ${facts.portOwnerCommand(target.port)}`,
-      `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
-    )
+    details.push(...portConflictLines('Port:', target, facts.portOwnerCommand))
   }
 
   if (facts.logTail.length > 0) details.push('Last lines of the server log:', ...facts.logTail.map((line) => `  ${line}`))
-  details.push(`More: ${facts.logsHint}`)
+  details.push(`More: ${NAMES.bin} service logs`)
   if (facts.command === 'install') details.push(`The service stays installed; once the cause is fixed: ${NAMES.bin} service restart`)
   return {
     success: false,
@@ -129,4 +144,29 @@ export async function servingFailure(
 /** The line that tells how long the new server took to answer. */
 export function servingLine(report: ServingReport): string {
   return `Healthy: ${report.url} answered from PID ${report.pid} after ${(report.elapsedMs / 1000).toFixed(1)} s.`
+}
+
+/** How one backend proves an install, start or restart: its supervisor's answers, and what it tells of a server that did not come up. */
+export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command' | 'target' | 'portOwnerCommand'> {
+  timing: WaitOptions
+  supervisor: WaitDeps
+  /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
+  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail'>>
+}
+
+/**
+ * Ends an install, start or restart that the supervisor has accepted, as
+ * `done` says:
+ * 1. with `--wait 0` (`timing.waitSeconds` 0), `done` at once;
+ * 2. otherwise it waits as `waitUntilServing` says;
+ * 3. a healthy server: `done`, with how long it took and the report;
+ * 4. otherwise the diagnosis of `servingFailure`, from what `diagnose` tells.
+ */
+export async function verifyServing(done: ServiceResult, verification: Verification): Promise<ServiceResult> {
+  const {timing, target} = verification
+  if (timing.waitSeconds === 0) return done
+  const report = await waitUntilServing(target, timing, verification.supervisor)
+  if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
+  const {platform, command, portOwnerCommand} = verification
+  return servingFailure({platform, command, target, report, portOwnerCommand, ...(await verification.diagnose())})
 }

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {renderResult} from '../../../src/lib/service/render.js'
+import {plannedWriteLines, renderResult} from '../../../src/lib/service/render.js'
 import type {ServiceResult, StatusResult} from '../../../src/lib/service/types.js'
 
 describe('service result rendering', () => {
@@ -41,5 +41,15 @@ describe('service result rendering', () => {
       expect(rendered.stderr).to.equal('')
       expect(rendered.exitCode).to.equal(result.success ? 0 : 1)
     }
+  })
+
+  it('shows a file a dry run would write as its path and mode, then its content indented, without the last newline', () => {
+    expect(plannedWriteLines({path: '/home/ada/.config/systemd/user/amplifier-distro.service', content: '[Unit]\nDescription=x\n\n[Service]\n'})).to.deep.equal([
+      'write /home/ada/.config/systemd/user/amplifier-distro.service (mode 0644):',
+      '  [Unit]',
+      '  Description=x',
+      '  ',
+      '  [Service]',
+    ])
   })
 })

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 
 import {UserError} from '../../../src/lib/errors.js'
 import {execCommand, streamLines} from '../../../src/lib/exec.js'
-import {makeUnitSpec, unitPath} from '../../../src/lib/service/spec.js'
+import {flagValue, makeUnitSpec, unitPath} from '../../../src/lib/service/spec.js'
 import type {ServiceContext} from '../../../src/lib/service/types.js'
 
 function context(overrides: Partial<ServiceContext> = {}): ServiceContext {
@@ -77,4 +77,18 @@ describe('unit spec', () => {
       expect(() => makeUnitSpec(context({env: {PATH: '/usr/bin:/x\ny'}}), {host: '127.0.0.1', port: 8400})).to.throw(UserError, /^Invalid PATH/)
     })
   })
+})
+
+describe('reading a flag back from an installed command line (units and plists alike)', () => {
+  const argv = ['/usr/local/bin/amp-distro', 'serve', '--host', '::1', '--port=8500', '--verbose']
+  const cases: [string, string | undefined][] = [
+    ['--host', '::1'],
+    ['--port', '8500'],
+    ['--check-interval', undefined],
+  ]
+  for (const [flag, value] of cases) {
+    it(`${flag}: ${value ?? 'absent'}`, () => expect(flagValue(argv, flag)).to.equal(value))
+  }
+
+  it('a flag that ends the line has no value', () => expect(flagValue(['serve', '--port'], '--port')).to.equal(undefined))
 })

@@ -1,10 +1,20 @@
 import {expect} from 'chai'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import {createServer, type Server} from 'node:net'
 
-import {servingFailure, servingLine, waitUntilServing, type DiagnosisFacts} from '../../../src/lib/service/verify.js'
-import type {ServingReport} from '../../../src/lib/service/types.js'
-import {freePort} from '../../helpers/cli.js'
+import {portOwnerCommand as launchdPortOwner} from '../../../src/lib/service/launchd/status.js'
+import {portOwnerCommand as systemdPortOwner} from '../../../src/lib/service/systemd/status.js'
+import type {ServiceResult, ServingReport} from '../../../src/lib/service/types.js'
+import {
+  type DiagnosisFacts,
+  portConflictLines,
+  portConflictWarning,
+  servingFailure,
+  servingLine,
+  type Verification,
+  verifyServing,
+  waitUntilServing,
+} from '../../../src/lib/service/verify.js'
+import {cleanup, closeServer, freePort, holdPort} from '../../helpers/cli.js'
 
 /** A real health endpoint on 127.0.0.1 that answers with whatever PID `pid()` says at the time. */
 async function healthServer(pid: () => number): Promise<{server: HttpServer; port: number}> {
@@ -16,31 +26,27 @@ async function healthServer(pid: () => number): Promise<{server: HttpServer; por
   return {server, port: (server.address() as {port: number}).port}
 }
 
-/** A real program holding a port: it accepts connections and says nothing. */
-async function portHolder(): Promise<{holder: Server; port: number}> {
-  const holder = createServer((socket) => socket.destroy())
-  await new Promise<void>((resolve) => holder.listen({host: '127.0.0.1', port: 0}, resolve))
-  return {holder, port: (holder.address() as {port: number}).port}
+/** The clock a wait runs on: a sleep moves it on at once, so a 30 s wait takes no time. */
+function fakeClock(): {now: () => number; sleep: (ms: number) => Promise<void>} {
+  let t = 0
+  return {now: () => t, sleep: async (ms) => void (t += ms)}
 }
-
-const close = (server: {close: (cb: () => void) => unknown} | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
 
 describe('waitUntilServing', () => {
   let http: HttpServer | undefined
 
   afterEach(async () => {
-    await close(http)
+    await closeServer(http)
     http = undefined
   })
 
   it('ends healthy once the answer comes from the main PID, with the version and the time taken', async () => {
     const started = await healthServer(() => 4242)
     http = started.server
-    let t = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: started.port},
       {startedAt: 0, waitSeconds: 5},
-      {mainPid: async () => 4242, now: () => t, sleep: async (ms) => void (t += ms)},
+      {mainPid: async () => 4242, ...fakeClock()},
     )
     expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: true, pid: 4242, version: '9.9.9', elapsedMs: 0, waitSeconds: 5})
   })
@@ -49,7 +55,6 @@ describe('waitUntilServing', () => {
     let serving = 100
     const started = await healthServer(() => serving)
     http = started.server
-    let t = 0
     let asked = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: started.port},
@@ -61,8 +66,7 @@ describe('waitUntilServing', () => {
           if (asked > 3) serving = 200
           return asked > 1 ? 200 : 100
         },
-        now: () => t,
-        sleep: async (ms) => void (t += ms),
+        ...fakeClock(),
       },
     )
     expect(report).to.include({healthy: true, pid: 200, previousPid: 100})
@@ -73,17 +77,15 @@ describe('waitUntilServing', () => {
   it('never counts another program answering on the port, and gives up at the deadline', async () => {
     const started = await healthServer(() => 1)
     http = started.server
-    let t = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: started.port},
       {startedAt: 0, waitSeconds: 2},
-      {mainPid: async () => 777, now: () => t, sleep: async (ms) => void (t += ms)},
+      {mainPid: async () => 777, ...fakeClock()},
     )
     expect(report).to.deep.equal({url: `http://127.0.0.1:${started.port}/api/health`, healthy: false, pid: 777, elapsedMs: 2000, waitSeconds: 2})
   })
 
   it('ends early once the supervisor has given the server up', async () => {
-    let t = 0
     let asked = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: await freePort()},
@@ -91,15 +93,13 @@ describe('waitUntilServing', () => {
       {
         mainPid: async () => undefined,
         gaveUp: async () => ++asked >= 3,
-        now: () => t,
-        sleep: async (ms) => void (t += ms),
+        ...fakeClock(),
       },
     )
     expect(report).to.include({healthy: false, elapsedMs: 200})
   })
 
   it('gives up when the supervisor never names a main PID, without asking health', async () => {
-    let t = 0
     let checks = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: await freePort()},
@@ -110,8 +110,7 @@ describe('waitUntilServing', () => {
           checks++
           return {healthy: false, reason: 'ECONNREFUSED'}
         },
-        now: () => t,
-        sleep: async (ms) => void (t += ms),
+        ...fakeClock(),
       },
     )
     expect(report).to.include({healthy: false, elapsedMs: 1000})
@@ -148,8 +147,7 @@ describe('a port nothing can listen on (a hand-edited unit)', () => {
       report,
       supervisorState: 'failed (exit-code) (amplifier-distro.service)',
       logTail: [],
-      portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
-      logsHint: 'amp-distro service logs',
+      portOwnerCommand: systemdPortOwner,
     })
     expect(result.details).to.deep.equal([
       'Supervisor: the server is failed (exit-code) (amplifier-distro.service).',
@@ -160,12 +158,7 @@ describe('a port nothing can listen on (a hand-edited unit)', () => {
 })
 
 describe('servingFailure and servingLine', () => {
-  let holder: Server | undefined
-
-  afterEach(async () => {
-    await close(holder)
-    holder = undefined
-  })
+  afterEach(() => cleanup())
 
   const report = (port: number): ServingReport => ({url: `http://127.0.0.1:${port}/api/health`, healthy: false, elapsedMs: 3012, waitSeconds: 3})
   const facts = (port: number, command: DiagnosisFacts['command']): DiagnosisFacts => ({
@@ -175,13 +168,11 @@ describe('servingFailure and servingLine', () => {
     report: report(port),
     supervisorState: 'activating (auto-restart) (amplifier-distro.service)',
     logTail: ['Error: Cannot listen on 127.0.0.1: address already in use'],
-    portOwnerCommand: (p) => `ss -ltnp 'sport = :${p}'`,
-    logsHint: 'amp-distro service logs',
+    portOwnerCommand: systemdPortOwner,
   })
 
   it('names a port held by a real listener, with the command that finds it, and says the install stays', async () => {
-    const held = await portHolder()
-    holder = held.holder
+    const held = await holdPort()
     const result = await servingFailure(facts(held.port, 'install'))
     expect(result).to.deep.equal({
       success: false,
@@ -212,5 +203,85 @@ describe('servingFailure and servingLine', () => {
     expect(servingLine({url: 'http://127.0.0.1:1/api/health', healthy: true, pid: 12, elapsedMs: 1234, waitSeconds: 30})).to.equal(
       'Healthy: http://127.0.0.1:1/api/health answered from PID 12 after 1.2 s.',
     )
+  })
+})
+
+describe('the port conflict: one wording for both platforms', () => {
+  const platforms = [
+    {platform: 'linux', portOwnerCommand: systemdPortOwner, finds: "ss -ltnp 'sport = :8500'"},
+    {platform: 'macos', portOwnerCommand: launchdPortOwner, finds: 'lsof -nP -iTCP:8500 -sTCP:LISTEN'},
+  ]
+
+  for (const {platform, portOwnerCommand, finds} of platforms) {
+    it(`${platform}: status warns with the diagnosis's lines under its own label, naming ${finds.split(' ')[0]}`, () => {
+      const target = {host: '::1', port: 8500}
+      const lines = [
+        '[::1]:8500 is in use by another program, so the server cannot listen there.',
+        `  See which program: ${finds}`,
+        '  Stop that program, or install on another port: amp-distro service install --port <port>',
+      ]
+      expect(portConflictWarning(target, portOwnerCommand)).to.equal(`Warning: ${lines.join('\n')}`)
+      expect(portConflictLines('Port:', target, portOwnerCommand)).to.deep.equal([`Port: ${lines[0]}`, ...lines.slice(1)])
+    })
+  }
+})
+
+describe('verifyServing: how install, start and restart end on both backends', () => {
+  let http: HttpServer | undefined
+
+  afterEach(async () => {
+    await closeServer(http)
+    http = undefined
+  })
+
+  const done: ServiceResult = {success: true, platform: 'macos', message: 'Started amplifier-distro service.', details: ['Started com.amplifier.distro (kickstart).']}
+  const verification = (port: number, waitSeconds: number, asked: string[]): Verification => ({
+    platform: 'macos',
+    command: 'start',
+    target: {host: '127.0.0.1', port},
+    timing: {startedAt: 0, waitSeconds},
+    supervisor: {
+      async mainPid() {
+        asked.push('mainPid')
+        return 4242
+      },
+      now: () => 0,
+      sleep: async () => undefined,
+    },
+    async diagnose() {
+      asked.push('diagnose')
+      return {supervisorState: 'not running, last exit code 1', logTail: ['Error: Cannot listen']}
+    },
+    portOwnerCommand: launchdPortOwner,
+  })
+
+  it('--wait 0: what the supervisor accepted, at once, without asking it anything', async () => {
+    const asked: string[] = []
+    expect(await verifyServing(done, verification(await freePort(), 0, asked))).to.equal(done)
+    expect(asked).to.deep.equal([])
+  })
+
+  it('a server answering from the main PID: the accepted result with how long it took, and no diagnosis', async () => {
+    const started = await healthServer(() => 4242)
+    http = started.server
+    const asked: string[] = []
+    const result = await verifyServing(done, verification(started.port, 5, asked))
+    const serving = {url: `http://127.0.0.1:${started.port}/api/health`, healthy: true, pid: 4242, version: '9.9.9', elapsedMs: 0, waitSeconds: 5}
+    expect(result).to.deep.equal({...done, details: [...done.details, servingLine(serving)], serving})
+    expect(asked).to.deep.equal(['mainPid'])
+  })
+
+  it('a server that never answers: the diagnosis from what the backend tells, asked once the wait is over', async () => {
+    const port = await freePort()
+    const asked: string[] = []
+    const result = await verifyServing(done, {...verification(port, 1, asked), supervisor: {mainPid: async () => undefined, ...fakeClock()}})
+    expect(result).to.deep.include({success: false, platform: 'macos', message: `The server did not answer http://127.0.0.1:${port}/api/health within 1 s after start.`})
+    expect(result.details).to.deep.equal([
+      'Supervisor: the server is not running, last exit code 1.',
+      'Last lines of the server log:',
+      '  Error: Cannot listen',
+      'More: amp-distro service logs',
+    ])
+    expect(asked).to.deep.equal(['diagnose'])
   })
 })

@@ -1,13 +1,14 @@
 import {existsSync, mkdirSync} from 'node:fs'
 import {basename} from 'node:path'
 
-import {EXIT_CONFIG, UserError} from '../../errors.js'
+import {UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {plannedWriteLines} from '../render.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
-import {type ServerTarget, servingFailure, servingLine, waitUntilServing} from '../verify.js'
-import {type JobState, Launchctl, LaunchctlError} from './launchctl.js'
+import {type ServerTarget, verifyServing} from '../verify.js'
+import {exitedWithConfigError, type JobState, Launchctl, LaunchctlError} from './launchctl.js'
 import {launchdLogFiles, readLogs, recentLines} from './logs.js'
 import {buildPlist, installedTarget, type LaunchdJob, launchdJobs, readInstalledPlist, renderServerPlist, renderWatchdogPlist} from './plist.js'
 import {launchdStatus, portOwnerCommand} from './status.js'
@@ -15,12 +16,15 @@ import {launchdStatus, portOwnerCommand} from './status.js'
 const LAUNCHCTL = 'launchctl'
 const PLATFORM = 'macos'
 
+/** How many of the server's last log lines a diagnosis shows. */
+const DIAGNOSIS_LINES = 10
+
 /** launchd's state for a job as the diagnosis tells it. */
 export function describeJobState(state: JobState): string {
   if (!state.loaded) return 'not loaded in launchd'
   const pid = state.pid ? `, PID ${state.pid}` : ''
   const exited = state.pid === undefined && state.lastExitCode !== undefined
-  const config = state.lastExitCode === EXIT_CONFIG ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
+  const config = exitedWithConfigError(state) ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
   return `${state.state}${pid}${exited ? `, last exit code ${state.lastExitCode}${config}` : ''}`
 }
 
@@ -69,25 +73,31 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     }
   }
 
+  /** The jobs launchd holds, in the order they are booted out: the watchdog first, so it cannot restart a server being stopped. */
+  async function heldJobs(launchctl: Launchctl): Promise<LaunchdJob[]> {
+    const held: LaunchdJob[] = []
+    for (const job of [watchdogJob, serverJob]) if ((await launchctl.inspect(job)).loaded) held.push(job)
+    return held
+  }
+
   function dryRun(planned: InstallPlan, watchdog: boolean): ServiceResult {
     const details = ['Nothing was changed. An install would:']
     if (!watchdog && existsSync(watchdogJob.plistPath)) {
       details.push(`run: ${commandText([LAUNCHCTL, 'bootout', `gui/${ctx.uid}/${watchdogJob.label}`])} (when loaded)`, `remove: ${watchdogJob.plistPath}`)
     }
 
-    for (const file of planned.files) {
-      details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
-    }
+    for (const file of planned.files) details.push(...plannedWriteLines(file))
 
     for (const command of planned.commands) details.push(`run: ${commandText(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
     return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}
   }
 
   /**
-   * Ends install, start and restart: with `--wait 0`, at once; otherwise
-   * once the server answers its health check from the PID launchd reports
-   * for the server job, or with the diagnosis when `waitSeconds` run out.
-   * The plists stay either way.
+   * Ends install, start and restart as `verifyServing` says: the server
+   * must answer from the PID launchd reports for the server job; the wait
+   * ends early once the server has exited with a configuration error (no
+   * later start can succeed), and the diagnosis tells the job's state and
+   * the server's last log lines. The plists stay either way.
    */
   async function verified(
     command: 'install' | 'start' | 'restart',
@@ -96,19 +106,24 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     timing: {startedAt: number; waitSeconds: number; previousPid?: number},
     done: {message: string; details: string[]},
   ): Promise<ServiceResult> {
-    if (timing.waitSeconds === 0) return {success: true, platform: PLATFORM, ...done}
-    const report = await waitUntilServing(target, timing, {mainPid: async () => (await launchctl.inspect(serverJob)).pid})
-    if (report.healthy) return {success: true, platform: PLATFORM, message: done.message, details: [...done.details, servingLine(report)], serving: report}
-    return servingFailure({
-      platform: PLATFORM,
-      command,
-      target,
-      report,
-      supervisorState: describeJobState(await launchctl.inspect(serverJob)),
-      logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], 10).map((line) => line.text),
-      portOwnerCommand,
-      logsHint: `${NAMES.bin} service logs`,
-    })
+    return verifyServing(
+      {success: true, platform: PLATFORM, ...done},
+      {
+        platform: PLATFORM,
+        command,
+        target,
+        timing,
+        supervisor: {
+          mainPid: async () => (await launchctl.inspect(serverJob)).pid,
+          gaveUp: async () => exitedWithConfigError(await launchctl.inspect(serverJob)),
+        },
+        diagnose: async () => ({
+          supervisorState: describeJobState(await launchctl.inspect(serverJob)),
+          logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], DIAGNOSIS_LINES).map((line) => line.text),
+        }),
+        portOwnerCommand,
+      },
+    )
   }
 
   /**
@@ -140,8 +155,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
 
     const launchctl = launchctlFor('install')
     return guarded(async () => {
-      const loaded = new Map<LaunchdJob, boolean>()
-      for (const job of [watchdogJob, serverJob]) loaded.set(job, (await launchctl.inspect(job)).loaded)
+      const held = await heldJobs(launchctl)
 
       try {
         mkdirSync(paths.serverDir, {recursive: true})
@@ -153,7 +167,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
         ])
       }
 
-      for (const job of [watchdogJob, serverJob]) if (loaded.get(job)) await launchctl.unload(job)
+      for (const job of held) await launchctl.unload(job)
 
       const details = planned.files.map((file) => `Wrote ${file.path}`)
       if (!options.watchdog && existsSync(watchdogJob.plistPath)) {
@@ -192,10 +206,8 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   async function uninstall(): Promise<ServiceResult> {
     const launchctl = launchctlFor('uninstall')
     return guarded(async () => {
-      const jobs = [watchdogJob, serverJob]
-      const loaded: LaunchdJob[] = []
-      for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
-      const files = jobs.filter((job) => existsSync(job.plistPath))
+      const loaded = await heldJobs(launchctl)
+      const files = [watchdogJob, serverJob].filter((job) => existsSync(job.plistPath))
       if (loaded.length === 0 && files.length === 0) {
         return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is not installed; nothing to do.`, details: []}
       }
@@ -315,10 +327,8 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   async function stop(): Promise<ServiceResult> {
     const launchctl = launchctlFor('stop')
     return guarded(async () => {
-      const jobs = [watchdogJob, serverJob]
-      const loaded: LaunchdJob[] = []
-      for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
-      if (loaded.length === 0 && !jobs.some((job) => existsSync(job.plistPath))) return notInstalled()
+      const loaded = await heldJobs(launchctl)
+      if (loaded.length === 0 && ![watchdogJob, serverJob].some((job) => existsSync(job.plistPath))) return notInstalled()
       const startHint = `Start it: ${NAMES.bin} service start`
       if (loaded.length === 0) return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is already stopped.`, details: [startHint]}
       const details: string[] = []
@@ -337,7 +347,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     if (!existsSync(serverJob.plistPath) && !existsSync(watchdogJob.plistPath)) return notInstalled()
     const files = launchdLogFiles(paths)
     const count = await readLogs(files, options)
-    const names = files.map((file) => basename(file))
+    const names = files.map((log) => basename(log.file))
     return {
       success: true,
       platform: PLATFORM,

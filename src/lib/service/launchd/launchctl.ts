@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {UserError} from '../../errors.js'
+import {EXIT_CONFIG, UserError} from '../../errors.js'
 import {NAMES} from '../../paths.js'
 import type {ExecResult, ServiceContext} from '../types.js'
 import type {LaunchdJob} from './plist.js'
@@ -16,6 +16,16 @@ export interface JobState {
   pid?: number
   /** The job's last exit code, once it has exited. */
   lastExitCode?: number
+}
+
+/**
+ * True for a job launchd holds but does not run whose last exit code is
+ * EXIT_CONFIG: a configuration that can never work. launchd has no setting
+ * that stops restarting it, so it starts it again every ThrottleInterval
+ * and each start fails the same way.
+ */
+export function exitedWithConfigError(state: JobState): boolean {
+  return state.loaded && state.pid === undefined && state.lastExitCode === EXIT_CONFIG
 }
 
 /**

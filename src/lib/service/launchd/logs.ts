@@ -2,15 +2,26 @@ import {closeSync, fstatSync, openSync, readSync} from 'node:fs'
 import {basename} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
+import {rotatedLogFiles} from '../../logger.js'
 import type {Paths} from '../../paths.js'
 import type {LogLine} from '../types.js'
 
+/** A log file `service logs` reads, and the files it is rotated to, newest first. */
+export interface LogFile {
+  file: string
+  rotated?: string[]
+}
+
 /**
  * The files `service logs` reads under launchd: the four the plists name as
- * StandardOutPath and StandardErrorPath, then the watchdog's own log.
+ * StandardOutPath and StandardErrorPath, then the watchdog's own log, which
+ * the watchdog rotates to `watchdog.log.1` and `.2`.
  */
-export function launchdLogFiles(paths: Paths): string[] {
-  return [paths.serverStdoutLog, paths.serverStderrLog, paths.watchdogStdoutLog, paths.watchdogStderrLog, paths.watchdogLog]
+export function launchdLogFiles(paths: Paths): LogFile[] {
+  return [
+    ...[paths.serverStdoutLog, paths.serverStderrLog, paths.watchdogStdoutLog, paths.watchdogStderrLog].map((file) => ({file})),
+    {file: paths.watchdogLog, rotated: rotatedLogFiles(paths.watchdogLog)},
+  ]
 }
 
 /** The line as `service logs` prints it: marked with the file it came from. */
@@ -62,6 +73,8 @@ interface Tail {
   /** When the file last changed, for the merge order. */
   mtimeMs: number
   lines: string[]
+  /** Lines from the files it was rotated to, oldest first, each marked with its own file. */
+  earlier: LogLine[]
 }
 
 /**
@@ -69,12 +82,12 @@ interface Tail {
  * reading stopped. With `holdPartial` (a follow), a last line that has no
  * newline yet is kept back until its end is written.
  */
-function openTail(file: string, count: number, holdPartial = false): Tail {
+function openFile(file: string, count: number, holdPartial = false): Tail {
   let fd: number
   try {
     fd = openSync(file, 'r')
   } catch {
-    return {file, offset: 0, partial: '', mtimeMs: 0, lines: []}
+    return {file, offset: 0, partial: '', mtimeMs: 0, lines: [], earlier: []}
   }
 
   try {
@@ -82,10 +95,29 @@ function openTail(file: string, count: number, holdPartial = false): Tail {
     const lines = lastLinesOf(fd, stat.size, count)
     const cut = holdPartial && stat.size > 0 && readRange(fd, stat.size - 1, 1)[0] !== 0x0a
     const partial = cut ? (lines.pop() ?? '') : ''
-    return {file, ino: stat.ino, offset: stat.size, partial, mtimeMs: stat.mtimeMs, lines}
+    return {file, ino: stat.ino, offset: stat.size, partial, mtimeMs: stat.mtimeMs, lines, earlier: []}
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * `openFile` for a log that may have been rotated: while the current file
+ * holds fewer than `count` lines, the older ones come from the files it was
+ * rotated to, newest first, until `count` lines are read. A follow reads on
+ * from the current file only.
+ */
+function openTail(log: LogFile, count: number, holdPartial = false): Tail {
+  const tail = openFile(log.file, count, holdPartial)
+  for (const older of log.rotated ?? []) {
+    const missing = count - tail.lines.length - tail.earlier.length
+    if (missing <= 0) break
+    const before = openFile(older, missing)
+    tail.earlier = [...before.lines.map((text) => logLine(older, text)), ...tail.earlier]
+    tail.mtimeMs = Math.max(tail.mtimeMs, before.mtimeMs)
+  }
+
+  return tail
 }
 
 /**
@@ -137,7 +169,8 @@ export interface ReadLogsOptions {
 /**
  * Prints the last lines of several log files, oldest first, then (with
  * `follow`) new lines as they are written, until `signal` fires. Resolves to
- * the number of lines printed.
+ * the number of lines printed. A rotated file's older lines are read from
+ * the files it was rotated to, as `openTail` says.
  *
  * Merge order: only watchdog.log stamps its lines with a time, so lines
  * cannot be interleaved across files. Each file's lines stay together and
@@ -147,12 +180,13 @@ export interface ReadLogsOptions {
  * are found.
  *
  * Steps:
- * 1. open each file, read its last `lines` lines and note its size and inode;
+ * 1. open each file, read its last `lines` lines (from its rotated files
+ *    too, when it holds fewer) and note its size and inode;
  * 2. order the files by modification time and print the last `lines` lines;
  * 3. with `follow`, every `pollMs` read what each file gained, from the start
  *    again for a file truncated in place or replaced, printing whole lines.
  */
-export async function readLogs(files: string[], options: ReadLogsOptions): Promise<number> {
+export async function readLogs(files: LogFile[], options: ReadLogsOptions): Promise<number> {
   const tails = files.map((file) => openTail(file, options.lines, options.follow))
   let printed = 0
   for (const line of merged(tails, options.lines)) {
@@ -184,21 +218,21 @@ export async function readLogs(files: string[], options: ReadLogsOptions): Promi
 function merged(tails: Tail[], count: number): LogLine[] {
   if (count === 0) return []
   return [...tails]
-    .filter((tail) => tail.lines.length > 0)
+    .filter((tail) => tail.lines.length + tail.earlier.length > 0)
     .sort((a, b) => a.mtimeMs - b.mtimeMs)
-    .flatMap((tail) => tail.lines.map((text) => logLine(tail.file, text)))
+    .flatMap((tail) => [...tail.earlier, ...tail.lines.map((text) => logLine(tail.file, text))])
     .slice(-count)
 }
 
 /** The last `count` lines of several files, merged as `readLogs` merges them. */
 export function recentLines(files: string[], count: number): LogLine[] {
   return merged(
-    files.map((file) => openTail(file, count)),
+    files.map((file) => openFile(file, count)),
     count,
   )
 }
 
 /** The last `count` lines of one file (none when it cannot be read). */
 export function lastLines(file: string, count: number): string[] {
-  return openTail(file, count).lines
+  return openFile(file, count).lines
 }

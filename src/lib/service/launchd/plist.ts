@@ -6,6 +6,7 @@ import {UserError} from '../../errors.js'
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../../paths.js'
 import {parsePort, refuseControlChars, validateHost} from '../../validate.js'
 import type {InstalledDefinition} from '../stale.js'
+import {flagValue} from '../spec.js'
 import type {UnitSpec} from '../types.js'
 
 /** One launchd user agent: its label and where its plist lives. */
@@ -125,11 +126,6 @@ export function readInstalledPlist(file: string): InstalledPlist | undefined {
   const env = dict.EnvironmentVariables as PlistObject | undefined
   const path = env !== null && typeof env === 'object' && typeof env.PATH === 'string' ? env.PATH : undefined
   return {text, args, program: args[0], nodeDir: nodeDirOf(path)}
-}
-
-function flagValue(args: string[], flag: string): string | undefined {
-  const at = args.indexOf(flag)
-  return at === -1 ? undefined : args[at + 1]
 }
 
 /**

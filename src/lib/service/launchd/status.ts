@@ -1,8 +1,9 @@
 import {EXIT_CONFIG, UserError} from '../../errors.js'
-import {hostPort, NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import type {JobState, Launchctl} from './launchctl.js'
+import {portConflictWarning} from '../verify.js'
+import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
 
@@ -11,15 +12,6 @@ const PLATFORM = 'macos'
 /** The command that names the program listening on a TCP port, on macOS. */
 export function portOwnerCommand(port: number): string {
   return `lsof -nP -iTCP:${port} -sTCP:LISTEN`
-}
-
-/** Why a server that is not running cannot start: another program holds its port (systemd's wording, with lsof). */
-export function portConflictWarning(host: string, port: number): string {
-  return [
-    `Warning: ${hostPort(host, port)} is in use by another program, so the server cannot listen there.`,
-    `  See which program: ${portOwnerCommand(port)}`,
-    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
-  ].join('\n')
 }
 
 /**
@@ -129,10 +121,10 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     }
 
     if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)
-    if (states[0].lastExitCode === EXIT_CONFIG && server.pid === undefined) {
+    if (exitedWithConfigError(states[0])) {
       warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
     } else if (server.pid === undefined && (await acceptsConnections(target.host, target.port))) {
-      warnings.unshift(portConflictWarning(target.host, target.port))
+      warnings.unshift(portConflictWarning(target, portOwnerCommand))
     }
   }
 

@@ -4,11 +4,12 @@ import {join} from 'node:path'
 import {UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {plannedWriteLines} from '../render.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, PlannedFile, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
-import {servingFailure, servingLine, type ServerTarget, waitUntilServing} from '../verify.js'
+import {type ServerTarget, verifyServing} from '../verify.js'
 import {journalTail, readJournal} from './journal.js'
-import {readText, systemdStatus} from './status.js'
+import {portOwnerCommand, readText, systemdStatus} from './status.js'
 import {createSystemctl, firstLine, isUp, mainPidOf, orphaned, type ShownUnit, stateText} from './systemctl.js'
 import {readUnitCommand, renderServerUnit, renderWatchdogUnit, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
@@ -58,29 +59,29 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
   }
 
   /**
-   * Waits for the server that `command` started to answer from the unit's
-   * main PID, and turns the outcome into the command's result: `done` with
-   * how long it took, or the diagnosis (the unit's state, a port held by
-   * another program, the server's last journal lines).
+   * Ends install, start and restart as `verifyServing` says: the server
+   * must answer from the unit's main PID; the wait ends early once the unit
+   * is `failed`, and the diagnosis tells the unit's state and the server's
+   * last journal lines.
    */
   async function verified(
     command: 'install' | 'start' | 'restart',
     target: ServerTarget,
-    options: {startedAt: number; waitSeconds: number; previousPid?: number},
+    timing: {startedAt: number; waitSeconds: number; previousPid?: number},
     done: ServiceResult,
   ): Promise<ServiceResult> {
-    const report = await waitUntilServing(target, options, {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()})
-    if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
-    const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
-    return servingFailure({
+    return verifyServing(done, {
       platform: PLATFORM,
       command,
       target,
-      report,
-      supervisorState: 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer',
-      logTail,
-      portOwnerCommand: (port) => `ss -ltnp 'sport = :${port}'`,
-      logsHint: `${NAMES.bin} service logs`,
+      timing,
+      supervisor: {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()},
+      async diagnose() {
+        const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
+        const supervisorState = 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer'
+        return {supervisorState, logTail}
+      },
+      portOwnerCommand,
     })
   }
 
@@ -98,9 +99,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const drop = options.watchdog ? [] : dropWatchdogCommands()
     if (options.dryRun) {
       const details = ['Nothing was changed. An install would:']
-      for (const file of planned.files) {
-        details.push(`write ${file.path} (mode 0644):`, ...file.content.trimEnd().split('\n').map((line) => `  ${line}`))
-      }
+      for (const file of planned.files) details.push(...plannedWriteLines(file))
 
       for (const command of drop) details.push(`run: ${commandText(command)}`, `remove: ${paths.systemdWatchdogUnit}`)
 
@@ -164,7 +163,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
         ...wslNote(ctx),
       ],
     }
-    if (options.waitSeconds === 0) return done
     return verified('install', spec, {startedAt, waitSeconds: options.waitSeconds, ...(previousPid ? {previousPid} : {})}, done)
   }
 
@@ -235,14 +233,18 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     return {target: unitCommand, units: answer.units, watchdog: existsSync(paths.systemdWatchdogUnit)}
   }
 
-  /** Runs one systemctl step, or returns the failure that says what went wrong and where to look. */
-  async function step(args: string[]): Promise<ServiceResult | undefined> {
-    const answer = await systemctl.run(...args)
-    if (answer.code === 0) return undefined
-    return failed(`systemctl --user ${args.join(' ')} failed (exit ${answer.code}).`, [
-      ...answer.stderr.trim().split('\n').filter(Boolean),
-      `See why: ${NAMES.bin} service status, and ${NAMES.bin} service logs`,
-    ])
+  /** Runs systemctl steps in order, up to the first that fails, whose failure it returns (what went wrong and where to look). */
+  async function steps(list: string[][]): Promise<ServiceResult | undefined> {
+    for (const args of list) {
+      const answer = await systemctl.run(...args)
+      if (answer.code === 0) continue
+      return failed(`systemctl --user ${args.join(' ')} failed (exit ${answer.code}).`, [
+        ...answer.stderr.trim().split('\n').filter(Boolean),
+        `See why: ${NAMES.bin} service status, and ${NAMES.bin} service logs`,
+      ])
+    }
+
+    return undefined
   }
 
   /** Units the person now asks to start again: a failed unit (a crash loop hit its start limit) refuses to start until its failure is forgotten. */
@@ -257,10 +259,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if ('success' in ready) return ready
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     const wasRunning = running(ready.units[SERVER_UNIT]) && (!ready.watchdog || running(ready.units[WATCHDOG_UNIT]))
-    for (const args of [...resetFailed(ready.units, units), ['start', ...units]]) {
-      const problem = await step(args)
-      if (problem) return problem
-    }
+    const problem = await steps([...resetFailed(ready.units, units), ['start', ...units]])
+    if (problem) return problem
 
     const done: ServiceResult = {
       success: true,
@@ -268,7 +268,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       message: wasRunning ? 'amplifier-distro service was already running.' : `Started ${units.join(' and ')}.`,
       details: [`Serves: ${serverUrl(ready.target.host, ready.target.port)}`, `Stop it: ${NAMES.bin} service stop`],
     }
-    return options.waitSeconds === 0 ? done : verified('start', ready.target, {startedAt, waitSeconds: options.waitSeconds}, done)
+    return verified('start', ready.target, {startedAt, waitSeconds: options.waitSeconds}, done)
   }
 
   async function stop(): Promise<ServiceResult> {
@@ -280,7 +280,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     // PartOf= takes the watchdog along with the server; naming it too also stops a watchdog whose server is already down.
-    const problem = await step(['stop', SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : [])])
+    const problem = await steps([['stop', SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : [])]])
     if (problem) return problem
     return {
       success: true,
@@ -300,11 +300,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const previousPid = mainPidOf(ready.units[SERVER_UNIT])
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     // PartOf= restarts a running watchdog with the server; a stopped one is started after it.
-    const steps = [...resetFailed(ready.units, units), ['restart', SERVER_UNIT], ...(ready.watchdog ? [['start', WATCHDOG_UNIT]] : [])]
-    for (const args of steps) {
-      const problem = await step(args)
-      if (problem) return problem
-    }
+    const problem = await steps([...resetFailed(ready.units, units), ['restart', SERVER_UNIT], ...(ready.watchdog ? [['start', WATCHDOG_UNIT]] : [])])
+    if (problem) return problem
 
     const done: ServiceResult = {
       success: true,
@@ -312,7 +309,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       message: previousPid ? `Restarted ${units.join(' and ')}.` : `Started ${units.join(' and ')} (the service was not running).`,
       details: [`Serves: ${serverUrl(ready.target.host, ready.target.port)}`],
     }
-    if (options.waitSeconds === 0) return done
     return verified('restart', ready.target, {startedAt, waitSeconds: options.waitSeconds, ...(previousPid ? {previousPid} : {})}, done)
   }
 

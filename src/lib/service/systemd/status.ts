@@ -1,11 +1,11 @@
 import {readFileSync} from 'node:fs'
 
 import {EXIT_CONFIG} from '../../errors.js'
-import {hostPort, NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import type {HealthAnswer} from '../../health.js'
 import {staleWarnings} from '../stale.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import {isListenablePort} from '../verify.js'
+import {isListenablePort, portConflictWarning} from '../verify.js'
 import {journalTail} from './journal.js'
 import {mainPidOf, orphaned, type ShownUnit, type Systemctl} from './systemctl.js'
 import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
@@ -22,16 +22,9 @@ export function readText(file: string): string | undefined {
   }
 }
 
-/**
- * Why a server that is not running cannot start: the usual cause of a crash
- * loop is another program holding its port.
- */
-export function portConflictWarning(host: string, port: number): string {
-  return [
-    `Warning: ${hostPort(host, port)} is in use by another program, so the server cannot listen there.`,
-    `  See which program: ss -ltnp 'sport = :${port}'`,
-    `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
-  ].join('\n')
+/** The command that names the program listening on a TCP port, on Linux. */
+export function portOwnerCommand(port: number): string {
+  return `ss -ltnp 'sport = :${port}'`
 }
 
 /** A duration for people: `12 s`, `4 min 12 s`, `2 h 05 min`, `3 d 4 h`. */
@@ -171,7 +164,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
     // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
     if (server.state !== 'active' && isListenablePort(serverCommand.port)) {
       const {acceptsConnections} = await import('../../port-probe.js')
-      if (await acceptsConnections(serverCommand.host, serverCommand.port)) problems.unshift(portConflictWarning(serverCommand.host, serverCommand.port))
+      if (await acceptsConnections(serverCommand.host, serverCommand.port)) problems.unshift(portConflictWarning(serverCommand, portOwnerCommand))
     }
   }
 

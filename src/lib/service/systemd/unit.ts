@@ -3,6 +3,7 @@ import {delimiter} from 'node:path'
 import {EXIT_CONFIG} from '../../errors.js'
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../../paths.js'
 import {execCommandLine, quoteEnvironment, splitExecLine, splitUnitWords} from './escape.js'
+import {flagValue} from '../spec.js'
 import type {UnitSpec} from '../types.js'
 
 export const SERVER_UNIT = `${NAMES.systemdUnit}.service`
@@ -124,15 +125,6 @@ export interface UnitCommand {
   port: number
   /** The unit's PATH (from `Environment=`), when it sets one. */
   path?: string
-}
-
-function flagValue(args: string[], flag: string): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === flag) return args[i + 1]
-    if (args[i].startsWith(`${flag}=`)) return args[i].slice(flag.length + 1)
-  }
-
-  return undefined
 }
 
 /**

@@ -8,11 +8,10 @@ import plist, {type PlistObject} from 'plist'
 
 import {UserError} from '../../../../src/lib/errors.js'
 import {freePort} from '../../../helpers/cli.js'
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
 import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
 import {buildPlist, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
 import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 import {throughPlistutil} from '../../../helpers/plistutil.js'
 
 const SERVER = 'com.amplifier.distro'
@@ -52,17 +51,7 @@ function makeWorld(homeName = 'home'): World {
     serverPlist: join(home, 'Library', 'LaunchAgents', `${SERVER}.plist`),
     watchdogPlist: join(home, 'Library', 'LaunchAgents', `${WATCHDOG}.plist`),
     fake,
-    ctx: {
-      home,
-      env: {PATH: shellPath},
-      uid: 501,
-      user: 'ada',
-      exec: execCommand,
-      stream: streamLines,
-      version: '0.3.0',
-      nodePath: join(nodeDir, 'node'),
-      resolveBinary: () => ({path: bin}),
-    },
+    ctx: launchdContext(home, shellPath, {nodePath: join(nodeDir, 'node'), resolveBinary: () => ({path: bin})}),
   }
 }
 

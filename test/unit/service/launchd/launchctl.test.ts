@@ -3,12 +3,11 @@ import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
 import {createLaunchdBackend, describeJobState} from '../../../../src/lib/service/launchd/backend.js'
-import {explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
+import {exitedWithConfigError, explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
 import {buildPlist, type LaunchdJob, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
 import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 
 const SERVER = 'com.amplifier.distro'
 const WATCHDOG = 'com.amplifier.distro.watchdog'
@@ -96,15 +95,22 @@ describe('launchctl answers', () => {
   }
 })
 
-describe('launchd job state in a diagnosis', () => {
-  const states: [Parameters<typeof describeJobState>[0], string][] = [
-    [{loaded: false, state: 'not-loaded'}, 'not loaded in launchd'],
-    [{loaded: true, state: 'running', pid: 7}, 'running, PID 7'],
-    [{loaded: true, state: 'not running', lastExitCode: 1}, 'not running, last exit code 1'],
-    [{loaded: true, state: 'spawn scheduled', lastExitCode: 78}, 'spawn scheduled, last exit code 78 (a configuration error: amp-distro service status names the line to fix)'],
+describe('launchd job state in a diagnosis, and whether the health wait ends on it', () => {
+  // [state, as the diagnosis tells it, a configuration error that ends the wait at once]
+  const states: [Parameters<typeof describeJobState>[0], string, boolean][] = [
+    [{loaded: false, state: 'not-loaded'}, 'not loaded in launchd', false],
+    [{loaded: true, state: 'running', pid: 7}, 'running, PID 7', false],
+    [{loaded: true, state: 'not running', lastExitCode: 1}, 'not running, last exit code 1', false],
+    [{loaded: true, state: 'not running', lastExitCode: 78}, 'not running, last exit code 78 (a configuration error: amp-distro service status names the line to fix)', true],
+    [{loaded: true, state: 'spawn scheduled', lastExitCode: 78}, 'spawn scheduled, last exit code 78 (a configuration error: amp-distro service status names the line to fix)', true],
+    // A new process runs: the 78 was the one before it, so it may yet answer.
+    [{loaded: true, state: 'running', pid: 8, lastExitCode: 78}, 'running, PID 8', false],
   ]
-  for (const [state, text] of states) {
-    it(text, () => expect(describeJobState(state)).to.equal(text))
+  for (const [state, text, permanent] of states) {
+    it(`${text}${permanent ? ': ends the wait' : ''}`, () => {
+      expect(describeJobState(state)).to.equal(text)
+      expect(exitedWithConfigError(state)).to.equal(permanent)
+    })
   }
 })
 
@@ -121,17 +127,7 @@ interface World {
 function makeWorld(): World {
   const home = mkdtempSync(join(tmpdir(), 'launchd-answers-'))
   const fake = createFakeLaunchctl()
-  const ctx: ServiceContext = {
-    home,
-    env: {PATH: `${fake.dir}:/usr/bin:/bin`},
-    uid: 501,
-    user: 'ada',
-    exec: execCommand,
-    stream: streamLines,
-    version: '0.3.0',
-    nodePath: process.execPath,
-    resolveBinary: () => ({path: '/usr/local/bin/amp-distro'}),
-  }
+  const ctx = launchdContext(home, `${fake.dir}:/usr/bin:/bin`)
   const [server, watchdog] = launchdJobs(home)
   const spec = {bin: '/usr/local/bin/amp-distro', host: '127.0.0.1', port: 8400, path: '/usr/bin:/bin', home}
   mkdirSync(join(home, 'Library', 'LaunchAgents'), {recursive: true})

@@ -1,13 +1,14 @@
 import {expect} from 'chai'
-import {appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, utimesSync, writeFileSync} from 'node:fs'
+import {appendFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
+import {createFileLogger} from '../../../../src/lib/logger.js'
 import {pathsFor} from '../../../../src/lib/paths.js'
 import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
 import {launchdLogFiles, readLogs} from '../../../../src/lib/service/launchd/logs.js'
-import type {LogLine, ServiceContext} from '../../../../src/lib/service/types.js'
+import type {LogLine} from '../../../../src/lib/service/types.js'
+import {launchdContext} from '../../../helpers/fake-launchctl.js'
 
 /** Resolves once `check` holds, polling every 20 ms for at most 10 s. */
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -74,6 +75,43 @@ describe('launchd logs', function () {
     })
   }
 
+  // Each case: --lines, and the lines it prints from watchdog.log (w1, w2), .1 (r1-r3) and .2 (o1-o3), oldest first.
+  const rotated: [number, string[]][] = [
+    [2, ['[watchdog.log] w1', '[watchdog.log] w2']],
+    [4, ['[watchdog.log.1] r2', '[watchdog.log.1] r3', '[watchdog.log] w1', '[watchdog.log] w2']],
+    [7, ['[watchdog.log.2] o2', '[watchdog.log.2] o3', '[watchdog.log.1] r1', '[watchdog.log.1] r2', '[watchdog.log.1] r3', '[watchdog.log] w1', '[watchdog.log] w2']],
+    [50, ['[watchdog.log.2] o1', '[watchdog.log.2] o2', '[watchdog.log.2] o3', '[watchdog.log.1] r1', '[watchdog.log.1] r2', '[watchdog.log.1] r3', '[watchdog.log] w1', '[watchdog.log] w2']],
+  ]
+  for (const [lines, expected] of rotated) {
+    it(`--lines ${lines}: lines the current watchdog.log lacks come from watchdog.log.1, then .2, oldest first`, async () => {
+      write(`${files.watchdogLog}.2`, 'o1\no2\no3\n', 1000)
+      write(`${files.watchdogLog}.1`, 'r1\nr2\nr3\n', 2000)
+      write(files.watchdogLog, 'w1\nw2\n', 3000)
+      // Written before watchdog.log, yet after the rotated files: it goes before the whole watchdog log.
+      write(files.serverStderrLog, 'e1\n', 2500)
+      expect((await read(lines)).map((line) => line.text)).to.deep.equal(lines > 8 ? ['[server.err.log] e1', ...expected] : expected)
+    })
+  }
+
+  it('reads back what the watchdog logger wrote across two rotations, oldest first', async () => {
+    const line = (i: number) => `message ${String(i).padStart(2, '0')}`
+    // Each line is about 50 bytes: a limit of 160 bytes rotates every third line.
+    const log = createFileLogger({file: files.watchdogLog, maxBytes: 160, now: () => new Date(Date.UTC(2026, 11, 1, 10))})
+    for (let i = 1; i <= 8; i++) log.info(line(i))
+    expect(existsSync(`${files.watchdogLog}.2`)).to.equal(true)
+    const printed = (await read(50)).map((entry) => entry.text)
+    expect(printed.map((text) => text.replace(/^\[(watchdog\.log(?:\.\d)?)\] \S+ INFO /, '$1 '))).to.deep.equal([
+      'watchdog.log.2 message 01',
+      'watchdog.log.2 message 02',
+      'watchdog.log.2 message 03',
+      'watchdog.log.1 message 04',
+      'watchdog.log.1 message 05',
+      'watchdog.log.1 message 06',
+      'watchdog.log message 07',
+      'watchdog.log message 08',
+    ])
+  })
+
   it('reads the last lines of a file larger than one read, and a last line with no newline yet', async () => {
     const many = Array.from({length: 20_000}, (_, i) => `line ${i} ${'x'.repeat(20)}`)
     write(files.serverStderrLog, `${many.join('\n')}\npartial`, 1000)
@@ -84,17 +122,7 @@ describe('launchd logs', function () {
     const agents = join(home, 'Library', 'LaunchAgents')
     mkdirSync(agents, {recursive: true})
     writeFileSync(join(agents, 'com.amplifier.distro.plist'), '<plist/>\n')
-    const ctx: ServiceContext = {
-      home,
-      env: {PATH: '/usr/bin:/bin'},
-      uid: 501,
-      user: 'ada',
-      exec: execCommand,
-      stream: streamLines,
-      version: '0.3.0',
-      nodePath: process.execPath,
-      resolveBinary: () => ({path: '/usr/local/bin/amp-distro'}),
-    }
+    const ctx = launchdContext(home, '/usr/bin:/bin')
     write(files.serverStdoutLog, 'first\n', 1000)
     write(files.serverStderrLog, 'a long line that the truncation will cut away\n', 1001)
     write(files.watchdogLog, '2026-12-01T10:00:00.000Z INFO before rotation\n', 1002)

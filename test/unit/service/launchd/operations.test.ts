@@ -1,15 +1,15 @@
 import {expect} from 'chai'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer, type Server} from 'node:http'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
-import {execCommand, streamLines} from '../../../../src/lib/exec.js'
+import {EXIT_CONFIG} from '../../../../src/lib/errors.js'
 import {checkHealth} from '../../../../src/lib/health.js'
 import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
 import type {Backend, ServiceContext, ServiceResult} from '../../../../src/lib/service/types.js'
 import {freePort, PACKAGE, RUN_JS} from '../../../helpers/cli.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 import {requireBuild} from '../../../helpers/pack.js'
 import {throughPlistutil} from '../../../helpers/plistutil.js'
 
@@ -35,17 +35,7 @@ async function makeWorld(): Promise<World> {
   const home = mkdtempSync(join(tmpdir(), 'launchd-operations-'))
   const fake = createFakeLaunchctl()
   fake.configure({spawn: true})
-  const ctx: ServiceContext = {
-    home,
-    env: {PATH: `${fake.dir}:${dirname(process.execPath)}:/usr/bin:/bin`},
-    uid: 501,
-    user: 'ada',
-    exec: execCommand,
-    stream: streamLines,
-    version: PACKAGE.version,
-    nodePath: process.execPath,
-    resolveBinary: () => ({path: RUN_JS}),
-  }
+  const ctx = launchdContext(home, `${fake.dir}:${dirname(process.execPath)}:/usr/bin:/bin`, {version: PACKAGE.version, resolveBinary: () => ({path: RUN_JS})})
   return {
     home,
     port: await freePort(),
@@ -209,6 +199,52 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
       expect(result.serving).to.include({healthy: false, waitSeconds: 3})
       expect(world.fake.loaded()).to.have.keys(SERVER, WATCHDOG)
       expect(existsSync(world.serverPlist)).to.equal(true)
+    })
+  })
+
+  describe('a server that exits with a configuration error (78)', () => {
+    // Each command waits up to a minute; the test's own time-out is far shorter, so a wait that does not end early fails it.
+    const WAIT = 60
+    const CONFIG_STATE = `Supervisor: the server is not running, last exit code ${EXIT_CONFIG} (a configuration error: amp-distro service status names the line to fix).`
+    const REFUSAL = '  [server.err.log] Error: Invalid port: "99999". Use a whole number from 1 to 65535.'
+
+    function endedAtOnce(result: ServiceResult, command: string): void {
+      expect(result.success).to.equal(false)
+      expect(result.message).to.match(new RegExp(`within ${WAIT} s after ${command}\\.$`))
+      expect(result.details[0]).to.equal(CONFIG_STATE)
+      expect(result.details).to.include(REFUSAL)
+      expect(result.serving).to.include({healthy: false, waitSeconds: WAIT})
+      expect(result.serving!.elapsedMs).to.be.below(WAIT * 1000)
+      expect(world.fake.loaded()).to.include.keys(SERVER)
+    }
+
+    /** Install healthy, then hand-edit the server plist to a port serve refuses (as a person might). */
+    async function installThenBreak(): Promise<void> {
+      succeeded(await install())
+      writeFileSync(world.serverPlist, readFileSync(world.serverPlist, 'utf8').replace(`<string>${world.port}</string>`, '<string>99999</string>'))
+    }
+
+    for (const command of ['restart', 'start'] as const) {
+      it(`${command} reports the configuration error as soon as launchd shows exit code 78, not after --wait`, async function () {
+        this.timeout(20_000)
+        await installThenBreak()
+        if (command === 'start') {
+          // A job launchd holds but does not run: start kickstarts it.
+          process.kill(world.fake.pidOf(SERVER)!, 'SIGKILL')
+          while (world.fake.pidOf(SERVER) !== undefined) await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+
+        endedAtOnce(await world.backend[command]({waitSeconds: WAIT}), command)
+      })
+    }
+
+    it('install reports it at once too, for a binary that runs serve with a port it refuses', async function () {
+      this.timeout(20_000)
+      const bin = join(world.home, 'amp-distro')
+      writeFileSync(bin, `#!/bin/sh\nexec '${process.execPath}' '${RUN_JS}' serve --port 99999\n`)
+      chmodSync(bin, 0o755)
+      world.ctx.resolveBinary = () => ({path: bin})
+      endedAtOnce(await install(WAIT), 'install')
     })
   })
 })

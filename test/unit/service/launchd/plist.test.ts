@@ -3,7 +3,7 @@ import plist from 'plist'
 
 import {UserError} from '../../../../src/lib/errors.js'
 import {parseLaunchctlList, parseLaunchctlPrint} from '../../../../src/lib/service/launchd/launchctl.js'
-import {buildPlist, checkSpec, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
+import {buildPlist, checkSpec, installedTarget, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
 import type {UnitSpec} from '../../../../src/lib/service/types.js'
 import {throughPlistutil} from '../../../helpers/plistutil.js'
 
@@ -148,6 +148,18 @@ describe('launchd plist rendering', () => {
     expect(checkSpec({...spec, host: '[::1]'}).host).to.equal('::1')
     expect(renderServerPlist({...spec, host: 'localhost', port: 1}).ProgramArguments).to.deep.equal([spec.bin, 'serve', '--host', 'localhost', '--port', '1'])
   })
+})
+
+describe('where an installed plist serves', () => {
+  const args = (...rest: string[]) => ({text: '', args: ['/usr/local/bin/amp-distro', 'serve', ...rest]})
+  const cases: [string, ReturnType<typeof args>, {host: string; port: number}][] = [
+    ['as install writes it', args('--host', '127.0.0.1', '--port', '8500'), {host: '127.0.0.1', port: 8500}],
+    ['written --flag=value by hand, as serve reads it too', args('--host=::1', '--port=8600'), {host: '::1', port: 8600}],
+    ['the defaults when neither is given', args(), {host: '127.0.0.1', port: 8400}],
+  ]
+  for (const [what, installed, target] of cases) {
+    it(what, () => expect(installedTarget(installed)).to.deep.equal(target))
+  }
 })
 
 describe('launchctl output parsing', () => {

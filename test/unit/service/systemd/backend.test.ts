@@ -1,20 +1,17 @@
 import {expect} from 'chai'
 import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import {createServer, type Server} from 'node:net'
 import {dirname} from 'node:path'
 
 import {pathsFor} from '../../../../src/lib/paths.js'
 import {createSystemdBackend} from '../../../../src/lib/service/systemd/backend.js'
 import {renderServerUnit, renderWatchdogUnit} from '../../../../src/lib/service/systemd/unit.js'
 import type {Backend, Exec, LogLine, ServiceContext} from '../../../../src/lib/service/types.js'
-import {cleanup, freePort, RUN_JS, tempHome} from '../../../helpers/cli.js'
+import {cleanup, closeServer, freePort, holdPort, RUN_JS, tempHome} from '../../../helpers/cli.js'
 import {FakeManager, journalEntry} from '../../../helpers/fake-systemctl.js'
 
 const SERVER = 'amplifier-distro.service'
 const WATCHDOG = 'amplifier-distro-watchdog.service'
-
-const close = (server: {close: (cb: () => void) => unknown} | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
 
 interface Setup {
   manager: FakeManager
@@ -57,13 +54,10 @@ function actions(manager: FakeManager): string[] {
 
 describe('systemd backend: start, stop, restart (fake systemctl, real health server)', () => {
   let http: HttpServer | undefined
-  let holder: Server | undefined
 
   afterEach(async () => {
-    await close(http)
-    await close(holder)
+    await closeServer(http)
     http = undefined
-    holder = undefined
     await cleanup()
   })
 
@@ -244,14 +238,8 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   })
 
   describe('time-out with the port held by a real listener', () => {
-    async function holdPort(): Promise<number> {
-      holder = createServer((socket) => socket.destroy())
-      await new Promise<void>((resolve) => holder!.listen({host: '127.0.0.1', port: 0}, resolve))
-      return (holder.address() as {port: number}).port
-    }
-
     it('install --wait 1: exit 1 naming the port, the units stay installed and enabled', async () => {
-      const port = await holdPort()
+      const {port} = await holdPort()
       const {backend, manager, home} = setup(port, {install: false})
       manager.serverComesUp = false
       const result = await backend.install(installOptions(port, 1))
@@ -276,7 +264,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
 
     for (const command of ['start', 'restart'] as const) {
       it(`${command} --wait 1: exit 1 with the unit's state, the port and its owner, the server's last lines; units stay`, async () => {
-        const port = await holdPort()
+        const {port} = await holdPort()
         const {backend, manager, home} = setup(port)
         manager.serverComesUp = false
         manager.journal = [journalEntry(SERVER, 'amp-distro', 41, `Error: Cannot listen on 127.0.0.1:${port}: address already in use`, 1_796_000_000)]
@@ -353,25 +341,30 @@ describe('systemd backend: logs (fake journalctl)', () => {
     })
   })
 
-  it('--follow: prints the last lines, then follows after the last cursor until the signal fires', async () => {
-    const {backend, manager} = setup(await freePort())
+  /** Follows with `--lines lines` over the journal `entries`, while `arrival` comes in, until `count` lines have been printed (the signal then fires). */
+  async function followUntil(manager: FakeManager, backend: Backend, lines: number, count: number, arrival: ReturnType<typeof journalEntry>) {
     manager.journal = entries
-    const lines: string[] = []
+    const printed: LogLine[] = []
     const stop = new AbortController()
     const following = backend.logs({
-      lines: 1,
+      lines,
       follow: true,
       signal: stop.signal,
       write(line) {
-        lines.push(line.text)
-        if (lines.length === 2) stop.abort()
+        printed.push(line)
+        if (printed.length === count) stop.abort()
       },
     })
     await new Promise((resolve) => setImmediate(resolve))
-    manager.arrive(journalEntry(SERVER, 'amp-distro', 12, 'Amplifier distro server stopped.', 1_796_000_002))
-    const result = await following
+    manager.arrive(arrival)
+    return {result: await following, printed}
+  }
+
+  it('--follow: prints the last lines, then follows after the last cursor until the signal fires', async () => {
+    const {backend, manager} = setup(await freePort())
+    const {result, printed} = await followUntil(manager, backend, 1, 2, journalEntry(SERVER, 'amp-distro', 12, 'Amplifier distro server stopped.', 1_796_000_002))
     expect(result.success).to.equal(true)
-    expect(lines.map((text) => text.replace(/^\S+ /, ''))).to.deep.equal(['amp-distro-watchdog[11]: INFO Watchdog started', 'amp-distro[12]: Amplifier distro server stopped.'])
+    expect(printed.map((line) => line.text.replace(/^\S+ /, ''))).to.deep.equal(['amp-distro-watchdog[11]: INFO Watchdog started', 'amp-distro[12]: Amplifier distro server stopped.'])
     const follow = manager.calls.find((call) => call.includes('--follow'))!
     expect(follow).to.include('--after-cursor=c1796000001')
     expect(follow).to.not.include('--lines')
@@ -386,22 +379,9 @@ describe('systemd backend: logs (fake journalctl)', () => {
 
   it('--follow --lines 0 follows only new lines', async () => {
     const {backend, manager} = setup(await freePort())
-    manager.journal = entries
-    const stop = new AbortController()
-    const lines: string[] = []
-    const following = backend.logs({
-      lines: 0,
-      follow: true,
-      signal: stop.signal,
-      write(line) {
-        lines.push(line.source)
-        stop.abort()
-      },
-    })
-    await new Promise((resolve) => setImmediate(resolve))
-    manager.arrive(entries[1])
-    expect((await following).success).to.equal(true)
-    expect(lines).to.deep.equal([WATCHDOG])
+    const {result, printed} = await followUntil(manager, backend, 0, 1, entries[1])
+    expect(result.success).to.equal(true)
+    expect(printed.map((line) => line.source)).to.deep.equal([WATCHDOG])
     expect(manager.calls.map((call) => call.slice(5, 7))).to.deep.equal([['--lines', '0']])
   })
 })

@@ -1,7 +1,6 @@
 import {expect} from 'chai'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import {createServer, type Server} from 'node:net'
 import {dirname} from 'node:path'
 
 import {pathsFor} from '../../../../src/lib/paths.js'
@@ -10,7 +9,7 @@ import {createSystemdBackend} from '../../../../src/lib/service/systemd/backend.
 import {renderServerUnit} from '../../../../src/lib/service/systemd/unit.js'
 import {DEPRECATED_WARNING} from '../../../../src/lib/service/stale.js'
 import type {Exec, ServiceContext} from '../../../../src/lib/service/types.js'
-import {cleanup, freePort, RUN_JS, tempHome} from '../../../helpers/cli.js'
+import {cleanup, closeServer, freePort, holdPort, RUN_JS, tempHome} from '../../../helpers/cli.js'
 import {FakeManager, journalEntry} from '../../../helpers/fake-systemctl.js'
 
 /** systemctl as a fake that answers the one question status asks of it: the units' state. */
@@ -50,22 +49,10 @@ async function statusWith(server: Parameters<typeof fakeSystemctl>[0], port: num
 const FAILED = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
 
 describe('systemd status: a port held by another program', () => {
-  let holder: Server | undefined
-
-  afterEach(async () => {
-    await new Promise((resolve) => (holder ? holder.close(resolve) : resolve(undefined)))
-    holder = undefined
-    await cleanup()
-  })
-
-  async function holdPort(): Promise<number> {
-    holder = createServer((socket) => socket.destroy())
-    await new Promise<void>((resolve) => holder!.listen({host: '127.0.0.1', port: 0}, resolve))
-    return (holder.address() as {port: number}).port
-  }
+  afterEach(() => cleanup())
 
   it('names the conflict first, with how to find the program and how to move, when the failed server’s port is taken', async () => {
-    const port = await holdPort()
+    const {port} = await holdPort()
     const result = await statusWith(FAILED, port)
     expect(result.warnings[0]).to.equal(
       [
@@ -85,7 +72,7 @@ describe('systemd status: a port held by another program', () => {
   })
 
   it('says nothing about the port when the server itself is running and holds it', async () => {
-    const port = await holdPort()
+    const {port} = await holdPort()
     const result = await statusWith({ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: process.pid}, port)
     expect(result.warnings).to.deep.equal([])
   })
@@ -95,7 +82,7 @@ describe('systemd status: what it tells beyond the units’ state', () => {
   let http: HttpServer | undefined
 
   afterEach(async () => {
-    await new Promise((resolve) => (http ? http.close(resolve) : resolve(undefined)))
+    await closeServer(http)
     http = undefined
     await cleanup()
   })
