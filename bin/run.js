@@ -1,19 +1,15 @@
 #!/usr/bin/env node
-// CommonJS (see bin/package.json): `--version` and the hot commands then run
-// without starting Node's ES module loader, which alone costs a noticeable
-// part of Node's own start-up. Only the fallback to oclif loads ES modules.
-const {enableCompileCache} = require('node:module')
+// CommonJS (see bin/package.json), loading one CommonJS bundle through a code
+// cache of its own (src/bundle-loader.ts): the fewest files and the least of
+// Node's own module machinery for a start.
 const {join} = require('node:path')
 
-// Node 22.1+ keeps compiled code between runs; older versions lack the call.
-enableCompileCache?.()
-
-const {fastRun} = require('../dist/lib/fast-path.cjs')
+const {loadBundle, routeOf} = require('../dist/bundle-loader.cjs')
 
 const root = join(__dirname, '..')
-fastRun(process.argv.slice(2), root).then(async (handled) => {
-  if (handled) return
-  const {execute} = await import('../dist/oclif.js')
+const args = process.argv.slice(2)
+const cli = loadBundle(join(root, 'dist', 'amp-distro.cjs'), {route: routeOf(args)})
+cli.fastRun(args, root).then(async (handled) => {
   // The package root itself: oclif looks upwards from here for package.json, and bin/ has one of its own.
-  await execute({dir: root})
+  if (!handled) await cli.execute({dir: root})
 })
