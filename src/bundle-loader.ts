@@ -9,7 +9,7 @@ import {NAMES} from './lib/paths.js'
 
 /**
  * Where compiled code of the oclif bundle is kept between runs, as Node 22's
- * own compile cache does: `$NODE_COMPILE_CACHE/amplifier-distro` when that is
+ * own compile cache does: `$NODE_COMPILE_CACHE/amp-distro` when that is
  * set, otherwise a folder of this user's in the temporary folder (the
  * user's files stay untouched: a dry run writes nothing there). Undefined
  * when `NODE_DISABLE_COMPILE_CACHE` is set.

@@ -86,7 +86,7 @@ describeSystemd('standalone tarball (npm run pack:tarballs) under a real systemd
   it('carries its own Node, and bin/amp-distro runs it', () => {
     expect(execFileSync(bundledNode, ['--version'], {encoding: 'utf8'}).trim()).to.equal(process.version)
     const version = execFileSync(launcher, ['--version'], {encoding: 'utf8', env: {...process.env, HOME: scratchDir('amp-standalone-home-')}})
-    expect(version).to.match(/^amplifier-distro\/0\.3\.0 linux-x64 node-v/)
+    expect(version).to.match(/^amp-distro\/0\.3\.0 linux-x64 node-v/)
   })
 
   it("service install runs the launcher from the unit, and the server's /proc/<MainPID>/exe is the bundled Node", async () => {

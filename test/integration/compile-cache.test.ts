@@ -18,7 +18,7 @@ function setup(extra: NodeJS.ProcessEnv = {}): {home: string; env: NodeJS.Proces
   const tmp = join(home, 'tmp')
   mkdirSync(tmp)
   const env = envFor(home, {TMPDIR: tmp, NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, ...extra})
-  return {home, env, dir: join(tmp, `amplifier-distro-compile-cache-${process.getuid!()}`)}
+  return {home, env, dir: join(tmp, `amp-distro-compile-cache-${process.getuid!()}`)}
 }
 
 describe('compile cache of the oclif bundle (real processes)', function () {
@@ -88,7 +88,7 @@ describe('compile cache of the oclif bundle (real processes)', function () {
     const {home, env} = setup({NODE_COMPILE_CACHE: undefined})
     const done = await runCli(['--help'], {env: {...env, NODE_COMPILE_CACHE: join(home, 'node-cache')}})
     expect(done.code).to.equal(0)
-    expect(cacheFiles(join(home, 'node-cache', 'amplifier-distro'))).to.have.length(1)
+    expect(cacheFiles(join(home, 'node-cache', 'amp-distro'))).to.have.length(1)
   })
 
   it('does not use a cache folder that others may write: writes nothing there', async () => {
@@ -131,6 +131,6 @@ describe('compile cache of a bundle copied to another path (real processes)', fu
       )
     expect(where(copies[0])).to.include(copies[0])
     expect(where(copies[1])).to.include(copies[1])
-    expect(readdirSync(join(home, 'cache', 'amplifier-distro')).filter((file) => file.endsWith('.bin'))).to.have.length(2)
+    expect(readdirSync(join(home, 'cache', 'amp-distro')).filter((file) => file.endsWith('.bin'))).to.have.length(2)
   })
 })

@@ -120,7 +120,7 @@ describe('npx amp-distro (from the packed tarball, clean npm caches)', function 
     const done = await run(['service', 'install'], envFor(home, {PATH: pathWithoutAmpDistro()}))
     expect(done.code).to.not.equal(0)
     expect(done.stderr).to.include("amp-distro is running from npx's cache")
-    expect(done.stderr).to.include('npm install -g amplifier-distro')
+    expect(done.stderr).to.include('npm install -g amp-distro')
     expect(done.stderr).not.to.match(/^\s+at /m)
     expect(listFiles(home)).to.deep.equal([])
   })

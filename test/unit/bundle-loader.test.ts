@@ -7,13 +7,13 @@ import {cacheFileName, compileCacheDir, privateDir, routeOf} from '../../src/bun
 
 describe('compileCacheDir', () => {
   it("is a folder of the user's own in the temporary folder", () => {
-    expect(compileCacheDir({}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
-    expect(compileCacheDir({}, '/tmp', undefined)).to.equal('/tmp/amplifier-distro-compile-cache')
+    expect(compileCacheDir({}, '/tmp', 1000)).to.equal('/tmp/amp-distro-compile-cache-1000')
+    expect(compileCacheDir({}, '/tmp', undefined)).to.equal('/tmp/amp-distro-compile-cache')
   })
 
   it('follows an absolute NODE_COMPILE_CACHE and ignores a relative one', () => {
-    expect(compileCacheDir({NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal('/var/cache/node/amplifier-distro')
-    expect(compileCacheDir({NODE_COMPILE_CACHE: 'cache'}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
+    expect(compileCacheDir({NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal('/var/cache/node/amp-distro')
+    expect(compileCacheDir({NODE_COMPILE_CACHE: 'cache'}, '/tmp', 1000)).to.equal('/tmp/amp-distro-compile-cache-1000')
   })
 
   it('is off with NODE_DISABLE_COMPILE_CACHE', () => {
