@@ -1,31 +1,16 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {accessSync, constants, existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 
 import {checkHealth} from '../../src/lib/health.js'
 import {cleanup, envFor, exitOf, freePort, runCli, tempHome, waitFor} from '../helpers/cli.js'
-import {globalInstall, listFiles, packageTarball, requireBuild, scratchDir} from '../helpers/pack.js'
+import {globalInstall, listFiles, packageTarball, pathWithoutAmpDistro, requireBuild, scratchDir} from '../helpers/pack.js'
 
 interface Done {
   code: number | null
   stdout: string
   stderr: string
-}
-
-/** PATH without any folder that holds an `amp-distro`, so only what a test adds can be found. */
-function pathWithoutAmpDistro(): string {
-  return (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((dir) => {
-      try {
-        accessSync(join(dir, 'amp-distro'), constants.X_OK)
-        return false
-      } catch {
-        return true
-      }
-    })
-    .join(delimiter)
 }
 
 /** `npx --yes --package=<tarball> -- amp-distro …args` with its own npm cache; in its own process group. */
