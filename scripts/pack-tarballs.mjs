@@ -77,6 +77,7 @@ for (const target of targets) {
   renameSync(`${cached}.partial`, cached)
 }
 
+mkdirSync(join(root, 'tmp'), {recursive: true})
 const staging = mkdtempSync(join(root, 'tmp', 'npm-pack-'))
 try {
   const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', staging], {
