@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {promisify} from 'node:util'
 
 import {freePort, PACKAGE, runCli} from '../helpers/cli.js'
-import {packageTarball, pathWithoutAmpDistro, requireBuild, scratchDir} from '../helpers/pack.js'
+import {listFiles, packageTarball, pathWithoutAmpDistro, requireBuild, scratchDir} from '../helpers/pack.js'
 import {type Registry, startRegistry} from '../helpers/registry.js'
 import {execStartPath, runningServer} from './installed-service.js'
 import {expectOk} from './service-fixtures.js'
@@ -102,6 +102,15 @@ describe('the npm route through a loopback registry (verdaccio on 127.0.0.1)', f
     expect(viaNpx.stderr).to.equal(direct.stderr)
     expect(viaNpx.code).to.equal(direct.code)
     expect(viaNpx.stdout + viaNpx.stderr).to.include('amplifier-distro service is not installed')
+  })
+
+  it('npx --yes amp-distro service install refuses to point units into the npx cache, and names the npm command that works', async () => {
+    const {home, env} = newUser()
+    const done = await run('npx', ['--yes', 'amp-distro', 'service', 'install'], env)
+    expect(done.code).to.not.equal(0)
+    expect(done.stderr).to.include("amp-distro is running from npx's cache")
+    expect(done.stderr).to.include('npm install -g amp-distro\n')
+    expect(listFiles(home).filter((file) => !file.startsWith('.npm/'))).to.deep.equal([])
   })
 
   describeSystemd('npm install -g --prefix <dir> amp-distro, then service install under a real systemd user manager', (ctx) => {
