@@ -24,7 +24,7 @@
 // after writing the launcher, makes it `exec` Node instead, so a supervisor
 // that starts the launcher tracks the Node process itself.
 import {spawnSync} from 'node:child_process'
-import {existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync} from 'node:fs'
+import {linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -37,81 +37,68 @@ const targets = (process.argv[2] ?? TARGETS.join(',')).split(',').filter(Boolean
 const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const version = pjson.oclif?.update?.node?.version
 
-/** Runs a command in the repository root with its output on stderr, so stdout carries only the tarball paths; exits when it fails. */
+/** Runs a command in the repository root with its output on stderr, so stdout carries only the tarball paths. */
 function run(file, args, env = process.env) {
   const result = spawnSync(file, args, {cwd: root, env, stdio: ['ignore', process.stderr, 'inherit']})
-  if (result.status !== 0) {
-    console.error(`${[file, ...args].join(' ')} failed${result.error ? `: ${result.error.message}` : ''}.`)
-    process.exit(result.status || 1)
+  if (result.status !== 0) throw new Error(`${[file, ...args].join(' ')} failed${result.error ? `: ${result.error.message}` : ''}.`)
+}
+
+/** The steps above; throws with a one-line message when one fails. */
+async function main() {
+  if (!version) throw new Error('package.json has no oclif.update.node.version: pin the Node version the tarballs carry there.')
+  const unknown = targets.filter((target) => !TARGETS.includes(target))
+  if (targets.length === 0 || unknown.length > 0) {
+    throw new Error(`Unknown target ${unknown.join(', ') || '(none given)'}: use one or more of ${TARGETS.join(',')}.`)
+  }
+  for (const target of targets) pinnedNode(version, target)
+
+  run('npm', ['run', 'build'])
+
+  for (const target of targets) {
+    const binary = await nodeBinary(version, target)
+    // Replaced on every run, so the cache never holds a Node that was not checked against its pin.
+    const cached = join(root, 'tmp', 'cache', `node-v${version}-${target}`, 'node')
+    mkdirSync(join(cached, '..'), {recursive: true})
+    rmSync(`${cached}.partial`, {force: true})
+    linkSync(binary, `${cached}.partial`)
+    renameSync(`${cached}.partial`, cached)
+  }
+
+  const staging = mkdtempSync(join(root, 'tmp', 'npm-pack-'))
+  try {
+    const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', staging], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    if (packed.status !== 0) throw new Error('npm pack failed.')
+    const [{filename}] = JSON.parse(packed.stdout)
+
+    // Whole seconds: some filesystems keep modification times no finer than that.
+    const started = Math.floor(Date.now() / 1000) * 1000
+    const oclif = join(root, 'node_modules', 'oclif', 'bin', 'run.js')
+    run(process.execPath, [oclif, 'pack', 'tarballs', '--targets', targets.join(','), '--no-xz', '--tarball', join(staging, filename)], {
+      ...process.env,
+      OCLIF_DISABLE_UPDATE_CHECK: '1',
+      npm_config_prefer_offline: 'true',
+    })
+
+    return targets.map((target) => {
+      const fresh = readdirSync(join(root, 'dist'))
+        .filter((file) => file.endsWith(`-${target}.tar.gz`))
+        .map((file) => join(root, 'dist', file))
+        .find((file) => statSync(file).mtimeMs >= started)
+      if (!fresh) throw new Error(`oclif reported success but wrote no tarball for ${target}.`)
+      return fresh
+    })
+  } finally {
+    rmSync(staging, {force: true, recursive: true})
   }
 }
 
-if (!version) {
-  console.error('package.json has no oclif.update.node.version: pin the Node version the tarballs carry there.')
-  process.exit(1)
-}
-
-const unknown = targets.filter((target) => !TARGETS.includes(target))
-if (unknown.length > 0) {
-  console.error(`Unknown target ${unknown.join(', ')}: use one or more of ${TARGETS.join(',')}.`)
-  process.exit(1)
-}
-
 try {
-  for (const target of targets) pinnedNode(version, target)
+  for (const tarball of await main()) console.log(tarball)
 } catch (error) {
   console.error(error.message)
   process.exit(1)
-}
-
-run('npm', ['run', 'build'])
-
-for (const target of targets) {
-  const cached = join(root, 'tmp', 'cache', `node-v${version}-${target}`, 'node')
-  if (existsSync(cached)) continue
-  const binary = await nodeBinary(version, target)
-  mkdirSync(join(cached, '..'), {recursive: true})
-  // Link then rename, so an interrupted run never leaves a partial file where oclif looks.
-  rmSync(`${cached}.partial`, {force: true})
-  linkSync(binary, `${cached}.partial`)
-  renameSync(`${cached}.partial`, cached)
-}
-
-mkdirSync(join(root, 'tmp'), {recursive: true})
-const staging = mkdtempSync(join(root, 'tmp', 'npm-pack-'))
-try {
-  const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', staging], {
-    cwd: root,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  if (packed.status !== 0) {
-    console.error('npm pack failed.')
-    process.exit(packed.status || 1)
-  }
-
-  const [{filename}] = JSON.parse(packed.stdout)
-  const oclif = join(root, 'node_modules', 'oclif', 'bin', 'run.js')
-  // Whole seconds: some filesystems keep modification times no finer than that.
-  const started = Math.floor(Date.now() / 1000) * 1000
-  run(process.execPath, [oclif, 'pack', 'tarballs', '--targets', targets.join(','), '--no-xz', '--tarball', join(staging, filename)], {
-    ...process.env,
-    OCLIF_DISABLE_UPDATE_CHECK: '1',
-    npm_config_prefer_offline: 'true',
-  })
-
-  for (const target of targets) {
-    const fresh = readdirSync(join(root, 'dist'))
-      .filter((file) => file.endsWith(`-${target}.tar.gz`))
-      .map((file) => join(root, 'dist', file))
-      .find((file) => statSync(file).mtimeMs >= started)
-    if (!fresh) {
-      console.error(`oclif reported success but wrote no tarball for ${target}.`)
-      process.exit(1)
-    }
-
-    console.log(fresh)
-  }
-} finally {
-  rmSync(staging, {force: true, recursive: true})
 }

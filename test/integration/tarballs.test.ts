@@ -5,7 +5,7 @@ import {arch} from 'node:os'
 import {join} from 'node:path'
 
 import {executableTarget, readHeader} from '../helpers/executable.js'
-import {requireBuild, scratchDir, standaloneTarballs, TARBALL_TARGETS, tarballNodeVersion, unpackStandalone} from '../helpers/pack.js'
+import {requireBuild, ROOT, scratchDir, standaloneTarballs, TARBALL_TARGETS, tarballNodeVersion, unpackStandalone} from '../helpers/pack.js'
 
 const LOCAL = `${process.platform}-${arch()}`
 
@@ -40,5 +40,20 @@ describe('standalone tarballs (npm run pack:tarballs, every target)', function (
     expect(execFileSync(join(bin, 'node'), ['--version'], {encoding: 'utf8'}).trim()).to.equal(`v${tarballNodeVersion()}`)
     const version = execFileSync(join(bin, 'amp-distro'), ['--version'], {encoding: 'utf8', env: {...process.env, HOME: scratchDir('amp-standalone-home-')}})
     expect(version).to.match(new RegExp(`^amp-distro/0\\.3\\.0 (${process.platform}|wsl)-${arch()} node-v${tarballNodeVersion().replaceAll('.', '\\.')}\n$`))
+  })
+
+  it('refuses an unknown target with a one-line message and exit 1', () => {
+    let failure: {status: number; stdout: string; stderr: string} | undefined
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-tarballs.mjs'), 'linux-x64,win32-x64'], {cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+    } catch (error) {
+      failure = error as {status: number; stdout: string; stderr: string}
+    }
+
+    expect(failure).to.include({
+      status: 1,
+      stdout: '',
+      stderr: 'Unknown target win32-x64: use one or more of linux-x64,linux-arm64,darwin-x64,darwin-arm64.\n',
+    })
   })
 })
