@@ -83,7 +83,7 @@ describe('amp-distro CLI (built, real processes)', function () {
     const done = await runCli(['--version'])
     expect(PACKAGE.version).to.equal('0.3.0')
     expect(done.code).to.equal(0)
-    expect(done.stdout).to.match(new RegExp(`^amplifier-distro/0\\.3\\.0 (${process.platform}|wsl)-${arch()} node-${process.version.replaceAll('.', '\\.')}\\n$`))
+    expect(done.stdout).to.match(new RegExp(`^amp-distro/0\\.3\\.0 (${process.platform}|wsl)-${arch()} node-${process.version.replaceAll('.', '\\.')}\\n$`))
     expect(done.stderr).to.equal('')
   })
 

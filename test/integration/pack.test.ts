@@ -54,7 +54,7 @@ describe('npm pack', function () {
       'dist/oclif.d.ts',
       'tmp/linux-x64/amp-distro/bin/run.js',
       'tmp/cache/node-v20.20.2-linux-x64/node',
-      'amplifier-distro-0.2.0.tgz',
+      'amp-distro-0.2.0.tgz',
     ]
     for (const file of planted) {
       mkdirSync(dirname(join(stage, file)), {recursive: true})

@@ -22,8 +22,8 @@ describe('the npm package', function () {
 
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'))
 
-  it('is amplifier-distro 0.3.0, an ES module, for Node 20.19+ and 22.12+ (which load ES modules through require)', () => {
-    expect(pkg).to.include({name: 'amplifier-distro', version: '0.3.0', type: 'module'})
+  it('is amp-distro 0.3.0, an ES module, for Node 20.19+ and 22.12+ (which load ES modules through require)', () => {
+    expect(pkg).to.include({name: 'amp-distro', version: '0.3.0', type: 'module'})
     expect(pkg.engines).to.deep.equal({node: '^20.19.0 || >=22.12.0'})
   })
 
@@ -33,7 +33,7 @@ describe('the npm package', function () {
     expect(pkg.oclif.commands).to.deep.equal({strategy: 'explicit', target: './dist/amp-distro.cjs', identifier: 'COMMANDS'})
     expect(pkg.oclif.plugins).to.deep.equal(['@oclif/plugin-not-found', '@oclif/plugin-autocomplete'])
     const manifest = JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {pluginName: string}>}
-    expect(manifest.commands.help?.pluginName).to.equal('amplifier-distro')
+    expect(manifest.commands.help?.pluginName).to.equal('amp-distro')
   })
 
   it('has the build, lint, test and readme scripts', () => {

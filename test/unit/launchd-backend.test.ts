@@ -271,14 +271,14 @@ describe('launchd backend against a fake launchctl', function () {
       const noBinary = await createLaunchdBackend({
         ...world.ctx,
         resolveBinary() {
-          throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+          throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amp-distro']})
         },
       }).install(options)
       expect(noBinary).to.deep.equal({
         success: false,
         platform: 'macos',
         message: 'amp-distro binary not found.',
-        details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro'],
+        details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amp-distro'],
       })
       const badNodePath = await createLaunchdBackend({...world.ctx, nodePath: '/opt/node\n/bin/node'}).install(options)
       expect(badNodePath.message).to.match(/^Invalid PATH/)

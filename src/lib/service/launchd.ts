@@ -271,7 +271,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     }
 
     for (const command of planned.commands) details.push(`run: ${commandText(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
-    return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}
+    return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.serviceName} service install`, details}
   }
 
   /**
@@ -363,7 +363,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       for (const job of jobs) if ((await launchctl.inspect(job)).loaded) loaded.push(job)
       const files = jobs.filter((job) => existsSync(job.plistPath))
       if (loaded.length === 0 && files.length === 0) {
-        return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is not installed; nothing to do.`, details: []}
+        return {success: true, platform: PLATFORM, message: `${NAMES.serviceName} service is not installed; nothing to do.`, details: []}
       }
 
       const details: string[] = []
@@ -379,7 +379,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       }
 
       details.push(`Data in ${paths.amplifierHome} was left in place.`)
-      return {success: true, platform: PLATFORM, message: `Uninstalled ${NAMES.packageName} service.`, details}
+      return {success: true, platform: PLATFORM, message: `Uninstalled ${NAMES.serviceName} service.`, details}
     } catch (error) {
       if (error instanceof UserError) return failed(error.message, error.details)
       throw error
@@ -452,7 +452,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     return {
       success: true,
       platform: PLATFORM,
-      message: anyInstalled ? `${NAMES.packageName} service is installed.` : `${NAMES.packageName} service is not installed.`,
+      message: anyInstalled ? `${NAMES.serviceName} service is installed.` : `${NAMES.serviceName} service is not installed.`,
       details,
       installed: anyInstalled,
       server,
