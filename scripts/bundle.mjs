@@ -1,13 +1,16 @@
-// Builds dist/amp-distro.cjs, the one file bin/run.js loads: the fast path,
-// the actions and lib modules, every command under src/commands, oclif and
-// its help plugin, as one CommonJS bundle. npm dependencies other than oclif
-// (which, plist) stay in node_modules, required by the one command that needs each.
+// Builds, with one esbuild run, the CommonJS files bin/run.js loads:
+//
+// - dist/version.cjs answers `--version` alone, from package.json;
+// - dist/bundle-loader.cjs runs the bundle with a code cache (src/bundle-loader.ts);
+// - dist/amp-distro.cjs, the bundle: the fast path, the actions and lib
+//   modules, every command under src/commands, oclif and its help plugin.
+//   npm dependencies other than oclif (which, plist, oclif's plugins) stay
+//   in node_modules, required by what needs each.
 //
 // Why one bundle: loading oclif from node_modules means resolving and reading
-// about two hundred files on every start that reaches it, and Node's compile
-// cache (enabled by bin/run.js) then keeps the compiled bundle between runs.
-// CommonJS, because importing Node's own modules as ES modules loads parts
-// of them a CommonJS require leaves alone.
+// about two hundred files on every start that reaches it. CommonJS, because
+// importing Node's own modules as ES modules loads parts of them that a
+// CommonJS require leaves alone.
 //
 // The bundle evaluates a module only when something first asks for it: the
 // fast path at once, oclif and the commands only through `COMMANDS` and
@@ -53,6 +56,7 @@ const result = await build({
   entryPoints: [
     {in: 'amp-distro:main', out: 'amp-distro'},
     {in: join(root, 'src', 'bundle-loader.ts'), out: 'bundle-loader'},
+    {in: join(root, 'src', 'version.ts'), out: 'version'},
   ],
   outdir: join(root, 'dist'),
   outExtension: {'.js': '.cjs'},
