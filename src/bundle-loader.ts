@@ -1,4 +1,4 @@
-import {lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {tmpdir} from 'node:os'
 import {basename, dirname, isAbsolute, join} from 'node:path'
@@ -70,11 +70,30 @@ export function cacheFileName(file: string, build: string, route: string, v8 = p
 }
 
 function cachePrefix(file: string, build: string): string {
-  return `${basename(file)}-${fnv1a(file)}-${build}-`
+  return `${copyPrefix(file)}${build}-`
 }
 
-/** Caches kept per bundle, one per route (typos make new routes too). */
+function copyPrefix(file: string): string {
+  return `${basename(file)}-${fnv1a(file)}-`
+}
+
+/** Caches kept per bundle, one per route. */
 export const MAX_ROUTES = 32
+
+/**
+ * How many caches this build of the bundle at `file` has in `dir`. Caches of
+ * the same copy's earlier builds are removed on the way: nothing reads them
+ * again.
+ */
+function keptCaches(dir: string, file: string, build: string): number {
+  let kept = 0
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(cachePrefix(file, build))) kept++
+    else if (name.startsWith(copyPrefix(file)) && name.endsWith('.bin')) rmSync(join(dir, name), {force: true})
+  }
+
+  return kept
+}
 
 /**
  * What a run of the CLI exercises, for the code cache: the command words
@@ -109,14 +128,14 @@ export interface LoadOptions {
  * compiled as a vm.Script with V8's code cache for this run's route: read
  * from the cache folder when present, written there at exit, holding every
  * function the run needed, when it was missing or V8 rejected it (another
- * Node). The cache folder is used only when it is private to this user,
- * and holds at most MAX_ROUTES caches of one bundle.
+ * Node), and the run succeeded. The cache folder is used only when it is
+ * private to this user, and holds at most MAX_ROUTES caches of one build.
  */
 export function loadBundle(file: string, options: LoadOptions = {}): Record<string, unknown> {
   const source = readFileSync(file, 'utf8')
   const dir = compileCacheDir(options.env ?? process.env, tmpdir(), process.getuid?.())
   const build = /^\/\/ build ([0-9a-f]+)\n/.exec(source)?.[1]
-  const cache = build && dir && privateDir(dir) ? {dir, prefix: cachePrefix(file, build), file: join(dir, cacheFileName(file, build, options.route ?? ''))} : undefined
+  const cache = build && dir && privateDir(dir) ? {dir, file: join(dir, cacheFileName(file, build, options.route ?? ''))} : undefined
   let cachedData: Buffer | undefined
   if (cache) {
     try {
@@ -145,10 +164,12 @@ export function loadBundle(file: string, options: LoadOptions = {}): Record<stri
     {resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main},
   )
   ;(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, file, dirname(file))
-  const kept = (at: {dir: string; prefix: string}) => readdirSync(at.dir).filter((name) => name.startsWith(at.prefix)).length
-  if (cache && (script.cachedDataRejected || (cachedData === undefined && kept(cache) < MAX_ROUTES))) {
-    // At exit the cache holds every function compiled so far.
-    process.once('exit', () => save(cache.file, script.createCachedData()))
+  if (cache && build && (script.cachedDataRejected || (cachedData === undefined && keptCaches(cache.dir, file, build) < MAX_ROUTES))) {
+    // At exit the cache holds every function compiled so far. Only a run that
+    // succeeded is kept, so that mistyped commands and bad flags take no room.
+    process.once('exit', (code) => {
+      if (code === 0) save(cache.file, script.createCachedData())
+    })
   }
 
   return module.exports

@@ -72,6 +72,26 @@ describe('compile cache of the bundle (real processes)', function () {
     expect(cacheFiles(dir)).to.have.length(MAX_ROUTES)
   })
 
+  it('keeps no cache of a run that failed: a mistyped command, a bad flag', async () => {
+    const {env, dir} = setup()
+    expect((await runCli(['serv'], {env})).code).to.equal(127)
+    expect((await runCli(['serve', '--bogus'], {env})).code).to.equal(2)
+    expect(cacheFiles(dir)).to.deep.equal([])
+  })
+
+  it("removes the caches of this copy's earlier builds when it writes one", async () => {
+    const {env, dir} = setup()
+    await runCli(['--help'], {env})
+    const [file] = cacheFiles(dir)
+    const earlier = file.replace(/^(amp-distro\.cjs-[0-9a-f]{8}-)[0-9a-f]{16}-/, '$10000000000000000-')
+    expect(earlier).not.to.equal(file)
+    writeFileSync(join(dir, earlier), 'an earlier build')
+    writeFileSync(join(dir, 'another-tool.bin'), 'not ours')
+    expect((await runCli(['serve', '--help'], {env})).code).to.equal(0)
+    expect(readdirSync(dir)).not.to.include(earlier)
+    expect(readdirSync(dir)).to.include.members([file, 'another-tool.bin'])
+  })
+
   it('replaces a cache V8 rejects, with the same output as without one', async () => {
     const {env, dir} = setup()
     const clean = await runCli(['serve', '--help'], {env})
