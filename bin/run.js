@@ -4,7 +4,12 @@
 // machinery for a start. `--version` reads only package.json; everything
 // else runs from one bundle, loaded through a code cache of its own
 // (src/bundle-loader.ts).
+const {enableCompileCache} = require('node:module')
 const {join} = require('node:path')
+
+// Node's own compile cache (Node 22.1+; Node 20 lacks the call) for what is
+// loaded outside the bundle: these entry files and the packages in node_modules.
+enableCompileCache?.()
 
 const {answerVersion} = require('../dist/version.cjs')
 
