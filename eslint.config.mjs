@@ -27,7 +27,7 @@ export default tseslint.config(
     },
   },
   {
-    // CommonJS, as bin/package.json declares: the entry scripts start without Node's ES module loader.
+    // CommonJS, as bin/package.json declares: the entry scripts load the CommonJS bundle.
     files: ['bin/**/*.js'],
     languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', __dirname: 'readonly'}},
     rules: {'@typescript-eslint/no-require-imports': 'off'},

@@ -2,34 +2,40 @@
  * Start-up time of amp-distro against bare Node on this machine: `node -e 0`
  * (the floor) and the CLI's commands side by side, each as a ratio of
  * medians to the floor, next to its target; exits 1 when a target is missed.
+ * Both run on the active LTS line, Node 26, installed from the npm registry
+ * at the version pinned in scripts/node-binaries.json, unless --node names
+ * another line or a node binary.
  *
  * - Always: in a temporary HOME with no service installed.
  * - With --installed: `service status` of an installed, healthy service
  *   under a real systemd user manager (the end-to-end harness; Linux, root).
  *
- * Node reads the certificates named by NODE_EXTRA_CA_CERTS at start-up, which
- * adds the same fixed time to the floor and to every command. When it is
- * set, each set is also measured without it and printed for reference; the
- * targets are checked against the environment as it is.
+ * Node 20 reads the certificates named by NODE_EXTRA_CA_CERTS at start-up,
+ * which adds the same fixed time to the floor and to every command and so
+ * flatters every ratio. The targets are checked without that variable; when
+ * it is set here, each set is measured with it too, for reference.
  */
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {isAbsolute, join, resolve} from 'node:path'
 
 import {cliOk, steadyServer, steadyWatchdog} from '../test/e2e/service-fixtures.js'
 import {startUserManager} from '../test/e2e/systemd-harness.js'
 import {freePort, RUN_JS} from '../test/helpers/cli.js'
-import {requireBuild} from '../test/helpers/pack.js'
+import {requireBuild, ROOT} from '../test/helpers/pack.js'
 import {builtCommandExists} from '../test/helpers/processes.js'
 import {benchArgs, loadLine, machineLine, median, wholeArg} from './report.js'
 
-const USAGE = `Usage: bench/startup [--installed] [--rounds N] [--runs N] [COMMAND]
+const USAGE = `Usage: bench/startup [--installed] [--node LINE|PATH] [--rounds N] [--runs N] [COMMAND]
 
 Times, with hyperfine, \`node -e 0\` and amp-distro's --version, --help,
 serve --help, service status and watchdog --help in a temporary HOME, in
 interleaved rounds, and prints each median as a ratio to \`node -e 0\`.
   COMMAND      what runs amp-distro (default: node bin/run.js of this checkout)
+  --node       the Node that runs the floor and bin/run.js: a line pinned in
+               scripts/node-binaries.json, installed from the npm registry on
+               first use, or the path of a node binary (default: 26)
   --installed  also time \`service status\` of an installed, healthy service
                under a private systemd user manager (this checkout only;
                Linux, root, and systemd, util-linux and bsdutils, as the
@@ -46,14 +52,14 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  {name: 'amp-distro --version', args: ['--version'], target: 1.3},
-  {name: 'amp-distro --help', args: ['--help'], target: 2},
-  {name: 'amp-distro serve --help', args: ['serve', '--help'], target: 2, needs: 'serve'},
-  {name: 'amp-distro service status', args: ['service', 'status'], target: 1.5, needs: 'service:status'},
-  {name: 'amp-distro watchdog --help', args: ['watchdog', '--help'], target: 2, needs: 'watchdog'},
+  {name: 'amp-distro --version', args: ['--version'], target: 1.25},
+  {name: 'amp-distro --help', args: ['--help'], target: 2.4},
+  {name: 'amp-distro serve --help', args: ['serve', '--help'], target: 2.6, needs: 'serve'},
+  {name: 'amp-distro service status', args: ['service', 'status'], target: 1.6, needs: 'service:status'},
+  {name: 'amp-distro watchdog --help', args: ['watchdog', '--help'], target: 2.6, needs: 'watchdog'},
 ]
 
-const INSTALLED: Case = {name: 'amp-distro service status', args: ['service', 'status'], target: 1.5}
+const INSTALLED: Case = {name: 'amp-distro service status', args: ['service', 'status'], target: 1.6}
 
 /** Runs hyperfine with `args` in `env` (variables added to the runner's own). */
 type Hyperfine = (args: string[], env: NodeJS.ProcessEnv) => Promise<void>
@@ -74,8 +80,8 @@ function quote(word: string): string {
  * falls on every command alike; the medians are over all rounds. Prints the
  * table and returns false when a checked target is missed.
  */
-async function timeCases(title: string, cli: string[], cases: Case[], variant: Variant, hyperfine: Hyperfine, scratch: string, shape: {rounds: number; runs: number}): Promise<boolean> {
-  const commands = [`${quote(process.execPath)} -e 0`, ...cases.map((entry) => [...cli, ...entry.args].map((word) => quote(word)).join(' '))]
+async function timeCases(title: string, node: string, cli: string[], cases: Case[], variant: Variant, hyperfine: Hyperfine, scratch: string, shape: {rounds: number; runs: number}): Promise<boolean> {
+  const commands = [`${quote(node)} -e 0`, ...cases.map((entry) => [...cli, ...entry.args].map((word) => quote(word)).join(' '))]
   const names = ['node -e 0', ...cases.map((entry) => entry.name)]
   const json = join(scratch, 'hyperfine.json')
   const times: number[][] = commands.map(() => [])
@@ -104,13 +110,18 @@ async function timeCases(title: string, cli: string[], cases: Case[], variant: V
   return met
 }
 
-/** The environments to measure in: as it is, and without NODE_EXTRA_CA_CERTS when that is set. */
+/** The environments to measure in: without NODE_EXTRA_CA_CERTS (checked), and with it when it is set here. */
 function variants(asItIs: NodeJS.ProcessEnv, without: NodeJS.ProcessEnv): Variant[] {
-  if (!process.env.NODE_EXTRA_CA_CERTS) return [{label: 'environment as it is', env: asItIs, checked: true}]
-  return [
-    {label: 'with NODE_EXTRA_CA_CERTS as set here', env: asItIs, checked: true},
-    {label: 'without NODE_EXTRA_CA_CERTS (for reference)', env: without, checked: false},
-  ]
+  const checked = {label: 'without NODE_EXTRA_CA_CERTS', env: without, checked: true}
+  if (!process.env.NODE_EXTRA_CA_CERTS) return [checked]
+  return [checked, {label: 'with NODE_EXTRA_CA_CERTS as set here (for reference)', env: asItIs, checked: false}]
+}
+
+/** The path of a pinned Node line's binary, installed from the npm registry on first use (scripts/node-binary.mjs). */
+function pinnedNode(line: string): string {
+  const run = spawnSync(process.execPath, [join(ROOT, 'scripts', 'node-binary.mjs'), line], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']})
+  if (run.status !== 0) throw new Error(`cannot install Node ${line} (scripts/node-binary.mjs exited ${run.status})`)
+  return run.stdout.trim()
 }
 
 /** Whether the CLI has a command: this build's manifest says, another CLI is asked for the command's help. */
@@ -119,7 +130,7 @@ function hasCommand(cli: string[], own: boolean, id: string): boolean {
   return spawnSync(cli[0], [...cli.slice(1), ...id.split(':'), '--help'], {stdio: 'ignore'}).status === 0
 }
 
-async function uninstalled(cli: string[], own: boolean, shape: {rounds: number; runs: number}): Promise<boolean> {
+async function uninstalled(node: string, cli: string[], own: boolean, shape: {rounds: number; runs: number}): Promise<boolean> {
   const cases = CASES.filter((entry) => {
     if (!entry.needs || hasCommand(cli, own, entry.needs)) return true
     console.log(`skipped: ${entry.name} (no ${entry.needs.replace(':', ' ')} command in this build)`)
@@ -138,7 +149,7 @@ async function uninstalled(cli: string[], own: boolean, shape: {rounds: number; 
     delete without.NODE_EXTRA_CA_CERTS
     let met = true
     for (const variant of variants({...process.env, HOME: home}, without)) {
-      met = (await timeCases('No service installed (temporary HOME)', cli, cases, variant, hyperfine, home, shape)) && met
+      met = (await timeCases('No service installed (temporary HOME)', node, cli, cases, variant, hyperfine, home, shape)) && met
     }
 
     return met
@@ -147,7 +158,7 @@ async function uninstalled(cli: string[], own: boolean, shape: {rounds: number; 
   }
 }
 
-async function installed(cli: string[], shape: {rounds: number; runs: number}): Promise<boolean> {
+async function installed(node: string, cli: string[], shape: {rounds: number; runs: number}): Promise<boolean> {
   const um = await startUserManager()
   try {
     const port = await freePort()
@@ -165,7 +176,7 @@ async function installed(cli: string[], shape: {rounds: number; runs: number}): 
     const certs = process.env.NODE_EXTRA_CA_CERTS ? {NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS} : {}
     let met = true
     for (const variant of variants(certs, {})) {
-      met = (await timeCases('Installed and healthy (systemd user manager)', cli, [INSTALLED], variant, hyperfine, um.home, shape)) && met
+      met = (await timeCases('Installed and healthy (systemd user manager)', node, cli, [INSTALLED], variant, hyperfine, um.home, shape)) && met
     }
 
     return met
@@ -174,7 +185,7 @@ async function installed(cli: string[], shape: {rounds: number; runs: number}): 
   }
 }
 
-const {values, flags, positionals} = benchArgs(USAGE, {installed: {type: 'boolean'}, rounds: {type: 'string'}, runs: {type: 'string'}})
+const {values, flags, positionals} = benchArgs(USAGE, {installed: {type: 'boolean'}, node: {type: 'string'}, rounds: {type: 'string'}, runs: {type: 'string'}})
 if (positionals.length > 1 || (flags.has('installed') && positionals.length > 0)) {
   console.error(`${positionals.length > 1 ? 'Too many arguments.' : '--installed measures the build in this checkout; it takes no COMMAND.'}\n\n${USAGE}`)
   process.exit(2)
@@ -183,10 +194,13 @@ if (positionals.length > 1 || (flags.has('installed') && positionals.length > 0)
 const shape = {rounds: wholeArg(USAGE, 'rounds', values.rounds, 10, 1), runs: wholeArg(USAGE, 'runs', values.runs, 4, 1)}
 const own = positionals.length === 0
 if (own) requireBuild()
-const cli = own ? [process.execPath, RUN_JS] : [positionals[0]]
+const nodeArg = typeof values.node === 'string' ? values.node : '26'
+const node = isAbsolute(nodeArg) || nodeArg.includes('/') ? resolve(nodeArg) : pinnedNode(nodeArg)
+const cli = own ? [node, RUN_JS] : [positionals[0]]
 console.log(`Machine: ${machineLine()}`)
+console.log(`Node: ${spawnSync(node, ['--version'], {encoding: 'utf8'}).stdout.trim()} (${node})`)
 console.log(`Before: ${loadLine()}; measuring: ${cli.map((word) => quote(word)).join(' ')}`)
-let met = await uninstalled(cli, own, shape)
-if (flags.has('installed')) met = (await installed(cli, shape)) && met
+let met = await uninstalled(node, cli, own, shape)
+if (flags.has('installed')) met = (await installed(node, cli, shape)) && met
 console.log(`\nAfter: ${loadLine()}`)
 process.exitCode = met ? 0 : 1

@@ -4,7 +4,7 @@ const {readFileSync} = require('node:fs')
 const {join} = require('node:path')
 
 // From source, oclif finds the commands by file name under src/commands; the
-// build lists them in dist/oclif.js instead (package.json: oclif.commands).
+// build lists them in its bundle instead (package.json: oclif.commands).
 const root = join(__dirname, '..')
 const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 pjson.oclif.commands = './src/commands'

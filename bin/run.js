@@ -1,19 +1,25 @@
 #!/usr/bin/env node
-// CommonJS (see bin/package.json): `--version` and the hot commands then run
-// without starting Node's ES module loader, which alone costs a noticeable
-// part of Node's own start-up. Only the fallback to oclif loads ES modules.
+// CommonJS (see bin/package.json), loading CommonJS built by
+// scripts/bundle.mjs: the fewest files and the least of Node's own module
+// machinery for a start. `--version` reads only package.json; everything
+// else runs from one bundle, loaded through a code cache of its own
+// (src/bundle-loader.ts).
 const {enableCompileCache} = require('node:module')
 const {join} = require('node:path')
 
-// Node 22.1+ keeps compiled code between runs; older versions lack the call.
+// Node's own compile cache (Node 22.1+; Node 20 lacks the call) for what is
+// loaded outside the bundle: these entry files and the packages in node_modules.
 enableCompileCache?.()
 
-const {fastRun} = require('../dist/lib/fast-path.cjs')
+const {answerVersion} = require('../dist/version.cjs')
 
 const root = join(__dirname, '..')
-fastRun(process.argv.slice(2), root).then(async (handled) => {
-  if (handled) return
-  const {execute} = await import('../dist/oclif.js')
-  // The package root itself: oclif looks upwards from here for package.json, and bin/ has one of its own.
-  await execute({dir: root})
-})
+const args = process.argv.slice(2)
+if (!answerVersion(args, root)) {
+  const {loadBundle, routeOf} = require('../dist/bundle-loader.cjs')
+  const cli = loadBundle(join(root, 'dist', 'amp-distro.cjs'), {route: routeOf(args)})
+  cli.fastRun(args, root).then(async (handled) => {
+    // The package root itself: oclif looks upwards from here for package.json, and bin/ has one of its own.
+    if (!handled) await cli.execute({dir: root})
+  })
+}

@@ -1,69 +1,104 @@
 // Builds standalone tarballs (`oclif pack tarballs`) that carry their own Node.
 //
-//   npm run pack:tarballs                       linux-x64 (the default target)
+//   npm run pack:tarballs                       every target below
 //   npm run pack:tarballs -- linux-x64,darwin-arm64
 //
-// oclif takes the Node version from package.json (oclif.update.node.version)
-// or, when unset as here, from the Node that runs it, and downloads that
-// version's binary for each target from nodejs.org unless
-// <root>/tmp/cache/node-v<version>-<platform>-<arch>/node already exists.
-// This script runs oclif with the Node that runs it and fills that cache for
-// its own platform from process.execPath, so the target matching this
-// machine builds offline. Other targets need nodejs.org (a connected
-// machine) or a binary of the same version placed in the cache by hand.
+// Steps:
+// 1. Build (`npm run build`): oclif loads the CLI's commands before packing,
+//    so a fresh clone needs dist/ first.
+// 2. `npm pack` the built package once, without lifecycle scripts, and hand
+//    that tarball to oclif, which would otherwise pack (and build) again.
+// 3. Put each target's Node into oclif's cache. oclif bundles the version
+//    pinned in package.json (oclif.update.node.version), and downloads it
+//    from nodejs.org unless <root>/tmp/cache/node-v<version>-<platform>-<arch>/node
+//    exists. That file comes from the npm registry's Node package for the
+//    target, checked against the integrity pinned in scripts/node-binaries.json
+//    (scripts/node-binary.mjs), so every target builds without nodejs.org and
+//    none carries the packer's own Node.
+// 4. Run oclif; its `npm install --production` in a scratch copy under tmp/
+//    prefers npm's cache, which `npm ci` has filled.
+// 5. Print the path of each target's tarball.
 //
 // oclif's launcher (bin/amp-distro) runs Node as a child of bash. The
 // `pretarball` script in package.json, which oclif runs in its scratch copy
 // after writing the launcher, makes it `exec` Node instead, so a supervisor
 // that starts the launcher tracks the Node process itself.
 import {spawnSync} from 'node:child_process'
-import {chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync} from 'node:fs'
+import {linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-const root = fileURLToPath(new URL('../', import.meta.url))
-const targets = (process.argv[2] ?? 'linux-x64').split(',').filter(Boolean)
-const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-const version = process.versions.node
+import {nodeBinary, pinnedNode} from './node-binary.mjs'
 
-const pinned = pjson.oclif?.update?.node?.version
-if (pinned && pinned !== version) {
-  console.error(`package.json pins Node ${pinned} for the tarballs, but this is Node ${version}: run this script with Node ${pinned}.`)
-  process.exit(1)
+const TARGETS = ['linux-x64', 'linux-arm64', 'darwin-x64', 'darwin-arm64']
+
+const root = fileURLToPath(new URL('../', import.meta.url))
+const targets = (process.argv[2] ?? TARGETS.join(',')).split(',').filter(Boolean)
+const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const version = pjson.oclif?.update?.node?.version
+
+/** Runs a command in the repository root with its output on stderr, so stdout carries only the tarball paths. */
+function run(file, args, env = process.env) {
+  const result = spawnSync(file, args, {cwd: root, env, stdio: ['ignore', process.stderr, 'inherit']})
+  if (result.status !== 0) throw new Error(`${[file, ...args].join(' ')} failed${result.error ? `: ${result.error.message}` : ''}.`)
 }
 
-const local = `${process.platform}-${process.arch}`
-if (targets.includes(local)) {
-  const cached = join(root, 'tmp', 'cache', `node-v${version}-${process.platform}-${process.arch}`, 'node')
-  if (!existsSync(cached) || statSync(cached).size !== statSync(process.execPath).size) {
+/** The steps above; throws with a one-line message when one fails. */
+async function main() {
+  if (!version) throw new Error('package.json has no oclif.update.node.version: pin the Node version the tarballs carry there.')
+  const unknown = targets.filter((target) => !TARGETS.includes(target))
+  if (targets.length === 0 || unknown.length > 0) {
+    throw new Error(`Unknown target ${unknown.join(', ') || '(none given)'}: use one or more of ${TARGETS.join(',')}.`)
+  }
+  for (const target of targets) pinnedNode(version, target)
+
+  run('npm', ['run', 'build'])
+
+  for (const target of targets) {
+    const binary = await nodeBinary(version, target)
+    // Replaced on every run, so the cache never holds a Node that was not checked against its pin.
+    const cached = join(root, 'tmp', 'cache', `node-v${version}-${target}`, 'node')
     mkdirSync(join(cached, '..'), {recursive: true})
-    // Copy then rename, so an interrupted copy never passes for a cached binary.
-    copyFileSync(process.execPath, `${cached}.partial`)
-    chmodSync(`${cached}.partial`, 0o755)
+    rmSync(`${cached}.partial`, {force: true})
+    linkSync(binary, `${cached}.partial`)
     renameSync(`${cached}.partial`, cached)
   }
-}
 
-for (const target of targets.filter((target) => target !== local)) {
-  const [platform, arch] = target.split('-')
-  if (!existsSync(join(root, 'tmp', 'cache', `node-v${version}-${platform}-${arch}`))) {
-    console.warn(`${target}: oclif will download Node ${version} for it from nodejs.org.`)
+  const staging = mkdtempSync(join(root, 'tmp', 'npm-pack-'))
+  try {
+    const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', staging], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    if (packed.status !== 0) throw new Error('npm pack failed.')
+    const [{filename}] = JSON.parse(packed.stdout)
+
+    // Whole seconds: some filesystems keep modification times no finer than that.
+    const started = Math.floor(Date.now() / 1000) * 1000
+    const oclif = join(root, 'node_modules', 'oclif', 'bin', 'run.js')
+    run(process.execPath, [oclif, 'pack', 'tarballs', '--targets', targets.join(','), '--no-xz', '--tarball', join(staging, filename)], {
+      ...process.env,
+      OCLIF_DISABLE_UPDATE_CHECK: '1',
+      npm_config_prefer_offline: 'true',
+    })
+
+    return targets.map((target) => {
+      const fresh = readdirSync(join(root, 'dist'))
+        .filter((file) => file.endsWith(`-${target}.tar.gz`))
+        .map((file) => join(root, 'dist', file))
+        .find((file) => statSync(file).mtimeMs >= started)
+      if (!fresh) throw new Error(`oclif reported success but wrote no tarball for ${target}.`)
+      return fresh
+    })
+  } finally {
+    rmSync(staging, {force: true, recursive: true})
   }
 }
 
-const oclif = join(root, 'node_modules', 'oclif', 'bin', 'run.js')
-const run = spawnSync(process.execPath, [oclif, 'pack', 'tarballs', '--targets', targets.join(','), '--no-xz'], {
-  cwd: root,
-  stdio: 'inherit',
-  env: {...process.env, OCLIF_DISABLE_UPDATE_CHECK: '1'},
-})
-if (run.status !== 0) process.exit(run.status ?? 1)
-
-// The newest tarball for each target: what this run built.
-for (const target of targets) {
-  const [newest] = readdirSync(join(root, 'dist'))
-    .filter((file) => file.endsWith(`-${target}.tar.gz`))
-    .map((file) => join(root, 'dist', file))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
-  if (newest) console.log(newest)
+try {
+  for (const tarball of await main()) console.log(tarball)
+} catch (error) {
+  console.error(error.message)
+  process.exit(1)
 }

@@ -1,23 +1,24 @@
-import {lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {tmpdir} from 'node:os'
 import {basename, dirname, isAbsolute, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import vm from 'node:vm'
 
-import {NAMES} from './lib/paths.js'
+/** The cache folders' name: the tool's own, which every version of it shares. */
+const CACHE_NAME = 'amp-distro'
 
 /**
- * Where compiled code of the oclif bundle is kept between runs, as Node 22's
- * own compile cache does: `$NODE_COMPILE_CACHE/amplifier-distro` when that is
+ * Where compiled code of the bundle is kept between runs, as Node's own
+ * compile cache does: `$NODE_COMPILE_CACHE/amp-distro` when that is
  * set, otherwise a folder of this user's in the temporary folder (the
  * user's files stay untouched: a dry run writes nothing there). Undefined
  * when `NODE_DISABLE_COMPILE_CACHE` is set.
  */
 export function compileCacheDir(env: NodeJS.ProcessEnv, tmp: string, uid: number | undefined): string | undefined {
   if (env.NODE_DISABLE_COMPILE_CACHE) return undefined
-  if (env.NODE_COMPILE_CACHE && isAbsolute(env.NODE_COMPILE_CACHE)) return join(env.NODE_COMPILE_CACHE, NAMES.packageName)
-  return join(tmp, uid === undefined ? `${NAMES.packageName}-compile-cache` : `${NAMES.packageName}-compile-cache-${uid}`)
+  if (env.NODE_COMPILE_CACHE && isAbsolute(env.NODE_COMPILE_CACHE)) return join(env.NODE_COMPILE_CACHE, CACHE_NAME)
+  return join(tmp, uid === undefined ? `${CACHE_NAME}-compile-cache` : `${CACHE_NAME}-compile-cache-${uid}`)
 }
 
 /**
@@ -38,33 +39,61 @@ export function privateDir(dir: string): boolean {
   }
 }
 
-function save(file: string, data: Buffer, routes: string[]): void {
+function save(file: string, data: Buffer): void {
   try {
     const partial = `${file}.${process.pid}.partial`
     writeFileSync(partial, data, {mode: 0o600})
-    writeFileSync(`${partial}.routes`, `${routes.join('\n')}\n`, {mode: 0o600})
-    renameSync(`${partial}.routes`, `${file}.routes`)
     renameSync(partial, file)
   } catch {
     // A read-only or full disk only costs the next run its head start.
   }
 }
 
-/**
- * The cache file for the bundle at `file`. V8 keeps the file name a cache was
- * first made for (stack traces would name it), so each copy of the bundle
- * (a checkout, a global install, npx's copy) gets a cache of its own: the
- * name carries a hash of the bundle's path (FNV-1a), besides its content hash
- * and the V8 version.
- */
-export function cacheFileName(file: string, v8 = process.versions.v8, arch: string = process.arch): string {
+function fnv1a(text: string): string {
   let hash = 0x81_1c_9d_c5
-  for (let i = 0; i < file.length; i++) hash = Math.imul(hash ^ file.charCodeAt(i), 0x01_00_01_93) >>> 0
-  return `${basename(file)}-${hash.toString(16).padStart(8, '0')}-v8-${v8}-${arch}.bin`
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01_00_01_93) >>> 0
+  return hash.toString(16).padStart(8, '0')
 }
 
-/** Routes recorded per cache before it stops growing (typos make new routes too). */
+/**
+ * The cache file for one route (see routeOf) of the bundle at `file`, whose
+ * build is `build` (the content hash scripts/bundle.mjs writes on its first
+ * line: V8 itself checks only the source's length). V8 keeps the file name a
+ * cache was first made for (stack traces would name it), so each copy of the
+ * bundle (a checkout, a global install, npx's copy) gets caches of its own:
+ * the name carries a hash of the bundle's path, besides the route's, the
+ * build and the V8 version. A cache per route keeps each run to the code it
+ * needs: `--version` does not read what `--help` compiled.
+ */
+export function cacheFileName(file: string, build: string, route: string, v8 = process.versions.v8, arch: string = process.arch): string {
+  return `${cachePrefix(file, build)}${fnv1a(route)}-v8-${v8}-${arch}.bin`
+}
+
+function cachePrefix(file: string, build: string): string {
+  return `${copyPrefix(file)}${build}-`
+}
+
+function copyPrefix(file: string): string {
+  return `${basename(file)}-${fnv1a(file)}-`
+}
+
+/** Caches kept per bundle, one per route. */
 export const MAX_ROUTES = 32
+
+/**
+ * How many caches this build of the bundle at `file` has in `dir`. Caches of
+ * the same copy's earlier builds are removed on the way: nothing reads them
+ * again.
+ */
+function keptCaches(dir: string, file: string, build: string): number {
+  let kept = 0
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(cachePrefix(file, build))) kept++
+    else if (name.startsWith(copyPrefix(file)) && name.endsWith('.bin')) rmSync(join(dir, name), {force: true})
+  }
+
+  return kept
+}
 
 /**
  * What a run of the CLI exercises, for the code cache: the command words
@@ -82,82 +111,65 @@ export function routeOf(args: readonly string[]): string {
   return [...words.slice(0, 3), help ? '--help' : ''].join(' ').trim()
 }
 
-/** The routes a cache file already covers, from its `.routes` companion (one per line). */
-function coveredRoutes(cacheFile: string): string[] {
-  try {
-    return readFileSync(`${cacheFile}.routes`, 'utf8').split('\n').filter(Boolean)
-  } catch {
-    return []
-  }
-}
-
 export interface LoadOptions {
-  /** This run's route (see routeOf): a route the cache does not cover yet makes the run extend the cache. */
+  /** This run's route (see routeOf), which picks the cache. */
   route?: string
-  /** The ES module that re-exports the bundle: oclif imports it to list the commands, and gets the bundle's exports. */
-  self?: URL
   env?: NodeJS.ProcessEnv
 }
 
 /**
- * Runs the CommonJS bundle at `url` (oclif and the commands, built by
- * scripts/bundle.mjs) and returns its exports. `libs` are the modules of
- * dist/lib the bundle uses, already imported: they are ES modules, which
- * CommonJS code cannot require on Node 20.
+ * Runs the CommonJS bundle at `file` (everything the CLI runs, built by
+ * scripts/bundle.mjs) and returns its exports.
  *
- * Compiling the bundle costs about as much as running it. Node 22 keeps
- * compiled code between runs (module.enableCompileCache); Node 20 does not,
- * so the bundle is compiled as a vm.Script with V8's code cache: read from
- * the cache folder when present, written there at exit when it was missing,
- * V8 rejected it (another Node, another bundle), or this run took a route
- * the cache does not cover yet: V8 compiles functions when first called, and
- * a cache written at exit holds those the run needed, so `serve --help`
- * after `--help` would otherwise compile its own functions every time. V8 checks the cache
- * against the source and its own version; the file name (cacheFileName) carries the
- * bundle's path and content hash and the V8 version. The cache folder is used only
- * when it is private to this user.
+ * Compiling the bundle costs about as much as running it, and V8 compiles
+ * a function when it is first called. Node's own compile cache
+ * (module.enableCompileCache) keeps only what was compiled as the file
+ * loaded, which for oclif's help is little of what runs. So the bundle is
+ * compiled as a vm.Script with V8's code cache for this run's route: read
+ * from the cache folder when present, written there at exit, holding every
+ * function the run needed, when it was missing or V8 rejected it (another
+ * Node), and the run succeeded. The cache folder is used only when it is
+ * private to this user, and holds at most MAX_ROUTES caches of one build.
  */
-export function loadBundle(url: URL, libs: Record<string, unknown>, options: LoadOptions = {}): Record<string, unknown> {
-  const file = fileURLToPath(url)
+export function loadBundle(file: string, options: LoadOptions = {}): Record<string, unknown> {
   const source = readFileSync(file, 'utf8')
   const dir = compileCacheDir(options.env ?? process.env, tmpdir(), process.getuid?.())
-  const cacheFile = dir && privateDir(dir) ? join(dir, cacheFileName(file)) : undefined
+  const build = /^\/\/ build ([0-9a-f]+)\n/.exec(source)?.[1]
+  const cache = build && dir && privateDir(dir) ? {dir, file: join(dir, cacheFileName(file, build, options.route ?? ''))} : undefined
   let cachedData: Buffer | undefined
-  let routes: string[] = []
-  if (cacheFile) {
+  if (cache) {
     try {
-      cachedData = readFileSync(cacheFile)
-      routes = coveredRoutes(cacheFile)
+      cachedData = readFileSync(cache.file)
     } catch {
       cachedData = undefined
     }
   }
 
   // One line of wrapper before the source keeps the bundle's line numbers in stack traces.
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __ampLib) {${source}\n})`, {filename: file, cachedData})
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {filename: file, cachedData})
   const module = {exports: {} as Record<string, unknown>}
-  const lib = (name: string): unknown => {
-    if (!(name in libs)) throw new Error(`the oclif bundle asked for dist/lib/${name}, which was not passed in`)
-    return libs[name]
-  }
 
   // The bundle has no import() (a vm.Script would need an experimental loader
-  // hook for it): esbuild turns each into require(). The one oclif makes at
-  // run time, for the command list, is answered with the bundle's exports.
+  // hook for it): esbuild turns each into require(). oclif imports by file
+  // URL: its command list (package.json: oclif.commands), which names the
+  // bundle itself and is answered with this run's exports rather than a
+  // second copy, and the plugins' modules, ES modules that Node's require()
+  // loads as well.
   const nodeRequire = createRequire(file)
-  const self = options.self && [options.self.href, fileURLToPath(options.self)]
-  const require = Object.assign((id: string): unknown => (self?.includes(id) ? module.exports : nodeRequire(id)), {
-    resolve: nodeRequire.resolve,
-    cache: nodeRequire.cache,
-    main: nodeRequire.main,
-  })
-  ;(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, file, dirname(file), lib)
-  const route = options.route ?? ''
-  const fresh = cachedData === undefined || script.cachedDataRejected
-  if (cacheFile && (fresh || (!routes.includes(route) && routes.length < MAX_ROUTES))) {
-    // At exit the cache holds every function compiled so far: those it had and those this run added.
-    const next = fresh ? [route] : [...routes, route]
-    process.once('exit', () => save(cacheFile, script.createCachedData(), next))
+  const require = Object.assign(
+    (id: string): unknown => {
+      const path = id.startsWith('file:') ? fileURLToPath(id) : id
+      return path === file ? module.exports : nodeRequire(path)
+    },
+    {resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main},
+  )
+  ;(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, file, dirname(file))
+  if (cache && build && (script.cachedDataRejected || (cachedData === undefined && keptCaches(cache.dir, file, build) < MAX_ROUTES))) {
+    // At exit the cache holds every function compiled so far. Only a run that
+    // succeeded is kept, so that mistyped commands and bad flags take no room.
+    process.once('exit', (code) => {
+      if (code === 0) save(cache.file, script.createCachedData())
+    })
   }
 
   return module.exports

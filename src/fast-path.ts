@@ -1,5 +1,4 @@
 import {readFileSync} from 'node:fs'
-import {arch, release} from 'node:os'
 import {join} from 'node:path'
 import {parseArgs, type ParseArgsConfig} from 'node:util'
 
@@ -35,12 +34,6 @@ export const FAST_COMMANDS = [
   'serve',
   'watchdog',
 ] as const
-
-/** oclif's user agent, as `--version` prints it. */
-export function versionLine(name: string, version: string): string {
-  const platform = process.platform === 'linux' && release().toLowerCase().includes('microsoft') ? 'wsl' : process.platform
-  return `${name}/${version} ${platform}-${arch()} node-${process.version}`
-}
 
 /**
  * Parses `args` against a command's flags as recorded in the oclif manifest
@@ -100,17 +93,12 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
 }
 
 /**
- * Handles `--version` and the hot commands without loading oclif. `root` is
- * the package's folder. Returns false when the invocation is not one it
- * handles, so the caller falls back to oclif.
+ * Handles the hot commands without loading oclif (`--version` comes
+ * earlier still: src/version.ts). `root` is the package's folder. Returns
+ * false when the invocation is not one it handles, so the caller falls back
+ * to oclif.
  */
 export async function fastRun(argv: string[], root: string): Promise<boolean> {
-  if (argv.length === 1 && argv[0] === '--version') {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {name: string; version: string}
-    process.stdout.write(`${versionLine(pkg.name, pkg.version)}\n`)
-    return true
-  }
-
   const id = FAST_COMMANDS.find((candidate) => candidate.split(':').every((word, i) => argv[i] === word))
   if (id === undefined) return false
   let manifest: Manifest

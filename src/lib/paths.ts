@@ -4,7 +4,11 @@ import {join} from 'node:path'
 export const NAMES = {
   bin: 'amp-distro',
   deprecatedBin: 'amp-distro-server',
-  packageName: 'amplifier-distro',
+  packageName: 'amp-distro',
+  /** The npm package's name before 0.3.0: a server an older install started is still this tool's. */
+  previousPackageName: 'amplifier-distro',
+  /** How messages name the service, on every platform: the systemd unit's name. */
+  serviceName: 'amplifier-distro',
   systemdUnit: 'amplifier-distro',
   systemdWatchdogUnit: 'amplifier-distro-watchdog',
   launchdLabel: 'com.amplifier.distro',

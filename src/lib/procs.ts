@@ -57,7 +57,7 @@ function ownsEntry(script: string, pid: number): boolean {
 
   try {
     const pkg = JSON.parse(readFileSync(join(dir, '..', 'package.json'), 'utf8')) as {name?: string}
-    return pkg.name === NAMES.packageName
+    return pkg.name === NAMES.packageName || pkg.name === NAMES.previousPackageName
   } catch {
     return false
   }
@@ -65,7 +65,8 @@ function ownsEntry(script: string, pid: number): boolean {
 
 /**
  * True when `argv` runs this tool's entry script with `subcommand`: a
- * `bin/run(.js)` or `bin/dev.js` of the amplifier-distro package, or an
+ * `bin/run(.js)` or `bin/dev.js` of the amp-distro package (or of
+ * amplifier-distro, its name before 0.3.0), or an
  * `amp-distro` launcher that links to one (as npm installs it), directly
  * followed by the subcommand. The script is resolved against the process's
  * working directory and symlinks, and its package.json decides, so another

@@ -102,22 +102,36 @@ export function createDistroServer(info: ServerInfo): Server {
 }
 
 /**
+ * Resolves once Node has run a whole poll phase that began after the call,
+ * so bytes that had already arrived on open connections are read and parsed.
+ * A poll phase in progress may have collected its ready sockets before those
+ * bytes came; the first immediate runs after it, the second after the next.
+ */
+function afterPendingReads(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)))
+}
+
+/**
  * Stops `server` gracefully:
- * 1. stops accepting connections and closes idle keep-alive ones;
- * 2. answers requests still arriving on open connections with
+ * 1. answers requests still arriving on open connections with
  *    `Connection: close`, so no client can hold the stop open by keeping
  *    its connection alive;
- * 3. after `drainMs`, closes whatever is still open.
+ * 2. lets Node read what has already arrived on open connections: since
+ *    Node 26, `close()` closes a connection whose parser has seen no byte
+ *    yet as idle (nodejs/node#63470), which would drop a request whose first
+ *    bytes are waiting unread in the socket;
+ * 3. stops accepting connections and closes idle keep-alive ones;
+ * 4. after `drainMs`, closes whatever is still open.
  * Resolves once every connection is closed.
  */
-export function stopServer(server: Server, drainMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('Connection', 'close'))
+export async function stopServer(server: Server, drainMs: number): Promise<void> {
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('Connection', 'close'))
+  await afterPendingReads()
+  await new Promise<void>((resolve) => {
     const force = setTimeout(() => server.closeAllConnections(), drainMs)
     server.close(() => {
       clearTimeout(force)
       resolve()
     })
-    server.closeIdleConnections()
   })
 }

@@ -1,34 +1,14 @@
 import {expect} from 'chai'
 import {execFileSync} from 'node:child_process'
 import {readFileSync, readlinkSync} from 'node:fs'
+import {arch} from 'node:os'
 import {join} from 'node:path'
 
-import {checkHealth} from '../../src/lib/health.js'
-import {globalInstall, requireBuild, ROOT, scratchDir} from '../helpers/pack.js'
+import {globalInstall, requireBuild, scratchDir, standaloneTarballs, tarballNodeVersion, unpackStandalone} from '../helpers/pack.js'
 import {freePort} from '../helpers/cli.js'
+import {execStartPath, runningServer} from './installed-service.js'
 import {expectOk, SERVER} from './service-fixtures.js'
-import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
-
-/** Waits for the server unit to run and answer its health check; returns its main PID. */
-async function runningServer(manager: UserManager, port: number): Promise<number> {
-  const pid = await waitFor(
-    async () => {
-      const {ActiveState, MainPID} = await manager.show(SERVER, ['ActiveState', 'MainPID'])
-      return ActiveState === 'active' && Number(MainPID) > 0 ? Number(MainPID) : undefined
-    },
-    {timeoutMs: 30_000, what: `${SERVER} to run`},
-  )
-  await waitFor(async () => (await checkHealth(`http://127.0.0.1:${port}/api/health`, 2000)).healthy, {timeoutMs: 30_000, what: 'the installed server to answer its health check'})
-  return pid
-}
-
-/** The program systemd starts for the unit (`path=` of its ExecStart property). */
-async function execStartPath(manager: UserManager): Promise<string> {
-  const {ExecStart} = await manager.show(SERVER, ['ExecStart'])
-  const match = /path=([^ ;]+)/.exec(ExecStart)
-  expect(match, `ExecStart property: ${ExecStart}`).not.to.equal(null)
-  return match![1]
-}
+import {describeSystemd} from './systemd-harness.js'
 
 describe('npm global install (npm install -g --prefix <dir> <tarball>)', function () {
   this.timeout(240_000)
@@ -72,21 +52,19 @@ describeSystemd('standalone tarball (npm run pack:tarballs) under a real systemd
   let bundledNode: string
 
   before(function () {
-    this.timeout(600_000)
+    this.timeout(900_000)
     requireBuild()
-    const out = execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-tarballs.mjs'), 'linux-x64'], {cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
-    const tarball = out.trim().split('\n').pop()!
-    expect(tarball).to.match(/amp-distro-v0\.3\.0-[0-9a-f]+-linux-x64\.tar\.gz$/)
-    const dir = scratchDir('amp-standalone-')
-    execFileSync('tar', ['-xzf', tarball, '-C', dir])
+    const tarball = standaloneTarballs()[`${process.platform}-${arch()}`]
+    expect(tarball, `a tarball for ${process.platform}-${arch()}`).to.be.a('string')
+    const dir = unpackStandalone(tarball)
     launcher = join(dir, 'amp-distro', 'bin', 'amp-distro')
     bundledNode = join(dir, 'amp-distro', 'bin', 'node')
   })
 
-  it('carries its own Node, and bin/amp-distro runs it', () => {
-    expect(execFileSync(bundledNode, ['--version'], {encoding: 'utf8'}).trim()).to.equal(process.version)
+  it('carries its own Node, the pinned one, and bin/amp-distro runs it', () => {
+    expect(execFileSync(bundledNode, ['--version'], {encoding: 'utf8'}).trim()).to.equal(`v${tarballNodeVersion()}`)
     const version = execFileSync(launcher, ['--version'], {encoding: 'utf8', env: {...process.env, HOME: scratchDir('amp-standalone-home-')}})
-    expect(version).to.match(/^amplifier-distro\/0\.3\.0 linux-x64 node-v/)
+    expect(version).to.match(new RegExp(`^amp-distro/0\\.3\\.0 linux-x64 node-v${tarballNodeVersion().replaceAll('.', '\\.')}\n$`))
   })
 
   it("service install runs the launcher from the unit, and the server's /proc/<MainPID>/exe is the bundled Node", async () => {

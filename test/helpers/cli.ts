@@ -132,17 +132,18 @@ export async function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; 
 
 /**
  * Runs the same invocation through oclif's `execute` directly, as bin/run.js
- * does when the fast path declines (the bundled oclif in dist/oclif.js); process.argv looks as it would under bin/run.js,
+ * does when the fast path declines (the bundle's oclif, loaded as bin/run.js loads it); process.argv looks as it would under bin/run.js,
  * since oclif reads it for help and error output.
  */
 export async function runOclif(args: string[], options: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<Finished> {
   const code = [
-    `const {execute} = await import(${JSON.stringify(new URL('dist/oclif.js', `file://${REPO}`).href)})`,
+    `const {loadBundle} = require(${JSON.stringify(join(REPO, 'dist', 'bundle-loader.cjs'))})`,
+    `const {execute} = loadBundle(${JSON.stringify(join(REPO, 'dist', 'amp-distro.cjs'))})`,
     'const args = process.argv.slice(1)',
     `process.argv = [process.argv[0], ${JSON.stringify(RUN_JS)}, ...args]`,
-    `await execute({dir: ${JSON.stringify(REPO)}, args})`,
+    `execute({dir: ${JSON.stringify(REPO)}, args})`,
   ].join('\n')
-  const run = start('--', args, {env: options.env, nodeArgs: ['--input-type=module', '-e', code]})
+  const run = start('--', args, {env: options.env, nodeArgs: ['--input-type=commonjs', '-e', code]})
   const timer = setTimeout(() => run.child.kill('SIGKILL'), options.timeoutMs ?? 15_000)
   try {
     return await run.finished()

@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, relative, sep} from 'node:path'
+import {basename, delimiter, join, relative, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 /** The repository root (where package.json lives). */
@@ -19,7 +19,7 @@ export function listFiles(dir: string): string[] {
 
 /** Fails early with a clear message when the build output tests rely on is missing. */
 export function requireBuild(): void {
-  for (const file of ['dist/oclif.js', 'dist/lib/fast-path.cjs', 'oclif.manifest.json']) {
+  for (const file of ['dist/amp-distro.cjs', 'dist/bundle-loader.cjs', 'dist/version.cjs', 'oclif.manifest.json']) {
     if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run \`npm run build\` first`)
   }
 }
@@ -78,4 +78,55 @@ export function globalInstall(): string {
   }
 
   return prefix
+}
+
+/** PATH without any folder that holds an `amp-distro`, so only what a test adds can be found. */
+export function pathWithoutAmpDistro(): string {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => {
+      try {
+        accessSync(join(dir, 'amp-distro'), constants.X_OK)
+        return false
+      } catch {
+        return true
+      }
+    })
+    .join(delimiter)
+}
+
+/** The targets `npm run pack:tarballs` builds by default. */
+export const TARBALL_TARGETS = ['linux-x64', 'linux-arm64', 'darwin-x64', 'darwin-arm64'] as const
+
+/** The Node version the standalone tarballs carry (`oclif.update.node.version` in package.json). */
+export function tarballNodeVersion(): string {
+  const pjson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {oclif: {update: {node: {version: string}}}}
+  return pjson.oclif.update.node.version
+}
+
+let tarballs: Record<string, string> | undefined
+/**
+ * `npm run pack:tarballs` (every target), once per test process; returns
+ * target → tarball path, from the paths the script prints.
+ */
+export function standaloneTarballs(): Record<string, string> {
+  if (tarballs === undefined) {
+    const out = execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-tarballs.mjs')], {cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 * 1024 * 1024})
+    const built: Record<string, string> = {}
+    for (const file of out.trim().split('\n')) {
+      const target = TARBALL_TARGETS.find((name) => basename(file).endsWith(`-${name}.tar.gz`))
+      if (target) built[target] = file
+    }
+
+    tarballs = built
+  }
+
+  return tarballs
+}
+
+/** Unpacks the given members (or all) of a standalone tarball into a scratch folder; returns the folder. */
+export function unpackStandalone(tarball: string, members: string[] = []): string {
+  const dir = scratchDir('amp-standalone-')
+  execFileSync('tar', ['-xzf', tarball, '-C', dir, ...members])
+  return dir
 }

@@ -7,9 +7,9 @@ import {MAX_ROUTES} from '../../src/bundle-loader.js'
 import {cleanup, envFor, runCli, tempHome} from '../helpers/cli.js'
 import {listFiles} from '../helpers/pack.js'
 
-/** The oclif bundle's code cache files in a cache folder. */
+/** The bundle's code cache files in a cache folder, one per route. */
 function cacheFiles(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((file) => /^oclif\.[0-9a-f]{12}\.cjs-[0-9a-f]{8}-v8-.+\.bin$/.test(file)) : []
+  return existsSync(dir) ? readdirSync(dir).filter((file) => /^amp-distro\.cjs-[0-9a-f]{8}-[0-9a-f]{16}-[0-9a-f]{8}-v8-.+\.bin$/.test(file)).sort() : []
 }
 
 /** A home and a temporary folder of the test's own, and where the cache goes in it. */
@@ -18,14 +18,14 @@ function setup(extra: NodeJS.ProcessEnv = {}): {home: string; env: NodeJS.Proces
   const tmp = join(home, 'tmp')
   mkdirSync(tmp)
   const env = envFor(home, {TMPDIR: tmp, NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, ...extra})
-  return {home, env, dir: join(tmp, `amplifier-distro-compile-cache-${process.getuid!()}`)}
+  return {home, env, dir: join(tmp, `amp-distro-compile-cache-${process.getuid!()}`)}
 }
 
-describe('compile cache of the oclif bundle (real processes)', function () {
+describe('compile cache of the bundle (real processes)', function () {
   this.timeout(60_000)
   after(cleanup)
 
-  it('is written on the first oclif-routed run, read on the next, never changes the output, and leaves the home alone', async () => {
+  it('is written on the first run of a route, read on the next, never changes the output, and leaves the home alone', async () => {
     const {home, env, dir} = setup()
     const first = await runCli(['--help'], {env})
     expect(first.code).to.equal(0)
@@ -40,36 +40,56 @@ describe('compile cache of the oclif bundle (real processes)', function () {
     expect(second).to.deep.equal(first)
     // V8 accepted the cache: it is rewritten only when missing or rejected.
     expect(readFileSync(join(dir, file)).equals(written)).to.equal(true)
-    expect(readdirSync(dir).sort()).to.deep.equal([file, `${file}.routes`])
-    expect(readFileSync(join(dir, `${file}.routes`), 'utf8')).to.equal('--help\n')
+    expect(readdirSync(dir)).to.deep.equal([file])
     expect(listFiles(home).filter((path) => !path.startsWith('tmp/'))).to.deep.equal([])
   })
 
-  it('grows to cover each new route (command words, help or not) once, then stays as it is', async () => {
+  it('keeps a cache per route (command words, help or not), each written once', async () => {
     const {env, dir} = setup()
     await runCli(['--help'], {env})
-    const [file] = cacheFiles(dir)
-    const before = readFileSync(join(dir, file))
-    const help = await runCli(['serve', '--help'], {env})
-    expect(help.code).to.equal(0)
-    const grown = readFileSync(join(dir, file))
-    expect(grown.length).to.be.greaterThan(before.length)
-    expect(readFileSync(join(dir, `${file}.routes`), 'utf8')).to.equal('--help\nserve --help\n')
+    const [helpCache] = cacheFiles(dir)
+    const before = readFileSync(join(dir, helpCache))
+    const serveHelp = await runCli(['serve', '--help'], {env})
+    expect(serveHelp.code).to.equal(0)
+    const [serveCache] = cacheFiles(dir).filter((file) => file !== helpCache)
+    expect(serveCache, 'a cache for serve --help').to.be.a('string')
+    const kept = readFileSync(join(dir, serveCache))
 
-    expect(await runCli(['serve', '--help'], {env})).to.deep.equal(help)
-    expect(readFileSync(join(dir, file)).equals(grown)).to.equal(true)
+    expect(await runCli(['serve', '--help'], {env})).to.deep.equal(serveHelp)
+    await runCli(['serve', '--help', '--port', '8500'], {env})
+    expect(cacheFiles(dir)).to.deep.equal([helpCache, serveCache].sort())
+    expect(readFileSync(join(dir, serveCache)).equals(kept)).to.equal(true)
+    expect(readFileSync(join(dir, helpCache)).equals(before)).to.equal(true)
   })
 
-  it(`stops growing after ${MAX_ROUTES} routes`, async () => {
+  it(`keeps at most ${MAX_ROUTES} caches of one build`, async () => {
     const {env, dir} = setup()
     await runCli(['--help'], {env})
     const [file] = cacheFiles(dir)
-    const full = Array.from({length: MAX_ROUTES}, (_, i) => `typo${i}`)
-    writeFileSync(join(dir, `${file}.routes`), `${full.join('\n')}\n`)
-    const before = readFileSync(join(dir, file))
+    for (let i = 1; i < MAX_ROUTES; i++) writeFileSync(join(dir, file.replace(/-[0-9a-f]{8}-v8-/, `-${String(i).padStart(8, '0')}-v8-`)), 'another route')
+    expect(cacheFiles(dir)).to.have.length(MAX_ROUTES)
     expect((await runCli(['serve', '--help'], {env})).code).to.equal(0)
-    expect(readFileSync(join(dir, file)).equals(before)).to.equal(true)
-    expect(readFileSync(join(dir, `${file}.routes`), 'utf8')).to.equal(`${full.join('\n')}\n`)
+    expect(cacheFiles(dir)).to.have.length(MAX_ROUTES)
+  })
+
+  it('keeps no cache of a run that failed: a mistyped command, a bad flag', async () => {
+    const {env, dir} = setup()
+    expect((await runCli(['serv'], {env})).code).to.equal(127)
+    expect((await runCli(['serve', '--bogus'], {env})).code).to.equal(2)
+    expect(cacheFiles(dir)).to.deep.equal([])
+  })
+
+  it("removes the caches of this copy's earlier builds when it writes one", async () => {
+    const {env, dir} = setup()
+    await runCli(['--help'], {env})
+    const [file] = cacheFiles(dir)
+    const earlier = file.replace(/^(amp-distro\.cjs-[0-9a-f]{8}-)[0-9a-f]{16}-/, '$10000000000000000-')
+    expect(earlier).not.to.equal(file)
+    writeFileSync(join(dir, earlier), 'an earlier build')
+    writeFileSync(join(dir, 'another-tool.bin'), 'not ours')
+    expect((await runCli(['serve', '--help'], {env})).code).to.equal(0)
+    expect(readdirSync(dir)).not.to.include(earlier)
+    expect(readdirSync(dir)).to.include.members([file, 'another-tool.bin'])
   })
 
   it('replaces a cache V8 rejects, with the same output as without one', async () => {
@@ -88,18 +108,17 @@ describe('compile cache of the oclif bundle (real processes)', function () {
     const {home, env} = setup({NODE_COMPILE_CACHE: undefined})
     const done = await runCli(['--help'], {env: {...env, NODE_COMPILE_CACHE: join(home, 'node-cache')}})
     expect(done.code).to.equal(0)
-    expect(cacheFiles(join(home, 'node-cache', 'amplifier-distro'))).to.have.length(1)
+    expect(cacheFiles(join(home, 'node-cache', 'amp-distro'))).to.have.length(1)
   })
 
   it('does not use a cache folder that others may write: writes nothing there', async () => {
     const {env, dir} = setup()
     mkdirSync(dir, {mode: 0o700})
     chmodSync(dir, 0o777)
-    const planted = join(dir, 'oclif.000000000000.cjs-v8-planted.bin')
-    writeFileSync(planted, 'planted')
+    writeFileSync(join(dir, 'planted.bin'), 'planted')
     const done = await runCli(['--help'], {env})
     expect(done.code).to.equal(0)
-    expect(readdirSync(dir)).to.deep.equal(['oclif.000000000000.cjs-v8-planted.bin'])
+    expect(readdirSync(dir)).to.deep.equal(['planted.bin'])
   })
 
   it('writes nothing with NODE_DISABLE_COMPILE_CACHE set', async () => {
@@ -120,17 +139,17 @@ describe('compile cache of a bundle copied to another path (real processes)', fu
     const copies = ['first', 'second'].map((name) => {
       mkdirSync(join(home, name))
       const file = join(home, name, 'bundle.cjs')
-      writeFileSync(file, "exports.where = () => new Error('here').stack.split('\\n')[1]\n")
+      writeFileSync(file, "// build 0123456789abcdef\nexports.where = () => new Error('here').stack.split('\\n')[1]\n")
       return file
     })
     const where = (file: string) =>
       execFileSync(
         process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', `import {loadBundle} from ${JSON.stringify(loader)}; console.log(loadBundle(new URL(${JSON.stringify(`file://${file}`)}), {}).where())`],
+        ['--import', 'tsx', '--input-type=module', '-e', `import {loadBundle} from ${JSON.stringify(loader)}; console.log(loadBundle(${JSON.stringify(file)}).where())`],
         {env: {...process.env, NODE_COMPILE_CACHE: join(home, 'cache'), NODE_DISABLE_COMPILE_CACHE: ''}, encoding: 'utf8'},
       )
     expect(where(copies[0])).to.include(copies[0])
     expect(where(copies[1])).to.include(copies[1])
-    expect(readdirSync(join(home, 'cache', 'amplifier-distro')).filter((file) => file.endsWith('.bin'))).to.have.length(2)
+    expect(readdirSync(join(home, 'cache', 'amp-distro')).filter((file) => file.endsWith('.bin'))).to.have.length(2)
   })
 })

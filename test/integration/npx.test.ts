@@ -1,31 +1,16 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {accessSync, constants, existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 
 import {checkHealth} from '../../src/lib/health.js'
 import {cleanup, envFor, exitOf, freePort, runCli, tempHome, waitFor} from '../helpers/cli.js'
-import {globalInstall, listFiles, packageTarball, requireBuild, scratchDir} from '../helpers/pack.js'
+import {globalInstall, listFiles, packageTarball, pathWithoutAmpDistro, requireBuild, scratchDir} from '../helpers/pack.js'
 
 interface Done {
   code: number | null
   stdout: string
   stderr: string
-}
-
-/** PATH without any folder that holds an `amp-distro`, so only what a test adds can be found. */
-function pathWithoutAmpDistro(): string {
-  return (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((dir) => {
-      try {
-        accessSync(join(dir, 'amp-distro'), constants.X_OK)
-        return false
-      } catch {
-        return true
-      }
-    })
-    .join(delimiter)
 }
 
 /** `npx --yes --package=<tarball> -- amp-distro …args` with its own npm cache; in its own process group. */
@@ -120,7 +105,7 @@ describe('npx amp-distro (from the packed tarball, clean npm caches)', function 
     const done = await run(['service', 'install'], envFor(home, {PATH: pathWithoutAmpDistro()}))
     expect(done.code).to.not.equal(0)
     expect(done.stderr).to.include("amp-distro is running from npx's cache")
-    expect(done.stderr).to.include('npm install -g amplifier-distro')
+    expect(done.stderr).to.include('npm install -g amp-distro')
     expect(done.stderr).not.to.match(/^\s+at /m)
     expect(listFiles(home)).to.deep.equal([])
   })

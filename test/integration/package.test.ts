@@ -22,18 +22,18 @@ describe('the npm package', function () {
 
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'))
 
-  it('is amplifier-distro 0.3.0, an ES module, for Node 20.9 and later', () => {
-    expect(pkg).to.include({name: 'amplifier-distro', version: '0.3.0', type: 'module'})
-    expect(pkg.engines).to.deep.equal({node: '>=20.9.0'})
+  it('is amp-distro 0.3.0, an ES module, for Node 20.19+ and 22.12+ (which load ES modules through require)', () => {
+    expect(pkg).to.include({name: 'amp-distro', version: '0.3.0', type: 'module'})
+    expect(pkg.engines).to.deep.equal({node: '^20.19.0 || >=22.12.0'})
   })
 
-  it('has exactly one binary, amp-distro, and oclif reads the compiled commands, help included (no plugins to load)', () => {
+  it('has exactly one binary, amp-distro, and oclif reads the bundled commands, help included, and two plugins', () => {
     expect(pkg.bin).to.deep.equal({'amp-distro': './bin/run.js'})
     expect(pkg.oclif).to.include({bin: 'amp-distro', topicSeparator: ' '})
-    expect(pkg.oclif.commands).to.deep.equal({strategy: 'explicit', target: './dist/oclif.js', identifier: 'COMMANDS'})
-    expect(pkg.oclif.plugins).to.equal(undefined)
+    expect(pkg.oclif.commands).to.deep.equal({strategy: 'explicit', target: './dist/amp-distro.cjs', identifier: 'COMMANDS'})
+    expect(pkg.oclif.plugins).to.deep.equal(['@oclif/plugin-not-found', '@oclif/plugin-autocomplete'])
     const manifest = JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {pluginName: string}>}
-    expect(manifest.commands.help?.pluginName).to.equal('amplifier-distro')
+    expect(manifest.commands.help?.pluginName).to.equal('amp-distro')
   })
 
   it('has the build, lint, test and readme scripts', () => {
@@ -44,7 +44,7 @@ describe('the npm package', function () {
     const {stdout} = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {cwd: REPO})
     const files = (JSON.parse(stdout) as Array<{files: Array<{path: string}>}>)[0].files.map((file) => file.path)
     expect(files.filter((file) => !SHIPPED.some((pattern) => pattern.test(file)))).to.deep.equal([])
-    expect(files).to.include.members(['bin/run.js', 'bin/package.json', 'dist/lib/fast-path.cjs', 'dist/oclif.js', 'dist/bundle-loader.js', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
+    expect(files).to.include.members(['bin/run.js', 'bin/package.json', 'dist/amp-distro.cjs', 'dist/bundle-loader.cjs', 'dist/version.cjs', 'oclif.manifest.json', 'README.md', 'LICENSE', 'package.json'])
   })
 
   it("keeps the README's command reference in step with the commands (npm run readme)", async () => {

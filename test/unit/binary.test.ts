@@ -46,7 +46,7 @@ describe('binary resolution', () => {
   })
 
   it('accepts the npm global symlink as it is', () => {
-    const target = executable('lib', 'node_modules', 'amplifier-distro', 'bin', 'run.js')
+    const target = executable('lib', 'node_modules', 'amp-distro', 'bin', 'run.js')
     mkdirSync(join(dir, 'bin'))
     symlinkSync(target, join(dir, 'bin', 'amp-distro'))
     expect(resolveBinary({argv: ['node', join(dir, 'bin', 'amp-distro')], env: {}, cwd: '/'}).path).to.equal(join(dir, 'bin', 'amp-distro'))
@@ -80,7 +80,7 @@ describe('binary resolution', () => {
     const env = {PATH: join(dir, '.npm', '_npx', 'a1b2c3', 'node_modules', '.bin')}
     expect(() => resolveBinary({argv: ['node', npx], env, cwd: '/'}))
       .to.throw(UserError)
-      .that.satisfies((error: UserError) => error.message.includes("npx's cache") && error.details.some((line) => line.includes('npm install -g amplifier-distro')))
+      .that.satisfies((error: UserError) => error.message.includes("npx's cache") && error.details.some((line) => line.includes('npm install -g amp-distro')))
   })
 
   it('reads process.argv and PATH when given no dependencies', () => {
@@ -120,7 +120,7 @@ describe('binary resolution', () => {
     )
     expect(renderResult(result, false)).to.deep.equal({
       stdout: '',
-      stderr: 'Failed: amp-distro binary not found.\n  Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro\n',
+      stderr: 'Failed: amp-distro binary not found.\n  Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amp-distro\n',
       exitCode: 1,
     })
   })

@@ -7,13 +7,13 @@ import {cacheFileName, compileCacheDir, privateDir, routeOf} from '../../src/bun
 
 describe('compileCacheDir', () => {
   it("is a folder of the user's own in the temporary folder", () => {
-    expect(compileCacheDir({}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
-    expect(compileCacheDir({}, '/tmp', undefined)).to.equal('/tmp/amplifier-distro-compile-cache')
+    expect(compileCacheDir({}, '/tmp', 1000)).to.equal('/tmp/amp-distro-compile-cache-1000')
+    expect(compileCacheDir({}, '/tmp', undefined)).to.equal('/tmp/amp-distro-compile-cache')
   })
 
   it('follows an absolute NODE_COMPILE_CACHE and ignores a relative one', () => {
-    expect(compileCacheDir({NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal('/var/cache/node/amplifier-distro')
-    expect(compileCacheDir({NODE_COMPILE_CACHE: 'cache'}, '/tmp', 1000)).to.equal('/tmp/amplifier-distro-compile-cache-1000')
+    expect(compileCacheDir({NODE_COMPILE_CACHE: '/var/cache/node'}, '/tmp', 1000)).to.equal('/var/cache/node/amp-distro')
+    expect(compileCacheDir({NODE_COMPILE_CACHE: 'cache'}, '/tmp', 1000)).to.equal('/tmp/amp-distro-compile-cache-1000')
   })
 
   it('is off with NODE_DISABLE_COMPILE_CACHE', () => {
@@ -22,14 +22,18 @@ describe('compileCacheDir', () => {
 })
 
 describe('cacheFileName', () => {
-  it('names the bundle, a hash of its path, the V8 version and the architecture', () => {
-    expect(cacheFileName('/opt/a/dist/oclif.0123456789ab.cjs', '11.3.244.8-node.38', 'x64')).to.match(/^oclif\.0123456789ab\.cjs-[0-9a-f]{8}-v8-11\.3\.244\.8-node\.38-x64\.bin$/)
+  it('names the bundle, a hash of its path, the build, a hash of the route, the V8 version and the architecture', () => {
+    expect(cacheFileName('/opt/a/dist/amp-distro.cjs', '0123456789abcdef', '--help', '11.3.244.8-node.38', 'x64')).to.match(
+      /^amp-distro\.cjs-[0-9a-f]{8}-0123456789abcdef-[0-9a-f]{8}-v8-11\.3\.244\.8-node\.38-x64\.bin$/,
+    )
   })
 
-  it('differs between copies of the same bundle at different paths, and not between runs of one copy', () => {
-    const a = cacheFileName('/opt/a/dist/oclif.0123456789ab.cjs')
-    expect(cacheFileName('/opt/a/dist/oclif.0123456789ab.cjs')).to.equal(a)
-    expect(cacheFileName('/opt/b/dist/oclif.0123456789ab.cjs')).not.to.equal(a)
+  it('differs between copies of the same bundle at different paths, builds and routes, and not between runs of one', () => {
+    const a = cacheFileName('/opt/a/dist/amp-distro.cjs', 'b1', '--help')
+    expect(cacheFileName('/opt/a/dist/amp-distro.cjs', 'b1', '--help')).to.equal(a)
+    expect(cacheFileName('/opt/b/dist/amp-distro.cjs', 'b1', '--help')).not.to.equal(a)
+    expect(cacheFileName('/opt/a/dist/amp-distro.cjs', 'b2', '--help')).not.to.equal(a)
+    expect(cacheFileName('/opt/a/dist/amp-distro.cjs', 'b1', 'serve --help')).not.to.equal(a)
   })
 })
 

@@ -1,7 +1,8 @@
 import {expect} from 'chai'
 import {arch} from 'node:os'
 
-import {parseWithManifest, versionLine} from '../../src/fast-path.js'
+import {parseWithManifest} from '../../src/fast-path.js'
+import {versionLine} from '../../src/version.js'
 
 const FLAGS = {
   host: {type: 'option', default: '127.0.0.1'},

@@ -54,7 +54,7 @@ describe('paths', () => {
   })
 
   it('names the unit, the label, the binary and the defaults', () => {
-    expect(NAMES).to.include({bin: 'amp-distro', packageName: 'amplifier-distro', systemdUnit: 'amplifier-distro', launchdLabel: 'com.amplifier.distro'})
+    expect(NAMES).to.include({bin: 'amp-distro', packageName: 'amp-distro', serviceName: 'amplifier-distro', systemdUnit: 'amplifier-distro', launchdLabel: 'com.amplifier.distro'})
     expect(DEFAULT_HOST).to.equal('127.0.0.1')
     expect(DEFAULT_PORT).to.equal(8400)
   })

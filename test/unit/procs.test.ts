@@ -108,9 +108,14 @@ describe('procs (real processes)', function () {
     })
 
     it('do not recognise bin/run.js of another package, even one inside a folder named amp-distro', async () => {
-      const dir = fakePackage(join(tempHome(), 'amp-distro'), 'amp-distro', 'bin/run.js')
+      const dir = fakePackage(join(tempHome(), 'amp-distro'), 'amp-distro-tools', 'bin/run.js')
       expect(isToolProcess(await idleServe('bin/run.js', dir), 'serve')).to.equal(false)
       expect(isToolProcess(await idleServe(join(dir, 'bin', 'run.js'), '/'), 'serve')).to.equal(false)
+    })
+
+    it('recognise bin/run.js of an install made before the package was renamed (amplifier-distro)', async () => {
+      const dir = fakePackage(tempHome(), 'amplifier-distro', 'bin/run.js')
+      expect(isToolProcess(await idleServe(join(dir, 'bin', 'run.js'), '/'), 'serve')).to.equal(true)
     })
 
     it('do not recognise an amp-distro launcher of another package, or one with no package at all', async () => {

@@ -34,7 +34,7 @@ function failed(message: string, details: string[] = []): ServiceResult {
 
 /** What start, stop, restart and logs answer with nothing installed. */
 function notInstalled(): ServiceResult {
-  return failed(`${NAMES.packageName} service is not installed.`, [`Install it: ${NAMES.bin} service install`])
+  return failed(`${NAMES.serviceName} service is not installed.`, [`Install it: ${NAMES.bin} service install`])
 }
 
 /** Runs a service command, turning a UserError (every launchctl refusal is one) into a failed result. */
@@ -89,7 +89,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     for (const file of planned.files) details.push(...plannedWriteLines(file))
 
     for (const command of planned.commands) details.push(`run: ${commandText(command)}${command[1] === 'bootout' ? ' (when loaded)' : ''}`)
-    return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.packageName} service install`, details}
+    return {success: true, platform: PLATFORM, message: `Dry run: ${NAMES.serviceName} service install`, details}
   }
 
   /**
@@ -209,7 +209,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       const loaded = await heldJobs(launchctl)
       const files = [watchdogJob, serverJob].filter((job) => existsSync(job.plistPath))
       if (loaded.length === 0 && files.length === 0) {
-        return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is not installed; nothing to do.`, details: []}
+        return {success: true, platform: PLATFORM, message: `${NAMES.serviceName} service is not installed; nothing to do.`, details: []}
       }
 
       const details: string[] = []
@@ -230,7 +230,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       }
 
       details.push(`Data in ${paths.amplifierHome} was left in place.`)
-      return {success: true, platform: PLATFORM, message: `Uninstalled ${NAMES.packageName} service.`, details}
+      return {success: true, platform: PLATFORM, message: `Uninstalled ${NAMES.serviceName} service.`, details}
     })
   }
 
@@ -288,7 +288,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       const details: string[] = []
       for (const job of installedJobs()) details.push(await bringUp(launchctl, job))
       const already = details.every((line) => line.includes('already running'))
-      const message = already ? `${NAMES.packageName} service is already running.` : `Started ${NAMES.packageName} service.`
+      const message = already ? `${NAMES.serviceName} service is already running.` : `Started ${NAMES.serviceName} service.`
       return verified('start', launchctl, installedTarget(installed), {startedAt, waitSeconds: options.waitSeconds}, {message, details})
     })
   }
@@ -313,7 +313,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
         launchctl,
         installedTarget(installed),
         {startedAt, waitSeconds: options.waitSeconds, ...(before.pid ? {previousPid: before.pid} : {})},
-        {message: before.loaded ? `Restarted ${NAMES.packageName} service.` : `Started ${NAMES.packageName} service (it was stopped).`, details},
+        {message: before.loaded ? `Restarted ${NAMES.serviceName} service.` : `Started ${NAMES.serviceName} service (it was stopped).`, details},
       )
     })
   }
@@ -330,7 +330,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       const loaded = await heldJobs(launchctl)
       if (loaded.length === 0 && ![watchdogJob, serverJob].some((job) => existsSync(job.plistPath))) return notInstalled()
       const startHint = `Start it: ${NAMES.bin} service start`
-      if (loaded.length === 0) return {success: true, platform: PLATFORM, message: `${NAMES.packageName} service is already stopped.`, details: [startHint]}
+      if (loaded.length === 0) return {success: true, platform: PLATFORM, message: `${NAMES.serviceName} service is already stopped.`, details: [startHint]}
       const details: string[] = []
       for (const job of loaded) {
         await launchctl.unload(job)
@@ -338,7 +338,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
       }
 
       details.push(`The plists stay in ${paths.launchAgentsDir}: launchd starts the service again at the next login.`, startHint)
-      return {success: true, platform: PLATFORM, message: `Stopped ${NAMES.packageName} service.`, details}
+      return {success: true, platform: PLATFORM, message: `Stopped ${NAMES.serviceName} service.`, details}
     })
   }
 

@@ -133,7 +133,7 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
   return {
     success: true,
     platform: PLATFORM,
-    message: anyInstalled ? `${NAMES.packageName} service is installed.` : `${NAMES.packageName} service is not installed.`,
+    message: anyInstalled ? `${NAMES.serviceName} service is installed.` : `${NAMES.serviceName} service is not installed.`,
     details,
     installed: anyInstalled,
     server,

@@ -290,7 +290,7 @@ describe('launchd backend against a fake launchctl', function () {
         title: 'a binary that cannot be found',
         ctx: {
           resolveBinary() {
-            throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amplifier-distro']})
+            throw new UserError('amp-distro binary not found.', {details: ['Ensure the directory holding amp-distro is on PATH, or reinstall: npm install -g amp-distro']})
           },
         },
         message: /^amp-distro binary not found\.$/,

@@ -1,1 +1,0 @@
-export {execute} from '@oclif/core'
