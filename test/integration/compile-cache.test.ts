@@ -75,7 +75,7 @@ describe('compile cache of the bundle (real processes)', function () {
   it('keeps no cache of a run that failed: a mistyped command, a bad flag', async () => {
     const {env, dir} = setup()
     expect((await runCli(['serv'], {env})).code).to.equal(127)
-    expect((await runCli(['serve', '--bogus'], {env})).code).to.equal(2)
+    expect((await runCli(['service', 'status', '--bogus'], {env})).code).to.equal(2)
     expect(cacheFiles(dir)).to.deep.equal([])
   })
 
