@@ -103,7 +103,14 @@ export type Attempt =
  */
 export function tryTake(file: string, pid: number, abandoned: (held: Held) => boolean): Attempt {
   mkdirSync(dirname(file), {recursive: true})
-  if (createExclusive(file, pid)) return {kind: 'taken'}
+  try {
+    if (createExclusive(file, pid)) return {kind: 'taken'}
+  } catch (error) {
+    // The folder was removed between the two calls (a lock removes the empty folders it created): create it again.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {kind: 'retry'}
+    throw error
+  }
+
   const seen = look(file)
   if (seen === undefined) return {kind: 'retry'}
   if (!abandoned(seen)) return {kind: 'held', holder: seen}
