@@ -16,6 +16,15 @@ import {wslNote} from './wsl.js'
 
 const PLATFORM = 'linux'
 
+/**
+ * Start jobs are queued, not waited for: a blocking start of a unit in
+ * `activating (auto-restart)` lasts until its restart delay runs out, which
+ * would outlast `--wait`. systemd still refuses a unit it cannot load at
+ * once; a job that fails later (a start limit) leaves the unit `failed`,
+ * which the health wait reads.
+ */
+const NO_BLOCK = '--no-block'
+
 /** How many of the server's last journal lines a diagnosis shows. */
 const DIAGNOSIS_LINES = 10
 
@@ -46,8 +55,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       commands: [
         ['systemctl', '--user', 'daemon-reload'],
         // Re-running install is how people upgrade: units that already run pick up the new definition.
-        ['systemctl', '--user', 'try-restart', ...units],
-        ...units.map((unit) => ['systemctl', '--user', 'enable', '--now', unit]),
+        ['systemctl', '--user', 'try-restart', NO_BLOCK, ...units],
+        ...units.map((unit) => ['systemctl', '--user', 'enable', '--now', NO_BLOCK, unit]),
         ['loginctl', 'enable-linger', ctx.user],
       ],
     }
@@ -259,7 +268,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if ('success' in ready) return ready
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     const wasRunning = running(ready.units[SERVER_UNIT]) && (!ready.watchdog || running(ready.units[WATCHDOG_UNIT]))
-    const problem = await steps([...resetFailed(ready.units, units), ['start', ...units]])
+    const problem = await steps([...resetFailed(ready.units, units), ['start', NO_BLOCK, ...units]])
     if (problem) return problem
 
     const done: ServiceResult = {
@@ -300,7 +309,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const previousPid = mainPidOf(ready.units[SERVER_UNIT])
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     // PartOf= restarts a running watchdog with the server; a stopped one is started after it.
-    const problem = await steps([...resetFailed(ready.units, units), ['restart', SERVER_UNIT], ...(ready.watchdog ? [['start', WATCHDOG_UNIT]] : [])])
+    const problem = await steps([...resetFailed(ready.units, units), ['restart', NO_BLOCK, SERVER_UNIT], ...(ready.watchdog ? [['start', NO_BLOCK, WATCHDOG_UNIT]] : [])])
     if (problem) return problem
 
     const done: ServiceResult = {
