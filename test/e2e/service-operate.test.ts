@@ -11,7 +11,7 @@ import {join} from 'node:path'
 
 import {accepts, freePort, hasStackTrace, PACKAGE, REPO, RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
-import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctlOk, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
+import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, steadyWatchdog, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, harnessUnavailable, type RunResult, startUserManager, type UserManager, waitFor} from './systemd-harness.js'
 
 const INSTALL_HINT = 'amp-distro service install'
@@ -173,11 +173,6 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
     await steadyWatchdog(um)
   })
 
-  // Each test starts the server a few times: systemd's start limit (5 in 60 s) counts every start.
-  beforeEach(async () => {
-    await systemctlOk(manager(), 'reset-failed', SERVER, WATCHDOG)
-  })
-
   after(() => {
     if (drift.dir !== undefined) rmSync(drift.dir, {recursive: true, force: true})
   })
@@ -217,6 +212,21 @@ describeSystemd('service restart, stop, start and logs on a real systemd user ma
         what: 'the watchdog to run under a new PID after the restart',
       })
     }
+  })
+
+  it('six restarts in a row, past the start limit of 5 starts in 60 s, all succeed: the limit stops crash loops, not a person', async function () {
+    this.timeout(120_000)
+    const um = manager()
+    for (let round = 0; round < 6; round++) {
+      const before = await um.mainPid(SERVER)
+      const json = parseJson(await cli(um, ['service', 'restart', '--json']), true)
+      const {health, main} = await answeringPid(um, port)
+      expect(main, `restart ${round + 1}`).not.to.equal(before)
+      expect(health, `restart ${round + 1}`).to.equal(main)
+      expectServing(json, port, main)
+    }
+
+    await steadyWatchdog(um)
   })
 
   it('restart --wait 0 returns once systemd accepted it, without a serving report', async () => {

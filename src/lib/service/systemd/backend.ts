@@ -138,7 +138,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     const notes: string[] = []
-    // Re-running install is the way out of a crash loop: a unit that hit its start limit refuses `enable --now` until its failure is forgotten.
     const reset = resetFailed(before.units, [SERVER_UNIT, ...(options.watchdog ? [WATCHDOG_UNIT] : [])]).map((args) => ['systemctl', '--user', ...args])
     for (const command of [...reset, ...planned.commands]) {
       const answer = await ctx.exec(command[0], command.slice(1), {env: ctx.env})
@@ -256,10 +255,16 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     return undefined
   }
 
-  /** Units the person now asks to start again: a failed unit (a crash loop hit its start limit) refuses to start until its failure is forgotten. */
+  /**
+   * Forgets the named units' failed state and their start count before a
+   * person's start, restart or install: the start limit is there to end a
+   * crash loop, not to refuse a command, and a unit started five times in
+   * the minute is refused although it runs. Only units the manager has
+   * loaded: it refuses reset-failed for any other, which has no count anyway.
+   */
   function resetFailed(units: Record<string, ShownUnit>, names: string[]): string[][] {
-    const stuck = names.filter((unit) => units[unit]?.ActiveState === 'failed')
-    return stuck.length > 0 ? [['reset-failed', ...stuck]] : []
+    const known = names.filter((unit) => units[unit]?.LoadState === 'loaded')
+    return known.length > 0 ? [['reset-failed', ...known]] : []
   }
 
   async function start(options: OperateOptions): Promise<ServiceResult> {
