@@ -1,6 +1,7 @@
 import {EXIT_CONFIG, UserError} from '../../errors.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
+import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
 import {portConflictWarning} from '../verify.js'
 import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
@@ -28,18 +29,6 @@ export function configErrorWarning(job: LaunchdJob, installed: InstalledPlist | 
     `  Then load the fixed plist: ${NAMES.bin} service stop && ${NAMES.bin} service start`,
     `  Or write a new one: ${NAMES.bin} service install --port <port>`,
   ].join('\n')
-}
-
-/** Seconds as `2 h 5 min`, `3 min 12 s` or `40 s`. */
-export function formatUptime(seconds: number): string {
-  const whole = Math.floor(seconds)
-  const days = Math.floor(whole / 86_400)
-  const hours = Math.floor((whole % 86_400) / 3600)
-  const minutes = Math.floor((whole % 3600) / 60)
-  if (days > 0) return `${days} d ${hours} h`
-  if (hours > 0) return `${hours} h ${minutes} min`
-  if (minutes > 0) return `${minutes} min ${whole % 60} s`
-  return `${whole} s`
 }
 
 function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
@@ -112,12 +101,9 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
     const body = answer.healthy ? answer.body : undefined
     if (body?.version !== undefined) {
-      details.push(`Version:  server ${body.version}, this CLI ${ctx.version}`)
-      if (body.version !== ctx.version) {
-        warnings.push(
-          `Warning: the running server is version ${body.version}, this CLI is ${ctx.version}.\n  launchd runs the new files only once the server is restarted: ${NAMES.bin} service restart`,
-        )
-      }
+      details.push(versionLine(body.version, ctx.version))
+      const drift = versionDriftWarning(body.version, ctx.version)
+      if (drift) warnings.push(drift)
     }
 
     if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)

@@ -552,7 +552,7 @@ describe('launchd backend against a fake launchctl', function () {
           `Server:   running, PID 4321 (${SERVER})`,
           `Watchdog: running, PID 4321 (${WATCHDOG})`,
           `Health:   http://127.0.0.1:${health.port}/api/health healthy`,
-          'Version:  server 0.3.0, this CLI 0.3.0',
+          'Version:  0.3.0 (this amp-distro: 0.3.0)',
           'Uptime:   1 h 2 min',
           'Logs:     amp-distro service logs',
         ],
@@ -569,9 +569,9 @@ describe('launchd backend against a fake launchctl', function () {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install({...options, port: health.port})
       const status = await backend.status()
-      expect(status.details).to.include('Version:  server 0.2.9, this CLI 0.3.0')
+      expect(status.details).to.include('Version:  0.2.9 (this amp-distro: 0.3.0)')
       expect(status.warnings).to.deep.equal([
-        'Warning: the running server is version 0.2.9, this CLI is 0.3.0.\n  launchd runs the new files only once the server is restarted: amp-distro service restart',
+        'Warning: the running server is version 0.2.9, this amp-distro is 0.3.0: the service runs the new files only once restarted.\n  Run: amp-distro service restart',
       ])
     })
 
