@@ -3,7 +3,7 @@ import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import {portConflictWarning} from '../verify.js'
+import {isListenablePort, portConflictWarning} from '../verify.js'
 import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
@@ -27,6 +27,16 @@ export function configErrorWarning(job: LaunchdJob, installed: InstalledPlist | 
     `  launchd starts it again every ${THROTTLE_SECONDS} s, and each start fails the same way.`,
     mistake ? `  Fix line ${mistake.line} of ${job.plistPath}: ${mistake.text} (${mistake.reason})` : `  Fix ${job.plistPath}`,
     `  Then load the fixed plist: ${NAMES.bin} service stop && ${NAMES.bin} service start`,
+    `  Or write a new one: ${NAMES.bin} service install --port <port>`,
+  ].join('\n')
+}
+
+/** The warning for a plist whose `--port` is no TCP port, before launchd has run the server with it: serve will refuse it. */
+export function unlistenablePortWarning(job: LaunchdJob, installed: InstalledPlist, port: number): string {
+  const mistake = findPlistMistake(installed)
+  return [
+    `Warning: ${job.plistPath} names port ${port}, which is not a TCP port (1-65535): the server exits with a configuration error (exit code ${EXIT_CONFIG}).`,
+    mistake ? `  Fix line ${mistake.line}: ${mistake.text}` : `  Fix ${job.plistPath}`,
     `  Or write a new one: ${NAMES.bin} service install --port <port>`,
   ].join('\n')
 }
@@ -95,8 +105,10 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
   if (installed.server && installed.server.problem === undefined) {
     const target = installedTarget(installed.server)
     const url = `${serverUrl(target.host, target.port)}/api/health`
+    const listenable = isListenablePort(target.port)
     const [{checkHealth}, {acceptsConnections}] = await Promise.all([import('../../health.js'), import('../../port-probe.js')])
-    const answer = await checkHealth(url, 2000)
+    // A hand-edited port nothing can listen on is reported, never asked over HTTP.
+    const answer = listenable ? await checkHealth(url, 2000) : {healthy: false, reason: `port ${target.port} is not a TCP port`}
     health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
     details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
     const body = answer.healthy ? answer.body : undefined
@@ -109,6 +121,8 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)
     if (exitedWithConfigError(states[0])) {
       warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
+    } else if (!listenable) {
+      warnings.unshift(unlistenablePortWarning(serverJob, installed.server, target.port))
     } else if (server.pid === undefined && (await acceptsConnections(target.host, target.port))) {
       warnings.unshift(portConflictWarning(target, portOwnerCommand))
     }

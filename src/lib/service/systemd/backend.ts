@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {UserError} from '../../errors.js'
+import {EXIT_CONFIG, UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {plannedWriteLines} from '../render.js'
@@ -87,8 +87,13 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       supervisor: {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()},
       async diagnose() {
         const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
-        const supervisorState = 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer'
-        return {supervisorState, logTail}
+        if (!('units' in shown)) return {supervisorState: 'unknown: the systemd user manager does not answer', logTail}
+        const server = shown.units[SERVER_UNIT]
+        return {
+          supervisorState: `${stateText(server)} (${SERVER_UNIT})`,
+          logTail,
+          configError: server.ActiveState === 'failed' && server.ExecMainStatus === String(EXIT_CONFIG),
+        }
       },
       portOwnerCommand,
     })

@@ -643,6 +643,23 @@ describe('launchd backend against a fake launchctl', function () {
       )
     })
 
+    it('reports a hand-edited port no server can listen on, without asking the default port', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      const text = readFileSync(world.serverPlist, 'utf8').replace('<string>8400</string>', '<string>99999</string>')
+      writeFileSync(world.serverPlist, text)
+      const line = text.split('\n').findIndex((row) => row.includes('<string>99999</string>')) + 1
+      const status = await backend.status()
+      expect(status.health).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, reason: 'port 99999 is not a TCP port'})
+      expect(status.warnings[0]).to.equal(
+        [
+          `Warning: ${world.serverPlist} names port 99999, which is not a TCP port (1-65535): the server exits with a configuration error (exit code 78).`,
+          `  Fix line ${line}: <string>99999</string>`,
+          '  Or write a new one: amp-distro service install --port <port>',
+        ].join('\n'),
+      )
+    })
+
     it('reads state and PID from launchctl list when print is not available', async () => {
       world.fake.configure({unsupported: ['print', 'bootstrap', 'bootout', 'enable'], pid: 555})
       const backend = createLaunchdBackend(world.ctx)
