@@ -117,8 +117,8 @@ describeSystemd('the watchdog once the server hit its start limit', (manager) =>
       intervalMs: 250,
       what: 'the server unit to hit its start limit',
     })
-    // Time for the watchdog to notice, then four of its cycles in which nothing may change.
-    await sleep((checkInterval + restartAfter + 2) * 1000)
+    // The watchdog systemd started with the last attempt first has its start-up grace (restart-after, here), then restart-after down, then a check.
+    await sleep((2 * restartAfter + checkInterval + 2) * 1000)
     const watchdog = await um.show(WATCHDOG, ['ActiveState', 'MainPID', 'NRestarts'])
     const server = await um.show(SERVER, ['NRestarts'])
     const pid = Number(watchdog.MainPID)
