@@ -4,14 +4,14 @@
  */
 import {expect} from 'chai'
 import {type ChildProcess} from 'node:child_process'
-import {cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {type Server} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {accepts, freePort, hasStackTrace, PACKAGE, REPO, RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
-import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, steadyWatchdog, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
+import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctlOk, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, harnessUnavailable, type RunResult, startUserManager, type UserManager, waitFor} from './systemd-harness.js'
 
 const INSTALL_HINT = 'amp-distro service install'
@@ -143,10 +143,24 @@ describeSystemd('service install with the port held by another program', (manage
     }
   })
 
-  it('as JSON, re-run over the failing install: success false, serving not healthy, the wait bounded by --wait, the port in the details', async () => {
+  it('as JSON, re-run over the failing install: success false, serving not healthy, the wait bounded by --wait even with a long restart delay, the port in the details', async function () {
+    this.timeout(120_000)
     const um = manager()
     const port = holder!.address() as {port: number}
-    const json = parseJson(await cli(um, ['service', 'install', '--port', String(port.port), '--wait', '3', '--json']), false)
+    // A restart delay far past --wait: a start job that waited for it (a blocking systemctl start of a unit in auto-restart) would outlast the bound.
+    const dir = join(unitDir(um), `${SERVER}.d`)
+    mkdirSync(dir, {recursive: true})
+    writeFileSync(join(dir, 'long-restart-delay.conf'), '[Service]\nRestartSec=60\n')
+    await systemctlOk(um, 'daemon-reload')
+    let result: RunResult
+    try {
+      result = await cli(um, ['service', 'install', '--port', String(port.port), '--wait', '3', '--json'])
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+      await systemctlOk(um, 'daemon-reload')
+    }
+
+    const json = parseJson(result, false)
     expect(json.serving).to.deep.include({url: `http://127.0.0.1:${port.port}/api/health`, healthy: false, waitSeconds: 3})
     // Measured by the command from its own start, so Node's start-up is not in it: --wait plus a few seconds at most.
     expect(json.serving!.elapsedMs).to.be.at.most((3 + 5) * 1000)
