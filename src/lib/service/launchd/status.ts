@@ -55,9 +55,10 @@ function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
  * 2. ask the server's health on the host and port its plist names: PID,
  *    version (compared with this CLI's) and uptime;
  * 3. warnings: a configuration error (last exit code 78) with the plist
- *    line to fix, another program on the port of a server that is not
- *    running, unreadable plists, and drift (deprecated binary, missing
- *    executable or Node folder).
+ *    line to fix, a port that is no TCP port (never asked over HTTP),
+ *    another program on the port of a server that is not running,
+ *    unreadable plists, version drift, and drift of the install (deprecated
+ *    binary, missing executable or Node folder).
  */
 export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [serverJob, watchdogJob]: [LaunchdJob, LaunchdJob]): Promise<StatusResult> {
   const paths = pathsFor(ctx.home, ctx.env)
