@@ -140,7 +140,8 @@ async function restartAttempt(
  * 2. The first counted failure starts a downtime clock (from when that
  *    check was sent); a recovery resets it and logs how long the server was down.
  * 3. Once the server has been down for `restartAfterMs`, a strategy that can
- *    tell the server is held by its supervisor (a failed systemd unit) waits:
+ *    tell the server is held by its supervisor (a failed systemd unit, a
+ *    launchd job that keeps exiting with a configuration error) waits:
  *    that is logged once, and checking goes on until the server is started
  *    again. Otherwise the strategy restarts it: a successful restart resets
  *    the clock, a port that is still busy keeps it (the next check tries

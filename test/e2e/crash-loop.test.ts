@@ -26,7 +26,7 @@ async function watchdogLines(um: UserManager, pid: number): Promise<string[]> {
 }
 
 describeSystemd('a server unit hand-edited to a configuration that can never work', (manager) => {
-  it(`ends failed right away with NRestarts=0 (exit ${EXIT_CONFIG} is in RestartPreventExitStatus=), and status names the bad value`, async function () {
+  it(`ends failed right away with NRestarts=0 (exit ${EXIT_CONFIG} is in RestartPreventExitStatus=); status names the line to fix; restart ends at once`, async function () {
     this.timeout(120_000)
     const um = manager()
     const port = await freePort()
@@ -55,7 +55,20 @@ describeSystemd('a server unit hand-edited to a configuration that can never wor
     const status = await cli(um, ['service', 'status'])
     expect(hasStackTrace(status.stdout + status.stderr), status.stderr).to.equal(false)
     expect(status.code, status.stdout + status.stderr).to.equal(0)
-    expect(status.stdout + status.stderr).to.contain('99999')
+    const lines = edited.split('\n')
+    const at = lines.findIndex((line) => line.startsWith('ExecStart='))
+    expect(lines[at]).to.contain('"--port" "99999"')
+    expect(status.stderr).to.include(`Warning: ${SERVER} exited with status ${EXIT_CONFIG}: its command line or configuration can never work`)
+    expect(status.stderr).to.include(`  The line to fix: ${file}, line ${at + 1}: ${lines[at]}\n`)
+
+    // A restart cannot help: it ends as soon as systemd shows the unit failed again, long before --wait.
+    const restart = await cli(um, ['service', 'restart', '--wait', '60', '--json'])
+    expect(restart.code, restart.stdout + restart.stderr).to.equal(1)
+    const result = JSON.parse(restart.stdout) as {details: string[]; serving: {healthy: boolean; waitSeconds: number; elapsedMs: number}}
+    expect(result.details[0]).to.equal(`Supervisor: the server is failed (exit-code) (${SERVER}).`)
+    expect(result.details.join('\n')).not.to.include('in use by another program')
+    expect(result.serving).to.include({healthy: false, waitSeconds: 60})
+    expect(result.serving.elapsedMs).to.be.below(30_000)
   })
 })
 
@@ -104,8 +117,8 @@ describeSystemd('the watchdog once the server hit its start limit', (manager) =>
       intervalMs: 250,
       what: 'the server unit to hit its start limit',
     })
-    // Time for the watchdog to notice, then four of its cycles in which nothing may change.
-    await sleep((checkInterval + restartAfter + 2) * 1000)
+    // The watchdog systemd started with the last attempt first has its start-up grace (restart-after, here), then restart-after down, then a check.
+    await sleep((2 * restartAfter + checkInterval + 2) * 1000)
     const watchdog = await um.show(WATCHDOG, ['ActiveState', 'MainPID', 'NRestarts'])
     const server = await um.show(SERVER, ['NRestarts'])
     const pid = Number(watchdog.MainPID)

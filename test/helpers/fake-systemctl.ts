@@ -15,12 +15,19 @@ export interface FakeUnit {
 const stopped = (): FakeUnit => ({ActiveState: 'inactive', SubState: 'dead', Result: 'success', MainPID: 0})
 const ok = (stdout = ''): ExecResult => ({code: 0, stdout, stderr: ''})
 
+/** The start limit the units carry (StartLimitBurst=); the fake counts starts since the last reset-failed, as tests run well within the interval. */
+const START_LIMIT_BURST = 5
+
 /**
  * A user manager that keeps the two units' state and answers `systemctl
  * --user` as systemd does for the calls the backend makes (show, start,
- * stop, restart with PartOf=, enable --now, try-restart, reset-failed, a
- * failed unit refusing to start), plus `journalctl` (the lines given) and `loginctl` (the linger
- * answer given). Every call is recorded as an argument vector.
+ * stop, restart with PartOf=, enable --now, try-restart, reset-failed), plus
+ * `journalctl` (the lines given) and `loginctl` (the linger answer given).
+ * As measured on systemd 252: a unit it cannot load is refused at once,
+ * `--no-block` or not; a start past the start limit leaves the unit
+ * `failed (start-limit-hit)`, refused with systemd's words when waited for
+ * and accepted (exit 0) under `--no-block`; `reset-failed` forgets the
+ * count. Every call is recorded as an argument vector.
  */
 export class FakeManager {
   readonly calls: string[][] = []
@@ -37,37 +44,60 @@ export class FakeManager {
   serverComesUp = true
   /** With serverComesUp false: the started server fails at once and for good (exit status 78) instead of restarting. */
   serverFailsForGood = false
+  /** Units systemd cannot load (their file is gone): every start of them is refused. */
+  readonly missing = new Set<string>()
+  /** Starts of each unit since its last reset-failed. */
+  readonly starts: Record<string, number> = {[SERVER]: 0, [WATCHDOG]: 0}
 
-  private begin(unit: string): void {
+  /** Starts `unit`; false when the start limit stops it (the unit is then failed). */
+  private begin(unit: string): boolean {
+    if (this.starts[unit] >= START_LIMIT_BURST) {
+      this.units[unit] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
+      return false
+    }
+
+    this.starts[unit]++
     if (unit === SERVER && !this.serverComesUp && this.serverFailsForGood) {
       this.units[unit] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 78}
-      return
+      return true
     }
 
     const pid = unit === SERVER && !this.serverComesUp ? 0 : this.nextPid++
     this.units[unit] = {ActiveState: pid ? 'active' : 'activating', SubState: pid ? 'running' : 'auto-restart', Result: 'success', MainPID: pid}
+    return true
+  }
+
+  /** Runs start jobs for `units`: refused at once for a unit systemd cannot load; a start limit refuses only a job that is waited for. */
+  private startJobs(units: string[], noBlock: boolean, begin: (unit: string) => boolean): ExecResult {
+    const unknown = units.find((unit) => this.missing.has(unit))
+    if (unknown) return {code: 5, stdout: '', stderr: `Failed to start ${unknown}: Unit ${unknown} not found.\n`}
+    const limited = units.filter((unit) => !begin(unit))
+    if (limited.length === 0 || noBlock) return ok()
+    return {
+      code: 1,
+      stdout: '',
+      stderr: `Job for ${limited[0]} failed because start of the service was attempted too often.\nSee "systemctl --user status ${limited[0]}" for details.\n`,
+    }
   }
 
   private systemctl(args: string[]): ExecResult {
     if (!this.reachable) return {code: 1, stdout: '', stderr: 'Failed to connect to bus: No such file or directory\n'}
     const [verb, ...rest] = args
     const units = rest.filter((arg) => !arg.startsWith('--'))
+    const noBlock = rest.includes('--no-block')
     switch (verb) {
       case 'show': {
         if (rest.includes('--property=MainPID')) return ok(`${this.units[units[0]].MainPID}\n`)
         if (rest.includes('--property=ActiveState')) return ok(`${this.units[units[0]].ActiveState}\n`)
         const block = (unit: string) =>
-          Object.entries({LoadState: 'loaded', ...this.units[unit], FragmentPath: `/fake/${unit}`, NRestarts: 0})
+          Object.entries({LoadState: this.missing.has(unit) ? 'not-found' : 'loaded', ...this.units[unit], FragmentPath: `/fake/${unit}`, NRestarts: 0})
             .map(([key, value]) => `${key}=${value ?? ''}`)
             .join('\n')
         return ok(`${units.map((unit) => block(unit)).join('\n\n')}\n`)
       }
 
       case 'start': {
-        const refused = units.find((unit) => this.units[unit].ActiveState === 'failed')
-        if (refused) return {code: 1, stdout: '', stderr: `Job for ${refused} failed.\nSee "systemctl --user status ${refused}" for details.\n`}
-        for (const unit of units) if (this.units[unit].ActiveState !== 'active') this.begin(unit)
-        return ok()
+        return this.startJobs(units, noBlock, (unit) => this.units[unit].ActiveState === 'active' || this.begin(unit))
       }
 
       case 'stop': {
@@ -79,24 +109,33 @@ export class FakeManager {
 
       case 'restart': {
         const watchdogRan = this.units[WATCHDOG].ActiveState === 'active'
-        for (const unit of units) this.begin(unit)
+        const answer = this.startJobs(units, noBlock, (unit) => this.begin(unit))
         // PartOf=: a running watchdog is restarted with the server; a stopped one stays stopped.
-        if (units.includes(SERVER) && watchdogRan) this.begin(WATCHDOG)
-        return ok()
+        if (answer.code === 0 && units.includes(SERVER) && watchdogRan) this.begin(WATCHDOG)
+        return answer
       }
 
       case 'enable': {
         if (!rest.includes('--now')) return ok()
-        return this.systemctl(['start', ...units])
+        return this.systemctl(['start', ...rest.filter((arg) => arg !== '--now')])
       }
 
       case 'try-restart': {
-        for (const unit of units) if (this.units[unit].ActiveState === 'active') this.begin(unit)
-        return ok()
+        return this.startJobs(
+          units.filter((unit) => this.units[unit].ActiveState === 'active'),
+          noBlock,
+          (unit) => this.begin(unit),
+        )
       }
 
       case 'reset-failed': {
-        for (const unit of units) if (this.units[unit].ActiveState === 'failed') this.units[unit] = stopped()
+        const unknown = units.find((unit) => this.missing.has(unit))
+        if (unknown) return {code: 1, stdout: '', stderr: `Failed to reset failed state of unit ${unknown}: Unit ${unknown} not loaded.\n`}
+        for (const unit of units) {
+          this.starts[unit] = 0
+          if (this.units[unit].ActiveState === 'failed') this.units[unit] = stopped()
+        }
+
         return ok()
       }
 

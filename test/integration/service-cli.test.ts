@@ -71,9 +71,9 @@ describe('service commands through the built CLI (no user manager)', function ()
     expect(result.stdout).to.include('    WantedBy=default.target')
     for (const command of [
       'systemctl --user daemon-reload',
-      'systemctl --user try-restart amplifier-distro.service amplifier-distro-watchdog.service',
-      'systemctl --user enable --now amplifier-distro.service',
-      'systemctl --user enable --now amplifier-distro-watchdog.service',
+      'systemctl --user try-restart --no-block amplifier-distro.service amplifier-distro-watchdog.service',
+      'systemctl --user enable --now --no-block amplifier-distro.service',
+      'systemctl --user enable --now --no-block amplifier-distro-watchdog.service',
       'loginctl enable-linger',
     ]) {
       expect(result.stdout).to.include(`run: ${command}`)

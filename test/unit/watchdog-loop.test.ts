@@ -1,4 +1,6 @@
 import {expect} from 'chai'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 import sinon from 'sinon'
 
 import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
@@ -7,6 +9,9 @@ import type {Logger} from '../../src/lib/logger.js'
 import {detectSupervisor, type RestartDeps, type Supervisor, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
 import type {ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/stop.js'
+import {execCommand} from '../../src/lib/exec.js'
+import {buildPlist} from '../../src/lib/service/launchd/plist.js'
+import {createFakeLaunchctl, type FakeLaunchctlConfig} from '../helpers/fake-launchctl.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog.js'
 
 const S = 1000
@@ -475,8 +480,50 @@ describe('restart strategies', () => {
     const {code, strategy} = await runWithStrategy(UNDER_LAUNCHD, fx)
     expect(strategy.mode).to.equal('launchd')
     expect(code).to.equal(1)
-    expect(fx.order).to.deep.equal(['stop', 'exec'])
-    expect(fx.execCalls).to.deep.equal([['launchctl', ['kickstart', '-k', 'gui/501/com.amplifier.distro']]])
+    expect(fx.order).to.deep.equal(['exec', 'stop', 'exec'])
+    expect(fx.execCalls).to.deep.equal([
+      ['launchctl', ['print', 'gui/501/com.amplifier.distro']],
+      ['launchctl', ['kickstart', '-k', 'gui/501/com.amplifier.distro']],
+    ])
+  })
+
+  it('under launchd, a server job that keeps exiting 78 holds the restart: logged once, no stop, no kickstart, the watchdog does not exit', async () => {
+    const printed = ['gui/501/com.amplifier.distro = {', '\tstate = not running', '', '\truns = 14', `\tlast exit code = ${EXIT_CONFIG}: EX_CONFIG`, '}', ''].join('\n')
+    const fx = effects({kickstart: {code: 0, stdout: printed, stderr: ''}})
+    const w = world({healthyAt: () => false, endAt: 1200 * S})
+    const code = await w.run(settings(), restartStrategy(detectSupervisor(UNDER_LAUNCHD, PID), fx.deps))
+    expect(code).to.equal(0)
+    expect(new Set(fx.execCalls.map(([file, args]) => `${file} ${args.join(' ')}`))).to.deep.equal(new Set(['launchctl print gui/501/com.amplifier.distro']))
+    expect(fx.order).to.not.include('stop')
+    const said = w.lines.filter((line) => line.level === 'error')
+    expect(said).to.have.length(1)
+    expect(said[0].message).to.include(`configuration error (exit code ${EXIT_CONFIG})`)
+    expect(said[0].message).to.include('amp-distro service status')
+  })
+
+  it('under launchd, held reads launchctl print as the fake launchctl answers it: 78 holds, another exit code or a running job does not', async () => {
+    const fake = createFakeLaunchctl()
+    try {
+      const fx = effects()
+      fx.deps.exec = (file, args) => execCommand(join(fake.dir, file), args)
+      const strategy = restartStrategy('launchd', fx.deps)
+      expect(await strategy.held?.(), 'not loaded').to.equal(undefined)
+      const plistFile = join(fake.dir, 'com.amplifier.distro.plist')
+      writeFileSync(plistFile, buildPlist({Label: 'com.amplifier.distro', ProgramArguments: ['/usr/local/bin/amp-distro', 'serve']}))
+      fake.configure({})
+      expect((await fx.deps.exec('launchctl', ['bootstrap', 'gui/501', plistFile])).code).to.equal(0)
+      const answers: [FakeLaunchctlConfig, boolean][] = [
+        [{state: 'not running', lastExitCode: EXIT_CONFIG}, true],
+        [{state: 'not running', lastExitCode: 1}, false],
+        [{state: 'running', pid: 4242}, false],
+      ]
+      for (const [config, holds] of answers) {
+        fake.configure(config)
+        expect((await strategy.held?.()) !== undefined, JSON.stringify(config)).to.equal(holds)
+      }
+    } finally {
+      fake.cleanup()
+    }
   })
 
   it('under launchd, a failing kickstart is logged and it still exits 1', async () => {

@@ -41,8 +41,10 @@ export interface WaitOptions {
  * process the supervisor runs for the server job: the `pid` in the health
  * JSON equals the job's main PID (and, for a restart, differs from
  * `previousPid`). An old server still answering, or another program on the
- * port, never counts. Gives up `waitSeconds` after `startedAt`, and at once
- * for a port nothing can listen on or a server the supervisor gave up.
+ * port, never counts. Gives up `waitSeconds` after `startedAt`, or earlier
+ * once the supervisor has given the server up. A port nothing can listen on
+ * (a hand-edited `--port 99999`) is never asked; the wait still runs until
+ * the supervisor tells how the server ended, which names the cause.
  */
 export async function waitUntilServing(target: ServerTarget, options: WaitOptions, deps: WaitDeps): Promise<ServingReport> {
   const now = deps.now ?? (() => performance.now())
@@ -63,8 +65,7 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
 
   for (;;) {
     const pid = await deps.mainPid()
-    if (!isListenablePort(target.port)) return report(false, pid)
-    if (pid && pid !== options.previousPid) {
+    if (pid && pid !== options.previousPid && isListenablePort(target.port)) {
       const answer = await check(url)
       if (answer.healthy && answer.body?.pid === pid) return report(true, pid, answer.body.version)
     }
@@ -106,6 +107,8 @@ export interface DiagnosisFacts {
   supervisorState: string
   /** The last lines of the server's log, oldest first. */
   logTail: string[]
+  /** True when the supervisor says the server exited with EXIT_CONFIG: that is the cause, whoever else holds the port. */
+  configError?: boolean
   /** The command that names the program holding a port, for this platform. */
   portOwnerCommand: PortOwnerCommand
 }
@@ -114,7 +117,8 @@ export interface DiagnosisFacts {
  * The failed result of an install, start or restart whose server did not
  * answer in time: the supervisor's state, a port held by another program
  * (checked now: something accepts connections there although our server is
- * not the one answering), and the last lines of the server's log. What was
+ * not the one answering, unless the server exited with a configuration
+ * error), and the last lines of the server's log. What was
  * installed stays installed; only the health check failed.
  */
 export async function servingFailure(
@@ -125,7 +129,7 @@ export async function servingFailure(
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]
   if (!isListenablePort(target.port)) {
     details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
-  } else if (await probe(target.host, target.port)) {
+  } else if (!facts.configError && (await probe(target.host, target.port))) {
     details.push(...portConflictLines('Port:', target, facts.portOwnerCommand))
   }
 
@@ -151,7 +155,7 @@ export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command
   timing: WaitOptions
   supervisor: WaitDeps
   /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
-  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail'>>
+  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail' | 'configError'>>
 }
 
 /**

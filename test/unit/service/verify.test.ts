@@ -120,21 +120,25 @@ describe('waitUntilServing', () => {
 })
 
 describe('a port nothing can listen on (a hand-edited unit)', () => {
-  it('waitUntilServing gives up at once, without asking health', async () => {
+  it('waitUntilServing never asks health, and ends once the supervisor has given the server up', async () => {
     let checks = 0
+    let polls = 0
     const report = await waitUntilServing(
       {host: '127.0.0.1', port: 99_999},
       {startedAt: 0, waitSeconds: 30},
       {
-        mainPid: async () => 0,
+        // The server runs for two polls, then has exited and the supervisor has given it up.
+        mainPid: async () => (++polls <= 2 ? 4242 : 0),
+        gaveUp: async () => polls > 2,
         check: async () => {
           checks++
           return {healthy: false}
         },
-        now: () => 0,
+        ...fakeClock(),
       },
     )
-    expect(report).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, elapsedMs: 0, waitSeconds: 30})
+    expect(report).to.include({url: 'http://127.0.0.1:99999/api/health', healthy: false, waitSeconds: 30})
+    expect(report.elapsedMs).to.be.above(0).and.below(30_000)
     expect(checks).to.equal(0)
   })
 
@@ -190,6 +194,13 @@ describe('servingFailure and servingLine', () => {
       ],
       serving: report(held.port),
     })
+  })
+
+  it('claims no port conflict for a server that exited with a configuration error, although a program holds its port', async () => {
+    const held = await holdPort()
+    const result = await servingFailure({...facts(held.port, 'start'), supervisorState: 'not running, last exit code 78', configError: true})
+    expect(result.details[0]).to.equal('Supervisor: the server is not running, last exit code 78.')
+    expect(result.details.join('\n')).to.not.include('Port:')
   })
 
   it('says nothing about the port when it is free, nor about staying installed after a restart', async () => {

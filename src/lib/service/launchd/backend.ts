@@ -117,10 +117,14 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
           mainPid: async () => (await launchctl.inspect(serverJob)).pid,
           gaveUp: async () => exitedWithConfigError(await launchctl.inspect(serverJob)),
         },
-        diagnose: async () => ({
-          supervisorState: describeJobState(await launchctl.inspect(serverJob)),
-          logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], DIAGNOSIS_LINES).map((line) => line.text),
-        }),
+        async diagnose() {
+          const state = await launchctl.inspect(serverJob)
+          return {
+            supervisorState: describeJobState(state),
+            logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], DIAGNOSIS_LINES).map((line) => line.text),
+            configError: exitedWithConfigError(state),
+          }
+        },
         portOwnerCommand,
       },
     )

@@ -129,13 +129,14 @@ export function readInstalledPlist(file: string): InstalledPlist | undefined {
 }
 
 /**
- * Where an installed server listens, from its ProgramArguments; a value
- * that would not pass `serve`'s checks falls back to the default, so a
- * hand-edited plist still gets a health URL.
+ * Where an installed server listens, from its ProgramArguments, read as
+ * systemd units are read: a hand-edited port outside 1-65535 is kept, so
+ * status and the health wait report it (`isListenablePort`) instead of
+ * asking the default port, which another program may hold.
  */
 export function installedTarget(installed: InstalledPlist): {host: string; port: number} {
   const port = Number(flagValue(installed.args, '--port') ?? DEFAULT_PORT)
-  return {host: flagValue(installed.args, '--host') ?? DEFAULT_HOST, port: Number.isInteger(port) && port > 0 && port < 65_536 ? port : DEFAULT_PORT}
+  return {host: flagValue(installed.args, '--host') ?? DEFAULT_HOST, port: Number.isInteger(port) ? port : DEFAULT_PORT}
 }
 
 /** A ProgramArguments value that `serve` refuses, and the line of the plist that holds it. */

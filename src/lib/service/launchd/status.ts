@@ -1,8 +1,9 @@
 import {EXIT_CONFIG, UserError} from '../../errors.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
+import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import {portConflictWarning} from '../verify.js'
+import {isListenablePort, portConflictWarning} from '../verify.js'
 import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
@@ -30,16 +31,14 @@ export function configErrorWarning(job: LaunchdJob, installed: InstalledPlist | 
   ].join('\n')
 }
 
-/** Seconds as `2 h 5 min`, `3 min 12 s` or `40 s`. */
-export function formatUptime(seconds: number): string {
-  const whole = Math.floor(seconds)
-  const days = Math.floor(whole / 86_400)
-  const hours = Math.floor((whole % 86_400) / 3600)
-  const minutes = Math.floor((whole % 3600) / 60)
-  if (days > 0) return `${days} d ${hours} h`
-  if (hours > 0) return `${hours} h ${minutes} min`
-  if (minutes > 0) return `${minutes} min ${whole % 60} s`
-  return `${whole} s`
+/** The warning for a plist whose `--port` is no TCP port, before launchd has run the server with it: serve will refuse it. */
+export function unlistenablePortWarning(job: LaunchdJob, installed: InstalledPlist, port: number): string {
+  const mistake = findPlistMistake(installed)
+  return [
+    `Warning: ${job.plistPath} names port ${port}, which is not a TCP port (1-65535): the server exits with a configuration error (exit code ${EXIT_CONFIG}).`,
+    mistake ? `  Fix line ${mistake.line}: ${mistake.text}` : `  Fix ${job.plistPath}`,
+    `  Or write a new one: ${NAMES.bin} service install --port <port>`,
+  ].join('\n')
 }
 
 function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
@@ -56,9 +55,10 @@ function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
  * 2. ask the server's health on the host and port its plist names: PID,
  *    version (compared with this CLI's) and uptime;
  * 3. warnings: a configuration error (last exit code 78) with the plist
- *    line to fix, another program on the port of a server that is not
- *    running, unreadable plists, and drift (deprecated binary, missing
- *    executable or Node folder).
+ *    line to fix, a port that is no TCP port (never asked over HTTP),
+ *    another program on the port of a server that is not running,
+ *    unreadable plists, version drift, and drift of the install (deprecated
+ *    binary, missing executable or Node folder).
  */
 export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [serverJob, watchdogJob]: [LaunchdJob, LaunchdJob]): Promise<StatusResult> {
   const paths = pathsFor(ctx.home, ctx.env)
@@ -106,23 +106,24 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
   if (installed.server && installed.server.problem === undefined) {
     const target = installedTarget(installed.server)
     const url = `${serverUrl(target.host, target.port)}/api/health`
+    const listenable = isListenablePort(target.port)
     const [{checkHealth}, {acceptsConnections}] = await Promise.all([import('../../health.js'), import('../../port-probe.js')])
-    const answer = await checkHealth(url, 2000)
+    // A hand-edited port nothing can listen on is reported, never asked over HTTP.
+    const answer = listenable ? await checkHealth(url, 2000) : {healthy: false, reason: `port ${target.port} is not a TCP port`}
     health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
     details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
     const body = answer.healthy ? answer.body : undefined
     if (body?.version !== undefined) {
-      details.push(`Version:  server ${body.version}, this CLI ${ctx.version}`)
-      if (body.version !== ctx.version) {
-        warnings.push(
-          `Warning: the running server is version ${body.version}, this CLI is ${ctx.version}.\n  launchd runs the new files only once the server is restarted: ${NAMES.bin} service restart`,
-        )
-      }
+      details.push(versionLine(body.version, ctx.version))
+      const drift = versionDriftWarning(body.version, ctx.version)
+      if (drift) warnings.push(drift)
     }
 
     if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)
     if (exitedWithConfigError(states[0])) {
       warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
+    } else if (!listenable) {
+      warnings.unshift(unlistenablePortWarning(serverJob, installed.server, target.port))
     } else if (server.pid === undefined && (await acceptsConnections(target.host, target.port))) {
       warnings.unshift(portConflictWarning(target, portOwnerCommand))
     }

@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {UserError} from '../../errors.js'
+import {EXIT_CONFIG, UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {plannedWriteLines} from '../render.js'
@@ -15,6 +15,15 @@ import {readUnitCommand, renderServerUnit, renderWatchdogUnit, SERVER_UNIT, WATC
 import {wslNote} from './wsl.js'
 
 const PLATFORM = 'linux'
+
+/**
+ * Start jobs are queued, not waited for: a blocking start of a unit in
+ * `activating (auto-restart)` lasts until its restart delay runs out, which
+ * would outlast `--wait`. systemd still refuses a unit it cannot load at
+ * once; a job that fails later (a start limit) leaves the unit `failed`,
+ * which the health wait reads.
+ */
+const NO_BLOCK = '--no-block'
 
 /** How many of the server's last journal lines a diagnosis shows. */
 const DIAGNOSIS_LINES = 10
@@ -46,8 +55,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       commands: [
         ['systemctl', '--user', 'daemon-reload'],
         // Re-running install is how people upgrade: units that already run pick up the new definition.
-        ['systemctl', '--user', 'try-restart', ...units],
-        ...units.map((unit) => ['systemctl', '--user', 'enable', '--now', unit]),
+        ['systemctl', '--user', 'try-restart', NO_BLOCK, ...units],
+        ...units.map((unit) => ['systemctl', '--user', 'enable', '--now', NO_BLOCK, unit]),
         ['loginctl', 'enable-linger', ctx.user],
       ],
     }
@@ -78,8 +87,13 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       supervisor: {mainPid: () => systemctl.mainPid(), gaveUp: () => systemctl.serverFailed()},
       async diagnose() {
         const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
-        const supervisorState = 'units' in shown ? `${stateText(shown.units[SERVER_UNIT])} (${SERVER_UNIT})` : 'unknown: the systemd user manager does not answer'
-        return {supervisorState, logTail}
+        if (!('units' in shown)) return {supervisorState: 'unknown: the systemd user manager does not answer', logTail}
+        const server = shown.units[SERVER_UNIT]
+        return {
+          supervisorState: `${stateText(server)} (${SERVER_UNIT})`,
+          logTail,
+          configError: server.ActiveState === 'failed' && server.ExecMainStatus === String(EXIT_CONFIG),
+        }
       },
       portOwnerCommand,
     })
@@ -129,7 +143,6 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     const notes: string[] = []
-    // Re-running install is the way out of a crash loop: a unit that hit its start limit refuses `enable --now` until its failure is forgotten.
     const reset = resetFailed(before.units, [SERVER_UNIT, ...(options.watchdog ? [WATCHDOG_UNIT] : [])]).map((args) => ['systemctl', '--user', ...args])
     for (const command of [...reset, ...planned.commands]) {
       const answer = await ctx.exec(command[0], command.slice(1), {env: ctx.env})
@@ -247,10 +260,16 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     return undefined
   }
 
-  /** Units the person now asks to start again: a failed unit (a crash loop hit its start limit) refuses to start until its failure is forgotten. */
+  /**
+   * Forgets the named units' failed state and their start count before a
+   * person's start, restart or install: the start limit is there to end a
+   * crash loop, not to refuse a command, and a unit started five times in
+   * the minute is refused although it runs. Only units the manager has
+   * loaded: it refuses reset-failed for any other, which has no count anyway.
+   */
   function resetFailed(units: Record<string, ShownUnit>, names: string[]): string[][] {
-    const stuck = names.filter((unit) => units[unit]?.ActiveState === 'failed')
-    return stuck.length > 0 ? [['reset-failed', ...stuck]] : []
+    const known = names.filter((unit) => units[unit]?.LoadState === 'loaded')
+    return known.length > 0 ? [['reset-failed', ...known]] : []
   }
 
   async function start(options: OperateOptions): Promise<ServiceResult> {
@@ -259,7 +278,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if ('success' in ready) return ready
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     const wasRunning = running(ready.units[SERVER_UNIT]) && (!ready.watchdog || running(ready.units[WATCHDOG_UNIT]))
-    const problem = await steps([...resetFailed(ready.units, units), ['start', ...units]])
+    const problem = await steps([...resetFailed(ready.units, units), ['start', NO_BLOCK, ...units]])
     if (problem) return problem
 
     const done: ServiceResult = {
@@ -300,7 +319,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     const previousPid = mainPidOf(ready.units[SERVER_UNIT])
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     // PartOf= restarts a running watchdog with the server; a stopped one is started after it.
-    const problem = await steps([...resetFailed(ready.units, units), ['restart', SERVER_UNIT], ...(ready.watchdog ? [['start', WATCHDOG_UNIT]] : [])])
+    const problem = await steps([...resetFailed(ready.units, units), ['restart', NO_BLOCK, SERVER_UNIT], ...(ready.watchdog ? [['start', NO_BLOCK, WATCHDOG_UNIT]] : [])])
     if (problem) return problem
 
     const done: ServiceResult = {

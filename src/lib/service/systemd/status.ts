@@ -4,6 +4,7 @@ import {EXIT_CONFIG} from '../../errors.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import type {HealthAnswer} from '../../health.js'
 import {staleWarnings} from '../stale.js'
+import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
 import {isListenablePort, portConflictWarning} from '../verify.js'
 import {journalTail} from './journal.js'
@@ -25,15 +26,6 @@ export function readText(file: string): string | undefined {
 /** The command that names the program listening on a TCP port, on Linux. */
 export function portOwnerCommand(port: number): string {
   return `ss -ltnp 'sport = :${port}'`
-}
-
-/** A duration for people: `12 s`, `4 min 12 s`, `2 h 05 min`, `3 d 4 h`. */
-export function formatUptime(seconds: number): string {
-  const s = Math.floor(seconds)
-  if (s < 60) return `${s} s`
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`
-  if (s < 86_400) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`
-  return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`
 }
 
 function describe(label: string, unit: string, status: UnitStatus, shown: ShownUnit): string {
@@ -168,14 +160,8 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
     }
   }
 
-  if (health?.version !== undefined && health.version !== ctx.version) {
-    problems.push(
-      [
-        `Warning: the running server is version ${health.version}, this amp-distro is ${ctx.version}: the units run the new files only once restarted.`,
-        `  Run: ${NAMES.bin} service restart`,
-      ].join('\n'),
-    )
-  }
+  const drift = health?.version === undefined ? undefined : versionDriftWarning(health.version, ctx.version)
+  if (drift) problems.push(drift)
 
   const linger = await lingering
   const installed = server.installed || watchdog.installed
@@ -186,7 +172,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
   ]
   if (server.installed && server.state === 'inactive') details.push(`Start it: ${NAMES.bin} service start`)
   if (health) details.push(`Health:   ${health.url} ${health.healthy ? 'healthy' : `not healthy (${health.reason})`}`)
-  if (health?.version !== undefined) details.push(`Version:  ${health.version} (this amp-distro: ${ctx.version})`)
+  if (health?.version !== undefined) details.push(versionLine(health.version, ctx.version))
   if (health?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(health.uptimeSeconds)}`)
   if (installed) {
     if (linger === true) details.push('Linger:   on (the service runs without a login session, and starts at boot)')

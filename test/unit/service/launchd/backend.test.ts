@@ -552,7 +552,7 @@ describe('launchd backend against a fake launchctl', function () {
           `Server:   running, PID 4321 (${SERVER})`,
           `Watchdog: running, PID 4321 (${WATCHDOG})`,
           `Health:   http://127.0.0.1:${health.port}/api/health healthy`,
-          'Version:  server 0.3.0, this CLI 0.3.0',
+          'Version:  0.3.0 (this amp-distro: 0.3.0)',
           'Uptime:   1 h 2 min',
           'Logs:     amp-distro service logs',
         ],
@@ -569,9 +569,9 @@ describe('launchd backend against a fake launchctl', function () {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install({...options, port: health.port})
       const status = await backend.status()
-      expect(status.details).to.include('Version:  server 0.2.9, this CLI 0.3.0')
+      expect(status.details).to.include('Version:  0.2.9 (this amp-distro: 0.3.0)')
       expect(status.warnings).to.deep.equal([
-        'Warning: the running server is version 0.2.9, this CLI is 0.3.0.\n  launchd runs the new files only once the server is restarted: amp-distro service restart',
+        'Warning: the running server is version 0.2.9, this amp-distro is 0.3.0: the service runs the new files only once restarted.\n  Run: amp-distro service restart',
       ])
     })
 
@@ -638,6 +638,23 @@ describe('launchd backend against a fake launchctl', function () {
           '  launchd starts it again every 30 s, and each start fails the same way.',
           `  Fix line ${line} of ${world.serverPlist}: <string>99999</string> (Invalid port: "99999". Use a whole number from 1 to 65535.)`,
           '  Then load the fixed plist: amp-distro service stop && amp-distro service start',
+          '  Or write a new one: amp-distro service install --port <port>',
+        ].join('\n'),
+      )
+    })
+
+    it('reports a hand-edited port no server can listen on, without asking the default port', async () => {
+      const backend = createLaunchdBackend(world.ctx)
+      await backend.install(options)
+      const text = readFileSync(world.serverPlist, 'utf8').replace('<string>8400</string>', '<string>99999</string>')
+      writeFileSync(world.serverPlist, text)
+      const line = text.split('\n').findIndex((row) => row.includes('<string>99999</string>')) + 1
+      const status = await backend.status()
+      expect(status.health).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, reason: 'port 99999 is not a TCP port'})
+      expect(status.warnings[0]).to.equal(
+        [
+          `Warning: ${world.serverPlist} names port 99999, which is not a TCP port (1-65535): the server exits with a configuration error (exit code 78).`,
+          `  Fix line ${line}: <string>99999</string>`,
           '  Or write a new one: amp-distro service install --port <port>',
         ].join('\n'),
       )

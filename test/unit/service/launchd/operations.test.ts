@@ -208,8 +208,11 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
     const CONFIG_STATE = `Supervisor: the server is not running, last exit code ${EXIT_CONFIG} (a configuration error: amp-distro service status names the line to fix).`
     const REFUSAL = '  [server.err.log] Error: Invalid port: "99999". Use a whole number from 1 to 65535.'
 
-    function endedAtOnce(result: ServiceResult, command: string): void {
+    function endedAtOnce(result: ServiceResult, command: string, port = world.port): void {
       expect(result.success).to.equal(false)
+      // The port the plist names, even one nothing can listen on; the cause is the exit code, never another program on a port.
+      expect(result.serving!.url).to.equal(`http://127.0.0.1:${port}/api/health`)
+      expect(result.details.join('\n')).not.to.include('in use by another program')
       expect(result.message).to.match(new RegExp(`within ${WAIT} s after ${command}\\.$`))
       expect(result.details[0]).to.equal(CONFIG_STATE)
       expect(result.details).to.include(REFUSAL)
@@ -234,7 +237,7 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
           while (world.fake.pidOf(SERVER) !== undefined) await new Promise((resolve) => setTimeout(resolve, 20))
         }
 
-        endedAtOnce(await world.backend[command]({waitSeconds: WAIT}), command)
+        endedAtOnce(await world.backend[command]({waitSeconds: WAIT}), command, 99_999)
       })
     }
 

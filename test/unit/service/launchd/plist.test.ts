@@ -156,6 +156,7 @@ describe('where an installed plist serves', () => {
     ['as install writes it', args('--host', '127.0.0.1', '--port', '8500'), {host: '127.0.0.1', port: 8500}],
     ['written --flag=value by hand, as serve reads it too', args('--host=::1', '--port=8600'), {host: '::1', port: 8600}],
     ['the defaults when neither is given', args(), {host: '127.0.0.1', port: 8400}],
+    ['a hand-edited port no server can listen on, kept so that it is reported', args('--port', '99999'), {host: '127.0.0.1', port: 99_999}],
   ]
   for (const [what, installed, target] of cases) {
     it(what, () => expect(installedTarget(installed)).to.deep.equal(target))

@@ -97,7 +97,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('start: starts both units and returns once health answers from the main PID', async () => {
     const {backend, manager, port} = await healthySetup()
     const result = await backend.start({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`start ${SERVER} ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `start --no-block ${SERVER} ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Started ${SERVER} and ${WATCHDOG}.`})
     expect(result.serving).to.include({healthy: true, pid: 5000, url: `http://127.0.0.1:${port}/api/health`, waitSeconds: 10})
     expect(result.details.at(-1)).to.match(new RegExp(`^Healthy: http://127\\.0\\.0\\.1:${port}/api/health answered from PID 5000 after \\d+\\.\\d s\\.$`))
@@ -107,7 +107,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     const {backend, manager} = await healthySetup()
     manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
     const result = await backend.start({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER}`, `start ${SERVER} ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `start --no-block ${SERVER} ${WATCHDOG}`])
     expect(result.success).to.equal(true)
   })
 
@@ -131,7 +131,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('start without a watchdog unit starts the server alone', async () => {
     const {backend, manager} = await healthySetup({watchdog: false})
     const result = await backend.start({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`start ${SERVER}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER}`, `start --no-block ${SERVER}`])
     expect(result.message).to.equal(`Started ${SERVER}.`)
   })
 
@@ -161,7 +161,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
     manager.calls.length = 0
     const result = await backend.restart({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`restart ${SERVER}`, `start ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `restart --no-block ${SERVER}`, `start --no-block ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Restarted ${SERVER} and ${WATCHDOG}.`})
     expect(result.serving).to.include({healthy: true, previousPid: 5000, pid: 5002})
     expect(manager.units[WATCHDOG].MainPID).to.equal(5003)
@@ -170,22 +170,32 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('restart of a stopped service starts the server, then the watchdog', async () => {
     const {backend, manager} = await healthySetup()
     const result = await backend.restart({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`restart ${SERVER}`, `start ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `restart --no-block ${SERVER}`, `start --no-block ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Started ${SERVER} and ${WATCHDOG} (the service was not running).`})
     expect(result.serving).to.not.have.property('previousPid')
     expect(manager.units[WATCHDOG].ActiveState).to.equal('active')
   })
 
-  it('a systemctl refusal is a failure that quotes systemd and says where to look', async () => {
-    // A failed unit whose reset does not help: the start is refused as systemd refuses it.
-    const {backend, manager} = setup(await freePort(), {wrap: (exec) => async (file, args, options) => (args[1] === 'reset-failed' ? {code: 0, stdout: '', stderr: ''} : exec(file, args, options))})
-    manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0}
+  it('restart of a running server started five times within the minute is not stopped by the start limit', async () => {
+    const {backend, manager} = await healthySetup()
+    await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
+    manager.starts[SERVER] = 5
+    manager.calls.length = 0
+    const result = await backend.restart({waitSeconds: 10})
+    expect(actions(manager)[0]).to.equal(`reset-failed ${SERVER} ${WATCHDOG}`)
+    expect(result).to.deep.include({success: true, message: `Restarted ${SERVER} and ${WATCHDOG}.`})
+    expect(result.serving).to.include({healthy: true, previousPid: 5000})
+  })
+
+  it('a start systemd refuses outright (a unit it cannot load) is a failure that quotes systemd and says where to look', async () => {
+    const {backend, manager} = setup(await freePort())
+    manager.missing.add(WATCHDOG)
     const result = await backend.start({waitSeconds: 1})
     expect(result).to.deep.equal({
       success: false,
       platform: 'linux',
-      message: `systemctl --user start ${SERVER} ${WATCHDOG} failed (exit 1).`,
-      details: [`Job for ${SERVER} failed.`, `See "systemctl --user status ${SERVER}" for details.`, 'See why: amp-distro service status, and amp-distro service logs'],
+      message: `systemctl --user start --no-block ${SERVER} ${WATCHDOG} failed (exit 5).`,
+      details: [`Failed to start ${WATCHDOG}: Unit ${WATCHDOG} not found.`, 'See why: amp-distro service status, and amp-distro service logs'],
     })
   })
 
@@ -210,7 +220,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('install: enables both units and returns once health answers from the new main PID', async () => {
     const {backend, manager, port} = await healthySetup({install: false})
     const result = await backend.install(installOptions(port, 10))
-    expect(actions(manager)).to.deep.equal(['daemon-reload', `try-restart ${SERVER} ${WATCHDOG}`, `enable --now ${SERVER}`, `enable --now ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, 'daemon-reload', `try-restart --no-block ${SERVER} ${WATCHDOG}`, `enable --now --no-block ${SERVER}`, `enable --now --no-block ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Installed ${SERVER} and ${WATCHDOG} (systemd user units).`})
     expect(result.serving).to.include({healthy: true, pid: 5000})
     expect(result.details.at(-1)).to.match(/^Healthy: .* answered from PID 5000 after \d+\.\d s\.$/)
@@ -220,8 +230,19 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     const {backend, manager, port} = await healthySetup()
     manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
     const result = await backend.install(installOptions(port, 10))
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER}`, 'daemon-reload', `try-restart ${SERVER} ${WATCHDOG}`, `enable --now ${SERVER}`, `enable --now ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, 'daemon-reload', `try-restart --no-block ${SERVER} ${WATCHDOG}`, `enable --now --no-block ${SERVER}`, `enable --now --no-block ${WATCHDOG}`])
     expect(result.success).to.equal(true)
+  })
+
+  it('install over a running server started five times within the minute replaces it; a unit systemd has not loaded is not reset', async () => {
+    const {backend, manager, port} = await healthySetup()
+    await manager.exec('systemctl', ['--user', 'start', SERVER])
+    manager.starts[SERVER] = 5
+    manager.missing.add(WATCHDOG)
+    manager.calls.length = 0
+    const result = await backend.install({...installOptions(port, 10), watchdog: false})
+    expect(actions(manager).filter((call) => call.startsWith('reset-failed'))).to.deep.equal([`reset-failed ${SERVER}`])
+    expect(result.serving).to.include({healthy: true, previousPid: 5000})
   })
 
   it('install over a running server waits for the replacement, not the old process', async () => {

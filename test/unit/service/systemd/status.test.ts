@@ -145,7 +145,7 @@ describe('systemd status: what it tells beyond the units’ state', () => {
         manager.linger = 'yes'
       },
     }).status()
-    expect(result.details).to.include.members(['Version:  0.3.0 (this amp-distro: 0.3.0)', 'Uptime:   1 h 02 min', 'Linger:   on (the service runs without a login session, and starts at boot)'])
+    expect(result.details).to.include.members(['Version:  0.3.0 (this amp-distro: 0.3.0)', 'Uptime:   1 h 2 min', 'Linger:   on (the service runs without a login session, and starts at boot)'])
     expect(result.health).to.deep.equal({url: `http://127.0.0.1:${port}/api/health`, healthy: true, pid: 5000, version: '0.3.0', uptimeSeconds: 3725})
     expect(result.warnings).to.deep.equal([])
   })
@@ -153,7 +153,7 @@ describe('systemd status: what it tells beyond the units’ state', () => {
   it('a running server of another version: a warning to restart', async () => {
     const result = await installed(await healthAnswering('0.2.9'), {prepare: running}).status()
     expect(result.warnings).to.deep.equal([
-      'Warning: the running server is version 0.2.9, this amp-distro is 0.3.0: the units run the new files only once restarted.\n  Run: amp-distro service restart',
+      'Warning: the running server is version 0.2.9, this amp-distro is 0.3.0: the service runs the new files only once restarted.\n  Run: amp-distro service restart',
     ])
   })
 
