@@ -1,20 +1,23 @@
-// Builds, with one esbuild run, the CommonJS files bin/run.js loads:
+// Builds, with esbuild, the CommonJS files bin/run.js loads:
 //
 // - dist/version.cjs answers `--version` alone, from package.json;
-// - dist/bundle-loader.cjs runs the bundle with a code cache (src/bundle-loader.ts);
-// - dist/amp-distro.cjs, the bundle: the fast path, the actions and lib
-//   modules, every command under src/commands, oclif and its help plugin.
+// - dist/bundle-loader.cjs runs a bundle with a code cache (src/bundle-loader.ts);
+// - dist/amp-distro.cjs, the main bundle: the fast path, the actions and
+//   every lib module; what `serve`, `watchdog` and the `service` commands run;
+// - dist/oclif.cjs: oclif, its help plugin and every command under
+//   src/commands, for help, flag errors and the plugins' commands. It takes
+//   the lib modules the commands import from the main bundle, so each exists
+//   once, and the main bundle loads it only when oclif is needed.
 //   npm dependencies other than oclif (which, plist, oclif's plugins) stay
 //   in node_modules, required by what needs each.
 //
-// Why one bundle: loading oclif from node_modules means resolving and reading
+// Why bundles: loading oclif from node_modules means resolving and reading
 // about two hundred files on every start that reaches it. CommonJS, because
 // importing Node's own modules as ES modules loads parts of them that a
 // CommonJS require leaves alone.
 //
-// The bundle evaluates a module only when something first asks for it: the
-// fast path at once, oclif and the commands only through `COMMANDS` and
-// `execute`, the actions' lazy imports only when they run.
+// A bundle evaluates a module only when something first asks for it: the
+// fast path at once, the actions' lazy imports only when they run.
 import {createHash} from 'node:crypto'
 import {mkdirSync, readdirSync, writeFileSync} from 'node:fs'
 import {join, relative, sep} from 'node:path'
@@ -44,20 +47,14 @@ const oclifSide = [
   `export const COMMANDS = {${commands.map(({id}, i) => `${JSON.stringify(id)}: C${i}`).join(', ')}}`,
 ].join('\n')
 
-// oclif reads COMMANDS from this file (package.json: oclif.commands, strategy "explicit").
-const entry = [
-  "exports.fastRun = require('./src/fast-path.ts').fastRun",
-  "Object.defineProperty(exports, 'COMMANDS', {enumerable: true, get: () => require('amp-distro:oclif').COMMANDS})",
-  "Object.defineProperty(exports, 'execute', {enumerable: true, get: () => require('amp-distro:oclif').execute})",
-].join('\n')
-
-const result = await build({
+// Two bundles, so that the commands people and supervisors run often never
+// read oclif: dist/amp-distro.cjs (the fast path, the actions and every lib
+// module) and dist/oclif.cjs (oclif, its help plugin and the command
+// classes). Each lib module exists once: the oclif bundle takes the ones the
+// commands import from the main bundle (its `lib` export), which loads the
+// oclif bundle only when `COMMANDS` or `execute` is asked for.
+const shared = {
   absWorkingDir: root,
-  entryPoints: [
-    {in: 'amp-distro:main', out: 'amp-distro'},
-    {in: join(root, 'src', 'bundle-loader.ts'), out: 'bundle-loader'},
-    {in: join(root, 'src', 'version.ts'), out: 'version'},
-  ],
   outdir: join(root, 'dist'),
   outExtension: {'.js': '.cjs'},
   bundle: true,
@@ -65,30 +62,81 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   minify: true,
-  // oclif loads typescript only to run commands from .ts sources in development.
-  external: ['typescript', 'which', 'plist'],
   // import() inside a vm.Script needs an experimental loader hook: esbuild makes them require().
   supported: {'dynamic-import': false},
   // src/lib/pkg.ts finds the package root from its own module's URL.
   define: {'import.meta.url': '__moduleUrl'},
   banner: {js: "var __moduleUrl=require('node:url').pathToFileURL(__filename).href;"},
+  write: false,
+  logLevel: 'warning',
+}
+
+const virtual = (name, contents, loader) => ({
+  name: `entry-${name}`,
+  setup(context) {
+    context.onResolve({filter: new RegExp(`^amp-distro:${name}$`)}, () => ({path: name, namespace: 'amp-distro'}))
+    context.onLoad({filter: /.*/, namespace: 'amp-distro'}, () => ({contents: contents(), resolveDir: root, loader}))
+  },
+})
+
+const lib = join(root, 'src', 'lib')
+const libUsed = new Set()
+const oclif = await build({
+  ...shared,
+  entryPoints: [{in: 'amp-distro:oclif', out: 'oclif'}],
+  // oclif loads typescript only to run commands from .ts sources in development.
+  external: ['typescript', './amp-distro.cjs'],
   plugins: [
+    virtual('oclif', () => oclifSide, 'ts'),
     {
-      name: 'entry',
+      name: 'lib-from-main',
       setup(context) {
-        context.onResolve({filter: /^amp-distro:/}, (args) => ({path: args.path.slice('amp-distro:'.length), namespace: 'amp-distro'}))
-        context.onLoad({filter: /^main$/, namespace: 'amp-distro'}, () => ({contents: entry, resolveDir: root, loader: 'js'}))
-        context.onLoad({filter: /^oclif$/, namespace: 'amp-distro'}, () => ({contents: oclifSide, resolveDir: root, loader: 'ts'}))
+        context.onResolve({filter: /^\.\.?\//}, (args) => {
+          const target = join(args.resolveDir, args.path).replace(/\.js$/, '.ts')
+          if (!target.startsWith(lib + sep)) return undefined
+          const name = relative(lib, target).split(sep).join('/')
+          libUsed.add(name)
+          return {path: name, namespace: 'amp-distro-lib'}
+        })
+        context.onLoad({filter: /.*/, namespace: 'amp-distro-lib'}, (args) => ({
+          contents: `module.exports = require('./amp-distro.cjs').lib[${JSON.stringify(args.path)}]`,
+          loader: 'js',
+        }))
       },
     },
   ],
-  write: false,
-  logLevel: 'warning',
+})
+
+// oclif reads COMMANDS from the main bundle (package.json: oclif.commands, strategy "explicit").
+const entry = () =>
+  [
+    "exports.fastRun = require('./src/fast-path.ts').fastRun",
+    `exports.lib = {${[...libUsed]
+      .sort()
+      .map((name) => `get ${JSON.stringify(name)}() { return require(${JSON.stringify(`./src/lib/${name}`)}) }`)
+      .join(', ')}}`,
+    // The oclif bundle, loaded as this one is (bin/run.js), with this bundle standing in for its lib modules and its command list.
+    'let loaded',
+    "const oclif = () => (loaded ??= require('./bundle-loader.cjs').loadBundle(require('node:path').join(__dirname, 'oclif.cjs'), " +
+      "{route: require('./bundle-loader.cjs').routeOf(process.argv.slice(2)), modules: {[__filename]: module.exports}}))",
+    "Object.defineProperty(exports, 'COMMANDS', {enumerable: true, get: () => oclif().COMMANDS})",
+    "Object.defineProperty(exports, 'execute', {enumerable: true, get: () => oclif().execute})",
+  ].join('\n')
+
+const main = await build({
+  ...shared,
+  entryPoints: [
+    {in: 'amp-distro:main', out: 'amp-distro'},
+    {in: join(root, 'src', 'bundle-loader.ts'), out: 'bundle-loader'},
+    {in: join(root, 'src', 'version.ts'), out: 'version'},
+  ],
+  external: ['which', 'plist', './bundle-loader.cjs'],
+  plugins: [virtual('main', entry, 'js')],
 })
 
 // The first line names the build by its content, for the code cache (src/bundle-loader.ts).
 mkdirSync(join(root, 'dist'), {recursive: true})
-for (const {path, contents} of result.outputFiles) {
-  const stamp = path.endsWith('amp-distro.cjs') ? `// build ${createHash('sha256').update(contents).digest('hex').slice(0, 16)}\n` : ''
+for (const {path, contents} of [...main.outputFiles, ...oclif.outputFiles]) {
+  const stamp = /(amp-distro|oclif)\.cjs$/.test(path) ? `// build ${createHash('sha256').update(contents).digest('hex').slice(0, 16)}\n` : ''
   writeFileSync(path, Buffer.concat([Buffer.from(stamp), contents]))
 }

@@ -115,6 +115,8 @@ export interface LoadOptions {
   /** This run's route (see routeOf), which picks the cache. */
   route?: string
   env?: NodeJS.ProcessEnv
+  /** Modules already loaded, by absolute path, that the bundle's require() answers with instead of loading them again. */
+  modules?: Record<string, unknown>
 }
 
 /**
@@ -152,14 +154,15 @@ export function loadBundle(file: string, options: LoadOptions = {}): Record<stri
   // The bundle has no import() (a vm.Script would need an experimental loader
   // hook for it): esbuild turns each into require(). oclif imports by file
   // URL: its command list (package.json: oclif.commands), which names the
-  // bundle itself and is answered with this run's exports rather than a
-  // second copy, and the plugins' modules, ES modules that Node's require()
-  // loads as well.
+  // main bundle and is answered with this run's exports rather than a second
+  // copy (as are the lib modules the oclif bundle takes from it), and the
+  // plugins' modules, ES modules that Node's require() loads as well.
   const nodeRequire = createRequire(file)
+  const loaded: Record<string, unknown> = {...options.modules, [file]: module.exports}
   const require = Object.assign(
     (id: string): unknown => {
-      const path = id.startsWith('file:') ? fileURLToPath(id) : id
-      return path === file ? module.exports : nodeRequire(path)
+      const path = id.startsWith('file:') ? fileURLToPath(id) : id.startsWith('.') ? join(dirname(file), id) : id
+      return path in loaded ? loaded[path] : nodeRequire(path)
     },
     {resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main},
   )
