@@ -47,7 +47,8 @@ Run \`npm run build\` first. Exits 1 when a target is missed.`
 interface Case {
   name: string
   args: string[]
-  target: number
+  /** The guard, as a ratio to `node -e 0`; a case without one is only reported. */
+  target?: number
   needs?: string
 }
 
@@ -56,10 +57,10 @@ const CASES: Case[] = [
   {name: 'amp-distro --help', args: ['--help'], target: 2.4},
   {name: 'amp-distro serve --help', args: ['serve', '--help'], target: 2.6, needs: 'serve'},
   {name: 'amp-distro service status', args: ['service', 'status'], target: 1.6, needs: 'service:status'},
-  {name: 'amp-distro watchdog --help', args: ['watchdog', '--help'], target: 2.6, needs: 'watchdog'},
+  {name: 'amp-distro watchdog --help', args: ['watchdog', '--help'], needs: 'watchdog'},
 ]
 
-const INSTALLED: Case = {name: 'amp-distro service status', args: ['service', 'status'], target: 1.6}
+const INSTALLED: Case = {name: 'amp-distro service status', args: ['service', 'status']}
 
 /** Runs hyperfine with `args` in `env` (variables added to the runner's own). */
 type Hyperfine = (args: string[], env: NodeJS.ProcessEnv) => Promise<void>
@@ -99,10 +100,11 @@ async function timeCases(title: string, node: string, cli: string[], cases: Case
   console.log(`  ${'node -e 0'.padEnd(28)} ${ms(floor)}  1.00×`)
   cases.forEach((entry, i) => {
     const ratio = median(times[i + 1]) / floor
-    let note = `(target ≤ ${entry.target.toFixed(2)}×)`
-    if (variant.checked) {
-      met &&= ratio <= entry.target
-      note = `${ratio <= entry.target ? 'ok' : 'OVER'} ${note}`
+    const target = entry.target
+    let note = target === undefined ? '(reported)' : `(target ≤ ${target.toFixed(2)}×)`
+    if (variant.checked && target !== undefined) {
+      met &&= ratio <= target
+      note = `${ratio <= target ? 'ok' : 'OVER'} ${note}`
     }
 
     console.log(`  ${entry.name.padEnd(28)} ${ms(median(times[i + 1]))}  ${ratio.toFixed(2)}×  ${note}`)
