@@ -103,14 +103,7 @@ export type Attempt =
  */
 export function tryTake(file: string, pid: number, abandoned: (held: Held) => boolean): Attempt {
   mkdirSync(dirname(file), {recursive: true})
-  try {
-    if (createExclusive(file, pid)) return {kind: 'taken'}
-  } catch (error) {
-    // The folder was removed between the two calls (a lock removes the empty folders it created): create it again.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {kind: 'retry'}
-    throw error
-  }
-
+  if (createExclusive(file, pid)) return {kind: 'taken'}
   const seen = look(file)
   if (seen === undefined) return {kind: 'retry'}
   if (!abandoned(seen)) return {kind: 'held', holder: seen}

@@ -1,4 +1,4 @@
-import {mkdirSync, rmdirSync, unlinkSync} from 'node:fs'
+import {unlinkSync} from 'node:fs'
 import {dirname} from 'node:path'
 
 import {UserError} from './errors.js'
@@ -28,24 +28,13 @@ export async function withLock<T>(file: string, work: () => Promise<T>, options:
   const pid = options.pid ?? process.pid
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
   const deadline = Date.now() + (options.timeoutMs ?? 60_000)
-  const cannotCreate = (error: unknown) => {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
-    return new UserError(`Cannot create the service lock ${file} (${reason}).`, {details: [`Make sure ${dirname(file)} is a writable folder.`]})
-  }
-
-  let created: string | undefined
-  try {
-    created = mkdirSync(dirname(file), {recursive: true})
-  } catch (error) {
-    throw cannotCreate(error)
-  }
-
   for (;;) {
     let attempt: Attempt
     try {
       attempt = tryTake(file, pid, abandoned)
     } catch (error) {
-      throw cannotCreate(error)
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+      throw new UserError(`Cannot create the service lock ${file} (${reason}).`, {details: [`Make sure ${dirname(file)} is a writable folder.`]})
     }
 
     if (attempt.kind === 'taken') break
@@ -64,23 +53,5 @@ export async function withLock<T>(file: string, work: () => Promise<T>, options:
     return await work()
   } finally {
     if (look(file)?.pid === pid) unlinkSync(file)
-    if (created !== undefined) removeEmptyFolders(dirname(file), created)
-  }
-}
-
-/**
- * Removes `dir` and its parents up to `top` while they are empty: the
- * folders a lock created for itself, so a command that was refused (an
- * install from npx's cache, a bad flag) leaves nothing behind.
- */
-function removeEmptyFolders(dir: string, top: string): void {
-  for (let current = dir; ; current = dirname(current)) {
-    try {
-      rmdirSync(current)
-    } catch {
-      return
-    }
-
-    if (current === top) return
   }
 }

@@ -31,20 +31,6 @@ describe('withLock', () => {
     expect(existsSync(file)).to.equal(false)
   })
 
-  it('removes the folders it created for the lock once the work left them empty', async () => {
-    await withLock(file, async () => {
-      expect(existsSync(join(dir, 'server'))).to.equal(true)
-    })
-    expect(readdirSync(dir)).to.deep.equal([])
-  })
-
-  it('keeps a folder that held files before, or that the work wrote into', async () => {
-    await withLock(file, async () => writeFileSync(join(dir, 'server', 'server.pid'), '1\n'))
-    expect(readdirSync(join(dir, 'server'))).to.deep.equal(['server.pid'])
-    await withLock(file, async () => {})
-    expect(readdirSync(join(dir, 'server'))).to.deep.equal(['server.pid'])
-  })
-
   it('releases the lock when the work fails', async () => {
     let caught: unknown
     try {
