@@ -394,7 +394,8 @@ export function createFakeLaunchctl(): FakeLaunchctl {
         if (pid !== undefined && running(pid)) process.kill(pid, 'SIGKILL')
       }
 
-      rmSync(dir, {recursive: true, force: true})
+      // A killed job's subshell still records its exit code in the folder a moment later: removing is retried meanwhile.
+      rmSync(dir, {recursive: true, force: true, maxRetries: 20, retryDelay: 25})
     },
   }
 }
