@@ -7,7 +7,9 @@
 // - dist/oclif.cjs: oclif, its help plugin and every command under
 //   src/commands, for help, flag errors and the plugins' commands. It takes
 //   the lib modules the commands import from the main bundle, so each exists
-//   once, and the main bundle loads it only when oclif is needed.
+//   once, and the main bundle loads it only when oclif is needed. A command
+//   class is evaluated only when oclif asks for it: help reads the manifest
+//   and evaluates none.
 //   npm dependencies other than oclif (which, plist, oclif's plugins) stay
 //   in node_modules, required by what needs each.
 //
@@ -41,10 +43,12 @@ const commands = sources(commandsDir)
   .map((file) => ({file: `./${relative(root, file).split(sep).join('/')}`, id: relative(commandsDir, file).replace(/\.ts$/, '').split(sep).join(':')}))
   .sort((a, b) => (a.id < b.id ? -1 : 1))
 
+// oclif is entered by subpath (@oclif/core/execute, /command, /flags): its
+// index, with the semver check of `engines` it runs, is evaluated only by the
+// `help` command, whose plugin imports it.
 const oclifSide = [
-  "export {execute} from '@oclif/core'",
-  ...commands.map(({file}, i) => `import C${i} from ${JSON.stringify(file)}`),
-  `export const COMMANDS = {${commands.map(({id}, i) => `${JSON.stringify(id)}: C${i}`).join(', ')}}`,
+  "export {execute} from '@oclif/core/execute'",
+  `export const COMMANDS = {${commands.map(({file, id}) => `get ${JSON.stringify(id)}() { return require(${JSON.stringify(file)}).default }`).join(', ')}}`,
 ].join('\n')
 
 // Two bundles, so that the commands people and supervisors run often never

@@ -1,4 +1,4 @@
-import {Command} from '@oclif/core'
+import {Command} from '@oclif/core/command'
 
 import {actions, type FlagValues, reportFailure} from './lib/actions.js'
 import {EXIT_CONFIG} from './lib/errors.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {ActionCommand} from '../base-command.js'
 import {DEFAULT_HOST, DEFAULT_PORT} from '../lib/paths.js'
