@@ -1,12 +1,13 @@
-import {execFile, spawn} from 'node:child_process'
-import {createInterface} from 'node:readline'
-
 import type {Exec, StreamLines} from './service/types.js'
+
+// node:child_process and node:readline load on first use: a command that
+// runs no program (`service status` with nothing installed) never pays for them.
+const childProcess = () => process.getBuiltinModule('node:child_process')
 
 /** The real command runner: `execFile`, with failures to start reported as exit code 127. */
 export const execCommand: Exec = (file, args, options = {}) =>
   new Promise((resolve) => {
-    execFile(file, args, {env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
+    childProcess().execFile(file, args, {env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
       if (!error) {
         resolve({code: 0, stdout, stderr})
         return
@@ -25,13 +26,13 @@ export const execCommand: Exec = (file, args, options = {}) =>
 export const streamLines: StreamLines = (file, args, options) =>
   new Promise((resolve) => {
     let stderr = ''
-    const child = spawn(file, args, {env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
+    const child = childProcess().spawn(file, args, {env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
     const stop = () => child.kill('SIGTERM')
     options.signal?.addEventListener('abort', stop, {once: true})
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk
     })
-    const lines = createInterface({input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY})
+    const lines = process.getBuiltinModule('node:readline').createInterface({input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY})
     lines.on('line', options.onLine)
     child.once('error', (error) => {
       options.signal?.removeEventListener('abort', stop)

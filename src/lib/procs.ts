@@ -1,4 +1,3 @@
-import {execFileSync} from 'node:child_process'
 import {readFileSync, readlinkSync, realpathSync} from 'node:fs'
 import {basename, dirname, isAbsolute, join, resolve} from 'node:path'
 
@@ -26,7 +25,8 @@ export function commandLine(pid: number, platform: NodeJS.Platform = process.pla
   }
 
   try {
-    const out = execFileSync('ps', ['-o', 'command=', '-p', String(pid)], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).trim()
+    // Loaded here, the one place that needs it: on Linux nothing in this module starts a program.
+    const out = process.getBuiltinModule('node:child_process').execFileSync('ps', ['-o', 'command=', '-p', String(pid)], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).trim()
     return out.length > 0 ? out.split(/\s+/) : undefined
   } catch {
     return undefined

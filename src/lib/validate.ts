@@ -1,5 +1,3 @@
-import {isIP} from 'node:net'
-
 import {UserError} from './errors.js'
 
 // Control characters would let a value start a new directive in a unit file.
@@ -30,7 +28,8 @@ const LABEL = /^(?!-)[a-z\d-]{1,63}(?<!-)$/i
 export function validateHost(value: string): string {
   refuseControlChars('host', value)
   const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value
-  if (isIP(bare)) return bare
+  // node:net loads only here, when a host is checked: the service commands that check none (status, stop) never pay for it.
+  if (process.getBuiltinModule('node:net').isIP(bare)) return bare
   const name = value.endsWith('.') ? value.slice(0, -1) : value
   const valid = name.length > 0 && name.length <= 253 && name.split('.').every((label) => LABEL.test(label)) && !/^[\d.]+$/.test(name)
   if (!valid) {

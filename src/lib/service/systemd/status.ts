@@ -1,14 +1,16 @@
 import {readFileSync} from 'node:fs'
 
 import {EXIT_CONFIG} from '../../errors.js'
-import {NAMES, pathsFor, serverUrl} from '../../paths.js'
+import {NAMES, type Paths, pathsFor, serverUrl} from '../../paths.js'
+import {readPid} from '../../pidfile.js'
+import {isAlive} from '../../procs.js'
 import type {HealthAnswer} from '../../health.js'
 import {staleWarnings} from '../stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
 import {isListenablePort, portConflictWarning} from '../verify.js'
 import {journalTail} from './journal.js'
-import {mainPidOf, orphaned, type ShownUnit, type Systemctl} from './systemctl.js'
+import {mainPidOf, orphaned, type ShowAnswer, type ShownUnit, type Systemctl} from './systemctl.js'
 import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
 
@@ -21,6 +23,19 @@ export function readText(file: string): string | undefined {
   } catch {
     return undefined
   }
+}
+
+/** What systemd answers for units it has never loaded: both not found and inactive. */
+const NEVER_LOADED: ShowAnswer = {
+  units: {[SERVER_UNIT]: {LoadState: 'not-found', ActiveState: 'inactive'}, [WATCHDOG_UNIT]: {LoadState: 'not-found', ActiveState: 'inactive'}},
+}
+
+/** Whether the PID file of the server or of the watchdog names a live process. */
+function ourProcessRuns(paths: Paths): boolean {
+  return [paths.serverPid, paths.watchdogPid].some((file) => {
+    const pid = readPid(file)
+    return pid !== undefined && isAlive(pid)
+  })
 }
 
 /** The command that names the program listening on a TCP port, on Linux. */
@@ -47,9 +62,11 @@ async function lingerOf(ctx: ServiceContext): Promise<boolean | undefined> {
  * The state of the installed units, for `service status`. Exits 0 whenever
  * the state could be read.
  *
- * 1. Starts `systemctl --user show` of both units, and `loginctl` for
- *    lingering, at once; while they run it reads the unit files and asks the
- *    server's health (status is run often and must be quick).
+ * 1. Reads the unit files, then starts `systemctl --user show` of both
+ *    units, and `loginctl` for lingering, at once, and asks the server's
+ *    health while they run (status is run often and must be quick). With
+ *    no unit file and no server or watchdog of ours running, it asks
+ *    systemd nothing: not installed.
  * 2. Warnings that come from the unit files alone (a deprecated binary, an
  *    executable or Node folder that has gone) are shown even when the
  *    manager cannot be reached.
@@ -63,9 +80,11 @@ async function lingerOf(ctx: ServiceContext): Promise<boolean | undefined> {
 export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): Promise<StatusResult> {
   const paths = pathsFor(ctx.home, ctx.env)
   const unitFile = {[SERVER_UNIT]: paths.systemdServerUnit, [WATCHDOG_UNIT]: paths.systemdWatchdogUnit}
-  const showing = systemctl.show()
   const texts = {[SERVER_UNIT]: readText(paths.systemdServerUnit), [WATCHDOG_UNIT]: readText(paths.systemdWatchdogUnit)}
   const anyFile = texts[SERVER_UNIT] !== undefined || texts[WATCHDOG_UNIT] !== undefined
+  // With no unit file and no server or watchdog of ours running (a unit whose
+  // file was deleted would still run one), systemd has nothing of ours to report.
+  const showing = anyFile || ourProcessRuns(paths) ? systemctl.show() : Promise.resolve(NEVER_LOADED)
   const lingering = anyFile ? lingerOf(ctx) : Promise.resolve(undefined)
   const commands = Object.fromEntries(Object.entries(texts).map(([unit, text]) => [unit, text === undefined ? undefined : readUnitCommand(text)]))
   const serverCommand = commands[SERVER_UNIT]

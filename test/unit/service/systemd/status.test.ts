@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
 import {dirname} from 'node:path'
@@ -76,6 +77,60 @@ describe('systemd status: a port held by another program', () => {
     const result = await statusWith({ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: process.pid}, port)
     expect(result.warnings).to.deep.equal([])
   })
+})
+
+describe('systemd status with nothing installed', () => {
+  afterEach(() => cleanup())
+
+  const backendIn = (home: string, exec: Exec) =>
+    createSystemdBackend({home, env: {}, uid: 1000, user: 'ada', exec, stream: streamLines, version: '0.3.0', nodePath: process.execPath, resolveBinary: () => ({path: RUN_JS})})
+
+  const NOT_INSTALLED_DETAILS = [
+    'Platform: linux (systemd user units)',
+    'Server:   not installed (amplifier-distro.service)',
+    'Watchdog: not installed (amplifier-distro-watchdog.service)',
+    'Install it: amp-distro service install',
+  ]
+
+  it('asks systemd nothing when there is no unit file and no server or watchdog of ours runs', async () => {
+    const manager = new FakeManager()
+    manager.reachable = false
+    const result = await backendIn(tempHome(), manager.exec).status()
+    expect(manager.calls).to.deep.equal([])
+    expect(result).to.deep.include({success: true, installed: false, message: 'amplifier-distro service is not installed.', health: null, warnings: []})
+    expect(result.details).to.deep.equal(NOT_INSTALLED_DETAILS)
+  })
+
+  it('asks systemd nothing for PID files whose processes are gone', async () => {
+    const home = tempHome()
+    const paths = pathsFor(home)
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid
+    mkdirSync(dirname(paths.serverPid), {recursive: true})
+    writeFileSync(paths.serverPid, `${gone}\n`)
+    writeFileSync(paths.watchdogPid, `${gone}\n`)
+    const manager = new FakeManager()
+    const result = await backendIn(home, manager.exec).status()
+    expect(manager.calls).to.deep.equal([])
+    expect(result.details).to.deep.equal(NOT_INSTALLED_DETAILS)
+  })
+
+  for (const file of ['serverPid', 'watchdogPid'] as const) {
+    it(`asks systemd when the ${file === 'serverPid' ? 'server' : 'watchdog'}’s PID file names a live process, and warns about a unit that runs without its file`, async () => {
+      const home = tempHome()
+      const paths = pathsFor(home)
+      mkdirSync(dirname(paths[file]), {recursive: true})
+      writeFileSync(paths[file], `${process.pid}\n`)
+      const asked: string[][] = []
+      const systemctl = fakeSystemctl({ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: process.pid}, paths.systemdServerUnit)
+      const result = await backendIn(home, async (program, args, options) => {
+        asked.push([program, ...args])
+        return systemctl(program, args, options)
+      }).status()
+      expect(asked.map((call) => call.slice(0, 3))).to.deep.equal([['systemctl', '--user', 'show']])
+      expect(result).to.deep.include({installed: false})
+      expect(result.warnings).to.deep.equal([`Warning: amplifier-distro.service is active but its unit file ${paths.systemdServerUnit} is gone.\n  Run: amp-distro service uninstall`])
+    })
+  }
 })
 
 describe('systemd status: what it tells beyond the units’ state', () => {
