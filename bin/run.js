@@ -1,25 +1,31 @@
 #!/usr/bin/env node
 // CommonJS (see bin/package.json), loading CommonJS built by
 // scripts/bundle.mjs: the fewest files and the least of Node's own module
-// machinery for a start. `--version` reads only package.json; everything
-// else runs from one bundle, loaded through a code cache of its own
-// (src/bundle-loader.ts).
+// machinery for a start. `--version` reads only package.json; help goes to
+// the oclif bundle; everything else starts in the main bundle, whose fast
+// path hands to oclif what it does not handle. Bundles load through a code
+// cache of their own (src/bundle-loader.ts).
 const {enableCompileCache} = require('node:module')
 const {join} = require('node:path')
 
 // Node's own compile cache (Node 22.1+; Node 20 lacks the call) for what is
-// loaded outside the bundle: these entry files and the packages in node_modules.
+// loaded outside the bundles: these entry files and the packages in node_modules.
 enableCompileCache?.()
-
-const {answerVersion} = require('../dist/version.cjs')
 
 const root = join(__dirname, '..')
 const args = process.argv.slice(2)
-if (!answerVersion(args, root)) {
-  const {loadBundle, routeOf} = require('../dist/bundle-loader.cjs')
-  const cli = loadBundle(join(root, 'dist', 'amp-distro.cjs'), {route: routeOf(args)})
-  cli.fastRun(args, root).then(async (handled) => {
-    // The package root itself: oclif looks upwards from here for package.json, and bin/ has one of its own.
-    if (!handled) await cli.execute({dir: root})
-  })
+if (args.length === 1 && args[0] === '--version') {
+  require('../dist/version.cjs').answerVersion(root)
+} else {
+  const {asksForHelp, loadBundle, routeOf} = require('../dist/bundle-loader.cjs')
+  const route = routeOf(args)
+  // The package root itself: oclif looks upwards from here for package.json, and bin/ has one of its own.
+  const oclif = () => loadBundle(join(root, 'dist', 'oclif.cjs'), {route}).execute({dir: root})
+  if (asksForHelp(args)) {
+    oclif()
+  } else {
+    loadBundle(join(root, 'dist', 'amp-distro.cjs'), {route})
+      .fastRun(args, root)
+      .then((handled) => handled || oclif())
+  }
 }

@@ -7,9 +7,9 @@
 // - dist/oclif.cjs: oclif, its help plugin and every command under
 //   src/commands, for help, flag errors and the plugins' commands. It takes
 //   the lib modules the commands import from the main bundle, so each exists
-//   once, and the main bundle loads it only when oclif is needed. A command
-//   class is evaluated only when oclif asks for it: help reads the manifest
-//   and evaluates none.
+//   once. bin/run.js loads it first for help, and otherwise only when the
+//   fast path leaves the command to oclif. A command class is evaluated only
+//   when oclif asks for it: help reads the manifest and evaluates none.
 //   npm dependencies other than oclif (which, plist, oclif's plugins) stay
 //   in node_modules, required by what needs each.
 //
@@ -54,9 +54,11 @@ const oclifSide = [
 // Two bundles, so that the commands people and supervisors run often never
 // read oclif: dist/amp-distro.cjs (the fast path, the actions and every lib
 // module) and dist/oclif.cjs (oclif, its help plugin and the command
-// classes). Each lib module exists once: the oclif bundle takes the ones the
-// commands import from the main bundle (its `lib` export), which loads the
-// oclif bundle only when `COMMANDS` or `execute` is asked for.
+// classes, whose list oclif reads: package.json, oclif.commands). Each lib
+// module exists once: the oclif bundle takes the ones the commands import
+// from the main bundle (its `lib` export), loading it when a command class
+// first needs one; the main bundle loads the oclif bundle only when
+// `execute` is asked for. Help goes to the oclif bundle directly (bin/run.js).
 const shared = {
   absWorkingDir: root,
   outdir: join(root, 'dist'),
@@ -79,7 +81,7 @@ const virtual = (name, contents, loader) => ({
   name: `entry-${name}`,
   setup(context) {
     context.onResolve({filter: new RegExp(`^amp-distro:${name}$`)}, () => ({path: name, namespace: 'amp-distro'}))
-    context.onLoad({filter: /.*/, namespace: 'amp-distro'}, () => ({contents: contents(), resolveDir: root, loader}))
+    context.onLoad({filter: new RegExp(`^${name}$`), namespace: 'amp-distro'}, () => ({contents: contents(), resolveDir: root, loader}))
   },
 })
 
@@ -89,9 +91,17 @@ const oclif = await build({
   ...shared,
   entryPoints: [{in: 'amp-distro:oclif', out: 'oclif'}],
   // oclif loads typescript only to run commands from .ts sources in development.
-  external: ['typescript', './amp-distro.cjs'],
+  external: ['typescript', './bundle-loader.cjs'],
   plugins: [
     virtual('oclif', () => oclifSide, 'ts'),
+    // The main bundle, loaded as bin/run.js loads it (once per process: the loader keeps what it ran), when a command class first needs a lib module.
+    virtual(
+      'main-bundle',
+      () =>
+        "const {loadBundle, routeOf} = require('./bundle-loader.cjs')\n" +
+        "module.exports = loadBundle(require('node:path').join(__dirname, 'amp-distro.cjs'), {route: routeOf(process.argv.slice(2))})",
+      'js',
+    ),
     {
       name: 'lib-from-main',
       setup(context) {
@@ -103,7 +113,7 @@ const oclif = await build({
           return {path: name, namespace: 'amp-distro-lib'}
         })
         context.onLoad({filter: /.*/, namespace: 'amp-distro-lib'}, (args) => ({
-          contents: `module.exports = require('./amp-distro.cjs').lib[${JSON.stringify(args.path)}]`,
+          contents: `module.exports = require('amp-distro:main-bundle').lib[${JSON.stringify(args.path)}]`,
           loader: 'js',
         }))
       },
@@ -111,7 +121,6 @@ const oclif = await build({
   ],
 })
 
-// oclif reads COMMANDS from the main bundle (package.json: oclif.commands, strategy "explicit").
 const entry = () =>
   [
     "exports.fastRun = require('./src/fast-path.ts').fastRun",
@@ -119,12 +128,9 @@ const entry = () =>
       .sort()
       .map((name) => `get ${JSON.stringify(name)}() { return require(${JSON.stringify(`./src/lib/${name}`)}) }`)
       .join(', ')}}`,
-    // The oclif bundle, loaded as this one is (bin/run.js), with this bundle standing in for its lib modules and its command list.
-    'let loaded',
-    "const oclif = () => (loaded ??= require('./bundle-loader.cjs').loadBundle(require('node:path').join(__dirname, 'oclif.cjs'), " +
-      "{route: require('./bundle-loader.cjs').routeOf(process.argv.slice(2)), modules: {[__filename]: module.exports}}))",
-    "Object.defineProperty(exports, 'COMMANDS', {enumerable: true, get: () => oclif().COMMANDS})",
-    "Object.defineProperty(exports, 'execute', {enumerable: true, get: () => oclif().execute})",
+    // oclif, for what the fast path leaves to it: the oclif bundle, loaded as this one is (bin/run.js).
+    "Object.defineProperty(exports, 'execute', {enumerable: true, get: () => require('./bundle-loader.cjs').loadBundle(" +
+      "require('node:path').join(__dirname, 'oclif.cjs'), {route: require('./bundle-loader.cjs').routeOf(process.argv.slice(2))}).execute})",
   ].join('\n')
 
 const main = await build({

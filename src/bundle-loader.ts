@@ -107,17 +107,22 @@ export function routeOf(args: readonly string[]): string {
     words.push(arg)
   }
 
-  const help = args.some((arg) => arg === '--help' || arg === '-h')
-  return [...words.slice(0, 3), help ? '--help' : ''].join(' ').trim()
+  return [...words.slice(0, 3), asksForHelp(args) ? '--help' : ''].join(' ').trim()
+}
+
+/** Whether a run asks for help anywhere in its arguments: oclif answers it, and the fast path never does. */
+export function asksForHelp(args: readonly string[]): boolean {
+  return args.some((arg) => arg === '--help' || arg === '-h')
 }
 
 export interface LoadOptions {
   /** This run's route (see routeOf), which picks the cache. */
   route?: string
   env?: NodeJS.ProcessEnv
-  /** Modules already loaded, by absolute path, that the bundle's require() answers with instead of loading them again. */
-  modules?: Record<string, unknown>
 }
+
+/** The bundles this process has run, by absolute path: each runs once, as a module does under require(). */
+const loadedBundles = new Map<string, Record<string, unknown>>()
 
 /**
  * Runs the CommonJS bundle at `file` (everything the CLI runs, built by
@@ -134,6 +139,8 @@ export interface LoadOptions {
  * private to this user, and holds at most MAX_ROUTES caches of one build.
  */
 export function loadBundle(file: string, options: LoadOptions = {}): Record<string, unknown> {
+  const known = loadedBundles.get(file)
+  if (known) return known
   const source = readFileSync(file, 'utf8')
   const dir = compileCacheDir(options.env ?? process.env, tmpdir(), process.getuid?.())
   const build = /^\/\/ build ([0-9a-f]+)\n/.exec(source)?.[1]
@@ -154,19 +161,18 @@ export function loadBundle(file: string, options: LoadOptions = {}): Record<stri
   // The bundle has no import() (a vm.Script would need an experimental loader
   // hook for it): esbuild turns each into require(). oclif imports by file
   // URL: its command list (package.json: oclif.commands), which names the
-  // main bundle and is answered with this run's exports rather than a second
-  // copy (as are the lib modules the oclif bundle takes from it), and the
-  // plugins' modules, ES modules that Node's require() loads as well.
+  // oclif bundle and is answered with the exports this run has, not a second
+  // copy, and the plugins' modules, ES modules that Node's require() loads as well.
   const nodeRequire = createRequire(file)
-  const loaded: Record<string, unknown> = {...options.modules, [file]: module.exports}
   const require = Object.assign(
     (id: string): unknown => {
       const path = id.startsWith('file:') ? fileURLToPath(id) : id.startsWith('.') ? join(dirname(file), id) : id
-      return path in loaded ? loaded[path] : nodeRequire(path)
+      return loadedBundles.get(path) ?? nodeRequire(path)
     },
     {resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main},
   )
   ;(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, file, dirname(file))
+  loadedBundles.set(file, module.exports)
   if (cache && build && (script.cachedDataRejected || (cachedData === undefined && keptCaches(cache.dir, file, build) < MAX_ROUTES))) {
     // At exit the cache holds every function compiled so far. Only a run that
     // succeeded is kept, so that mistyped commands and bad flags take no room.

@@ -9,13 +9,11 @@ export function versionLine(name: string, version: string): string {
 }
 
 /**
- * Answers `--version` alone, as oclif does, for the package in `root`,
- * before anything else of the CLI loads: it is the command run most often
- * and needs nothing but package.json. Tells whether it answered.
+ * Answers `amp-distro --version`, as oclif does, for the package in `root`,
+ * before anything else of the CLI loads (bin/run.js): it is the command run
+ * most often and needs nothing but package.json.
  */
-export function answerVersion(argv: readonly string[], root: string): boolean {
-  if (argv.length !== 1 || argv[0] !== '--version') return false
+export function answerVersion(root: string): void {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {name: string; version: string}
   process.stdout.write(`${versionLine(pkg.name, pkg.version)}\n`)
-  return true
 }

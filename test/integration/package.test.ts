@@ -30,7 +30,7 @@ describe('the npm package', function () {
   it('has exactly one binary, amp-distro, and oclif reads the bundled commands, help included, and two plugins', () => {
     expect(pkg.bin).to.deep.equal({'amp-distro': './bin/run.js'})
     expect(pkg.oclif).to.include({bin: 'amp-distro', topicSeparator: ' '})
-    expect(pkg.oclif.commands).to.deep.equal({strategy: 'explicit', target: './dist/amp-distro.cjs', identifier: 'COMMANDS'})
+    expect(pkg.oclif.commands).to.deep.equal({strategy: 'explicit', target: './dist/oclif.cjs', identifier: 'COMMANDS'})
     expect(pkg.oclif.plugins).to.deep.equal(['@oclif/plugin-not-found', '@oclif/plugin-autocomplete'])
     const manifest = JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {pluginName: string}>}
     expect(manifest.commands.help?.pluginName).to.equal('amp-distro')

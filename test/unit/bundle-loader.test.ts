@@ -1,9 +1,9 @@
 import {expect} from 'chai'
-import {chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {cacheFileName, compileCacheDir, privateDir, routeOf} from '../../src/bundle-loader.js'
+import {asksForHelp, cacheFileName, compileCacheDir, loadBundle, privateDir, routeOf} from '../../src/bundle-loader.js'
 
 describe('compileCacheDir', () => {
   it("is a folder of the user's own in the temporary folder", () => {
@@ -76,5 +76,40 @@ describe('routeOf', () => {
 
   it('keeps flag values out of the route', () => {
     expect(routeOf(['serve', '--port', '8500'])).to.equal(routeOf(['serve', '--port', '8600']))
+  })
+})
+
+describe('asksForHelp', () => {
+  it('is true for --help or -h anywhere, flag values and words after -- included, as the fast path declines all of them', () => {
+    expect(asksForHelp(['--help'])).to.equal(true)
+    expect(asksForHelp(['service', 'install', '-h'])).to.equal(true)
+    expect(asksForHelp(['serve', '--host', '-h'])).to.equal(true)
+    expect(asksForHelp(['serve', '--', '--help'])).to.equal(true)
+    expect(asksForHelp(['help', 'serve'])).to.equal(false)
+    expect(asksForHelp(['serve', '--port', '8500'])).to.equal(false)
+  })
+})
+
+describe('loadBundle', () => {
+  let dir: string
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'amp-loader-'))
+  })
+  after(() => rmSync(dir, {recursive: true, force: true}))
+
+  it('runs a bundle once per process, and answers a require of a bundle it ran with that run’s exports', () => {
+    const runs = join(dir, 'runs')
+    writeFileSync(runs, '')
+    const first = join(dir, 'first.cjs')
+    const second = join(dir, 'second.cjs')
+    writeFileSync(first, `// build 0123456789abcdef\nrequire('node:fs').appendFileSync(${JSON.stringify(runs)}, 'first ')\nexports.second = () => require('./second.cjs')\n`)
+    writeFileSync(second, `// build 0123456789abcdef\nrequire('node:fs').appendFileSync(${JSON.stringify(runs)}, 'second ')\nexports.first = () => require(${JSON.stringify(first)})\n`)
+    const env = {NODE_DISABLE_COMPILE_CACHE: '1'}
+    const a = loadBundle(first, {env})
+    const b = loadBundle(second, {env})
+    expect(loadBundle(first, {env})).to.equal(a)
+    expect((a.second as () => unknown)()).to.equal(b)
+    expect((b.first as () => unknown)()).to.equal(a)
+    expect(readFileSync(runs, 'utf8')).to.equal('first second ')
   })
 })
