@@ -3,13 +3,13 @@
 // scripts/bundle.mjs: the fewest files and the least of Node's own module
 // machinery for a start. `--version` reads only package.json; help goes to
 // the oclif bundle; everything else starts in the main bundle, whose fast
-// path hands to oclif what it does not handle. Bundles load through a code
-// cache of their own (src/bundle-loader.ts).
+// path hands to oclif what it does not handle. The oclif bundle loads
+// through a code cache of its own (src/bundle-loader.ts).
 const {enableCompileCache} = require('node:module')
 const {join} = require('node:path')
 
-// Node's own compile cache (Node 22.1+; Node 20 lacks the call) for what is
-// loaded outside the bundles: these entry files and the packages in node_modules.
+// Node's own compile cache (Node 22.1+; Node 20 lacks the call) for all the
+// rest: these entry files, the main bundle and the packages in node_modules.
 enableCompileCache?.()
 
 const root = join(__dirname, '..')
@@ -24,7 +24,7 @@ if (args.length === 1 && args[0] === '--version') {
   if (asksForHelp(args)) {
     oclif()
   } else {
-    loadBundle(join(root, 'dist', 'amp-distro.cjs'), {route})
+    require('../dist/amp-distro.cjs')
       .fastRun(args, root)
       .then((handled) => handled || oclif())
   }

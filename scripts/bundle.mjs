@@ -1,7 +1,9 @@
 // Builds, with esbuild, the CommonJS files bin/run.js loads:
 //
 // - dist/version.cjs answers `--version` alone, from package.json;
-// - dist/bundle-loader.cjs runs a bundle with a code cache (src/bundle-loader.ts);
+// - dist/bundle-loader.cjs runs the oclif bundle with a code cache of its own
+//   (src/bundle-loader.ts), which help needs to start quickly; the main
+//   bundle loads through Node's require() and Node's own compile cache;
 // - dist/amp-distro.cjs, the main bundle: the fast path, the actions and
 //   every lib module; what `serve`, `watchdog` and the `service` commands run;
 // - dist/oclif.cjs: oclif, its help plugin and every command under
@@ -56,7 +58,7 @@ const oclifSide = [
 // module) and dist/oclif.cjs (oclif, its help plugin and the command
 // classes, whose list oclif reads: package.json, oclif.commands). Each lib
 // module exists once: the oclif bundle takes the ones the commands import
-// from the main bundle (its `lib` export), loading it when a command class
+// from the main bundle (its `lib` export), requiring it when a command class
 // first needs one; the main bundle loads the oclif bundle only when
 // `execute` is asked for. Help goes to the oclif bundle directly (bin/run.js).
 const shared = {
@@ -91,17 +93,9 @@ const oclif = await build({
   ...shared,
   entryPoints: [{in: 'amp-distro:oclif', out: 'oclif'}],
   // oclif loads typescript only to run commands from .ts sources in development.
-  external: ['typescript', './bundle-loader.cjs'],
+  external: ['typescript', './amp-distro.cjs'],
   plugins: [
     virtual('oclif', () => oclifSide, 'ts'),
-    // The main bundle, loaded as bin/run.js loads it (once per process: the loader keeps what it ran), when a command class first needs a lib module.
-    virtual(
-      'main-bundle',
-      () =>
-        "const {loadBundle, routeOf} = require('./bundle-loader.cjs')\n" +
-        "module.exports = loadBundle(require('node:path').join(__dirname, 'amp-distro.cjs'), {route: routeOf(process.argv.slice(2))})",
-      'js',
-    ),
     {
       name: 'lib-from-main',
       setup(context) {
@@ -113,7 +107,7 @@ const oclif = await build({
           return {path: name, namespace: 'amp-distro-lib'}
         })
         context.onLoad({filter: /.*/, namespace: 'amp-distro-lib'}, (args) => ({
-          contents: `module.exports = require('amp-distro:main-bundle').lib[${JSON.stringify(args.path)}]`,
+          contents: `module.exports = require('./amp-distro.cjs').lib[${JSON.stringify(args.path)}]`,
           loader: 'js',
         }))
       },
@@ -128,7 +122,7 @@ const entry = () =>
       .sort()
       .map((name) => `get ${JSON.stringify(name)}() { return require(${JSON.stringify(`./src/lib/${name}`)}) }`)
       .join(', ')}}`,
-    // oclif, for what the fast path leaves to it: the oclif bundle, loaded as this one is (bin/run.js).
+    // oclif, for what the fast path leaves to it: the oclif bundle, loaded as bin/run.js loads it for help.
     "Object.defineProperty(exports, 'execute', {enumerable: true, get: () => require('./bundle-loader.cjs').loadBundle(" +
       "require('node:path').join(__dirname, 'oclif.cjs'), {route: require('./bundle-loader.cjs').routeOf(process.argv.slice(2))}).execute})",
   ].join('\n')
@@ -144,9 +138,9 @@ const main = await build({
   plugins: [virtual('main', entry, 'js')],
 })
 
-// The first line names the build by its content, for the code cache (src/bundle-loader.ts).
+// The oclif bundle's first line names the build by its content, for its code cache (src/bundle-loader.ts).
 mkdirSync(join(root, 'dist'), {recursive: true})
 for (const {path, contents} of [...main.outputFiles, ...oclif.outputFiles]) {
-  const stamp = /(amp-distro|oclif)\.cjs$/.test(path) ? `// build ${createHash('sha256').update(contents).digest('hex').slice(0, 16)}\n` : ''
+  const stamp = path.endsWith('oclif.cjs') ? `// build ${createHash('sha256').update(contents).digest('hex').slice(0, 16)}\n` : ''
   writeFileSync(path, Buffer.concat([Buffer.from(stamp), contents]))
 }

@@ -125,13 +125,14 @@ export interface LoadOptions {
 const loadedBundles = new Map<string, Record<string, unknown>>()
 
 /**
- * Runs the CommonJS bundle at `file` (everything the CLI runs, built by
+ * Runs the CommonJS bundle at `file` (the oclif bundle, built by
  * scripts/bundle.mjs) and returns its exports.
  *
  * Compiling the bundle costs about as much as running it, and V8 compiles
  * a function when it is first called. Node's own compile cache
  * (module.enableCompileCache) keeps only what was compiled as the file
- * loaded, which for oclif's help is little of what runs. So the bundle is
+ * loaded, which for oclif's help is little of what runs (the main bundle,
+ * which compiles little, loads under Node's cache). So the bundle is
  * compiled as a vm.Script with V8's code cache for this run's route: read
  * from the cache folder when present, written there at exit, holding every
  * function the run needed, when it was missing or V8 rejected it (another

@@ -137,8 +137,7 @@ export async function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; 
  */
 export async function runOclif(args: string[], options: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<Finished> {
   const code = [
-    `const {loadBundle} = require(${JSON.stringify(join(REPO, 'dist', 'bundle-loader.cjs'))})`,
-    `const {execute} = loadBundle(${JSON.stringify(join(REPO, 'dist', 'amp-distro.cjs'))})`,
+    `const {execute} = require(${JSON.stringify(join(REPO, 'dist', 'amp-distro.cjs'))})`,
     'const args = process.argv.slice(1)',
     `process.argv = [process.argv[0], ${JSON.stringify(RUN_JS)}, ...args]`,
     `execute({dir: ${JSON.stringify(REPO)}, args})`,
