@@ -50,6 +50,8 @@ const commands = sources(commandsDir)
 // `help` command, whose plugin imports it.
 const oclifSide = [
   "export {execute} from '@oclif/core/execute'",
+  // package.json: oclif.helpClass.
+  "export {AmpDistroHelp} from './src/help.ts'",
   `export const COMMANDS = {${commands.map(({file, id}) => `get ${JSON.stringify(id)}() { return require(${JSON.stringify(file)}).default }`).join(', ')}}`,
 ].join('\n')
 
