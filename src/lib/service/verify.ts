@@ -37,6 +37,16 @@ export interface WaitOptions {
 }
 
 /**
+ * The health of the server a unit or plist installs at `url`: a port nothing
+ * can listen on (hand-edited) is reported, never asked over HTTP, and
+ * node:http loads only when there is a server to ask.
+ */
+export async function installedHealth(url: string, port: number): Promise<HealthAnswer> {
+  if (!isListenablePort(port)) return {healthy: false, reason: `port ${port} is not a TCP port`}
+  return (await import('../health.js')).checkHealth(url, 2000)
+}
+
+/**
  * Waits until the server answers `GET /api/health` with 200 from the very
  * process the supervisor runs for the server job: the `pid` in the health
  * JSON equals the job's main PID (and, for a restart, differs from

@@ -3,7 +3,7 @@ import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {staleWarnings} from '../stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import {isListenablePort, portConflictWarning} from '../verify.js'
+import {installedHealth, isListenablePort, portConflictWarning} from '../verify.js'
 import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
@@ -107,9 +107,7 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     const target = installedTarget(installed.server)
     const url = `${serverUrl(target.host, target.port)}/api/health`
     const listenable = isListenablePort(target.port)
-    const [{checkHealth}, {acceptsConnections}] = await Promise.all([import('../../health.js'), import('../../port-probe.js')])
-    // A hand-edited port nothing can listen on is reported, never asked over HTTP.
-    const answer = listenable ? await checkHealth(url, 2000) : {healthy: false, reason: `port ${target.port} is not a TCP port`}
+    const [answer, {acceptsConnections}] = await Promise.all([installedHealth(url, target.port), import('../../port-probe.js')])
     health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
     details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
     const body = answer.healthy ? answer.body : undefined

@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {EXIT_CONFIG, UserError} from '../../errors.js'
+import {UserError} from '../../errors.js'
 import {commandText, removeFile, writeFilesAtomically} from '../../files.js'
 import {NAMES, pathsFor, serverUrl} from '../../paths.js'
 import {plannedWriteLines} from '../render.js'
@@ -10,7 +10,7 @@ import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, 
 import {type ServerTarget, verifyServing} from '../verify.js'
 import {journalTail, readJournal} from './journal.js'
 import {portOwnerCommand, readText, systemdStatus} from './status.js'
-import {createSystemctl, firstLine, isUp, mainPidOf, orphaned, type ShownUnit, stateText} from './systemctl.js'
+import {createSystemctl, exitedWithConfigError, firstLine, isUp, mainPidOf, orphaned, type ShownUnit, stateText} from './systemctl.js'
 import {readUnitCommand, renderServerUnit, renderWatchdogUnit, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
 
@@ -92,7 +92,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
         return {
           supervisorState: `${stateText(server)} (${SERVER_UNIT})`,
           logTail,
-          configError: server.ActiveState === 'failed' && server.ExecMainStatus === String(EXIT_CONFIG),
+          configError: exitedWithConfigError(server),
         }
       },
       portOwnerCommand,

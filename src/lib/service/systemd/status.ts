@@ -4,13 +4,12 @@ import {EXIT_CONFIG} from '../../errors.js'
 import {NAMES, type Paths, pathsFor, serverUrl} from '../../paths.js'
 import {readPid} from '../../pidfile.js'
 import {isAlive} from '../../procs.js'
-import type {HealthAnswer} from '../../health.js'
 import {staleWarnings} from '../stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import {isListenablePort, portConflictWarning} from '../verify.js'
+import {installedHealth, isListenablePort, portConflictWarning} from '../verify.js'
 import {journalTail} from './journal.js'
-import {mainPidOf, orphaned, type ShowAnswer, type ShownUnit, type Systemctl} from './systemctl.js'
+import {exitedWithConfigError, mainPidOf, orphaned, type ShowAnswer, type ShownUnit, type Systemctl} from './systemctl.js'
 import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
 
@@ -89,13 +88,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
   const commands = Object.fromEntries(Object.entries(texts).map(([unit, text]) => [unit, text === undefined ? undefined : readUnitCommand(text)]))
   const serverCommand = commands[SERVER_UNIT]
   const healthUrl = serverCommand && `${serverUrl(serverCommand.host, serverCommand.port)}/api/health`
-  // node:http loads only when there is a server to ask; a unit naming an impossible port (hand-edited) has none.
-  const healthAnswer: Promise<HealthAnswer> | undefined =
-    healthUrl && isListenablePort(serverCommand.port)
-      ? import('../../health.js').then(({checkHealth}) => checkHealth(healthUrl, 2000))
-      : healthUrl
-        ? Promise.resolve({healthy: false, reason: `port ${serverCommand.port} is not a TCP port`})
-        : undefined
+  const healthAnswer = healthUrl ? installedHealth(healthUrl, serverCommand.port) : undefined
   const warnings = staleWarnings(
     Object.entries(texts)
       .filter((entry): entry is [string, string] => entry[1] !== undefined)
@@ -145,7 +138,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
 
     if (state.ActiveState !== 'failed') continue
     const exec = text === undefined ? undefined : execStartLine(text)
-    if (state.ExecMainStatus === String(EXIT_CONFIG) && exec) {
+    if (exitedWithConfigError(state) && exec) {
       const said = (await journalTail(ctx, unit, 1))[0]
       problems.push(
         [

@@ -1,5 +1,6 @@
 import {existsSync} from 'node:fs'
 
+import {EXIT_CONFIG} from '../../errors.js'
 import type {ExecResult, ServiceContext} from '../types.js'
 import {SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 
@@ -52,6 +53,11 @@ export function managerProblem(answer: ExecResult): string[] {
 /** A unit that is running, starting, stopping or failed: anything but stopped cleanly. */
 export function isUp(unit: ShownUnit): boolean {
   return unit.ActiveState !== undefined && unit.ActiveState !== 'inactive'
+}
+
+/** A unit systemd gave up on because it exited with EXIT_CONFIG: a configuration that can never work (RestartPreventExitStatus=). */
+export function exitedWithConfigError(unit: ShownUnit): boolean {
+  return unit.ActiveState === 'failed' && unit.ExecMainStatus === String(EXIT_CONFIG)
 }
 
 /** The unit's main PID, or undefined while it has none. */

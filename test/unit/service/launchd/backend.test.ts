@@ -623,12 +623,17 @@ describe('launchd backend against a fake launchctl', function () {
       ])
     })
 
+    /** Edits the installed server plist's port to `port`, as a person might by hand; returns the line that now holds it. */
+    function handEditPort(plist: string, port: string): number {
+      const text = readFileSync(plist, 'utf8').replace('<string>8400</string>', `<string>${port}</string>`)
+      writeFileSync(plist, text)
+      return text.split('\n').findIndex((row) => row.includes(`<string>${port}</string>`)) + 1
+    }
+
     it('names a configuration error (last exit code 78) and the plist line that holds it', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
-      const text = readFileSync(world.serverPlist, 'utf8').replace('<string>8400</string>', '<string>99999</string>')
-      writeFileSync(world.serverPlist, text)
-      const line = text.split('\n').findIndex((row) => row.includes('<string>99999</string>')) + 1
+      const line = handEditPort(world.serverPlist, '99999')
       writeFileSync(join(world.home, '.amplifier', 'server', 'server.err.log'), 'Error: Invalid port: "99999" (expected a whole number from 1 to 65535).\n')
       world.fake.configure({state: 'not running', lastExitCode: 78})
       const status = await backend.status()
@@ -646,9 +651,7 @@ describe('launchd backend against a fake launchctl', function () {
     it('reports a hand-edited port no server can listen on, without asking the default port', async () => {
       const backend = createLaunchdBackend(world.ctx)
       await backend.install(options)
-      const text = readFileSync(world.serverPlist, 'utf8').replace('<string>8400</string>', '<string>99999</string>')
-      writeFileSync(world.serverPlist, text)
-      const line = text.split('\n').findIndex((row) => row.includes('<string>99999</string>')) + 1
+      const line = handEditPort(world.serverPlist, '99999')
       const status = await backend.status()
       expect(status.health).to.deep.equal({url: 'http://127.0.0.1:99999/api/health', healthy: false, reason: 'port 99999 is not a TCP port'})
       expect(status.warnings[0]).to.equal(
