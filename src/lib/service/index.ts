@@ -69,7 +69,7 @@ export async function createServiceContext(command: ServiceCommand): Promise<Ser
   }
 }
 
-function unsupported(command: ServiceCommand, platform: NodeJS.Platform): ServiceResult | StatusResult {
+function unsupported(command: ServiceCommand, platform: NodeJS.Platform, cliVersion: string): ServiceResult | StatusResult {
   const details = [
     `Service management supports Linux (systemd) and macOS (launchd); this machine runs ${platform}.`,
     `Run the server in the foreground instead: ${NAMES.bin} serve`,
@@ -87,6 +87,7 @@ function unsupported(command: ServiceCommand, platform: NodeJS.Platform): Servic
     watchdog: {...none},
     health: null,
     warnings: [],
+    cliVersion,
   }
 }
 
@@ -154,7 +155,7 @@ export async function runServiceCommand(
   const platform = options.platform ?? process.platform
   const ctx = options.context ?? (await createServiceContext(command))
   const backend = await backendFor(platform, ctx)
-  if (!backend) return unsupported(command, platform)
+  if (!backend) return unsupported(command, platform, ctx.version)
   switch (command) {
     case 'install': {
       const options = checked(backend.platform, () => ({

@@ -47,7 +47,7 @@ export interface StatusResult extends ServiceResult {
   health: {url: string; healthy: boolean; reason?: string; pid?: number; version?: string; uptimeSeconds?: number} | null
   warnings: string[]
   /** This CLI's version, next to `health.version` (the running server's). */
-  cliVersion?: string
+  cliVersion: string
   /** systemd: whether lingering is on for the user (absent where `loginctl` cannot tell). */
   linger?: boolean
 }

@@ -27,7 +27,7 @@ describe('service commands on an unsupported platform', () => {
     it(`status reports ${platform} as unsupported and succeeds`, async () => {
       sinon.stub(process, 'platform').value(platform)
       const result = (await runServiceCommand('status', {})) as StatusResult
-      expect(result).to.deep.include({success: true, platform: 'unsupported', installed: false, health: null, warnings: []})
+      expect(result).to.deep.include({success: true, platform: 'unsupported', installed: false, health: null, warnings: [], cliVersion: '0.3.0'})
       expect(result.server).to.deep.equal({installed: false, state: 'unsupported'})
       const rendered = renderResult(result, true)
       expect(rendered.exitCode).to.equal(0)

@@ -25,6 +25,7 @@ describe('service result rendering', () => {
       watchdog: {installed: false, state: 'not-installed'},
       health: null,
       warnings: ['Warning: one.\n  Run: x', 'Warning: two.'],
+      cliVersion: '0.3.0',
     }
     expect(renderResult(status, false)).to.deep.equal({
       stdout: 'amplifier-distro service is installed.\n',

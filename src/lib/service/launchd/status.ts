@@ -84,6 +84,7 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
       watchdog: unknown(installed.watchdog),
       health: null,
       warnings: [],
+      cliVersion: ctx.version,
     }
   }
 
@@ -108,9 +109,9 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     const url = `${serverUrl(target.host, target.port)}/api/health`
     const listenable = isListenablePort(target.port)
     const [answer, {acceptsConnections}] = await Promise.all([installedHealth(url, target.port), import('../../port-probe.js')])
-    health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason})}
-    details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
     const body = answer.healthy ? answer.body : undefined
+    health = {url, healthy: answer.healthy, ...(answer.reason === undefined ? {} : {reason: answer.reason}), ...body}
+    details.push(`Health:   ${url} ${answer.healthy ? 'healthy' : `not healthy (${answer.reason})`}`)
     if (body?.version !== undefined) {
       details.push(versionLine(body.version, ctx.version))
       const drift = versionDriftWarning(body.version, ctx.version)
@@ -139,5 +140,6 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     watchdog,
     health,
     warnings,
+    cliVersion: ctx.version,
   }
 }

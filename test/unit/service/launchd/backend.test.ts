@@ -559,8 +559,9 @@ describe('launchd backend against a fake launchctl', function () {
         installed: true,
         server: {installed: true, state: 'running', pid: 4321},
         watchdog: {installed: true, state: 'running', pid: 4321},
-        health: {url: `http://127.0.0.1:${health.port}/api/health`, healthy: true},
+        health: {url: `http://127.0.0.1:${health.port}/api/health`, healthy: true, version: '0.3.0', pid: 4321, uptimeSeconds: 3725},
         warnings: [],
+        cliVersion: '0.3.0',
       })
     })
 
@@ -695,6 +696,7 @@ describe('launchd backend against a fake launchctl', function () {
         watchdog: {installed: false, state: 'not-installed'},
         health: null,
         warnings: [],
+        cliVersion: '0.3.0',
       })
     })
 
@@ -703,6 +705,7 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status.success).to.equal(false)
       expect(status.server.state).to.equal('unknown')
       expect(status.message).to.match(/^Cannot read the service state: launchctl could not be run/)
+      expect(status.cliVersion).to.equal('0.3.0')
     })
   })
 
