@@ -2,8 +2,8 @@
 // CommonJS (see bin/package.json), loading CommonJS built by
 // scripts/bundle.mjs: the fewest files and the least of Node's own module
 // machinery for a start. `--version` reads only package.json; help goes to
-// the oclif bundle; everything else starts in the main bundle, whose fast
-// path hands to oclif what it does not handle. The oclif bundle loads
+// the oclif bundle; everything else starts in the main bundle's fast path,
+// and what that does not handle goes to the oclif bundle, which loads
 // through a code cache of its own (src/bundle-loader.ts).
 const {enableCompileCache} = require('node:module')
 const {join} = require('node:path')

@@ -61,8 +61,8 @@ const oclifSide = [
 // classes, whose list oclif reads: package.json, oclif.commands). Each lib
 // module exists once: the oclif bundle takes the ones the commands import
 // from the main bundle (its `lib` export), requiring it when a command class
-// first needs one; the main bundle loads the oclif bundle only when
-// `execute` is asked for. Help goes to the oclif bundle directly (bin/run.js).
+// first needs one. The main bundle never loads the oclif bundle: bin/run.js
+// does, for help and for what the fast path leaves to oclif.
 const shared = {
   absWorkingDir: root,
   outdir: join(root, 'dist'),
@@ -124,9 +124,6 @@ const entry = () =>
       .sort()
       .map((name) => `get ${JSON.stringify(name)}() { return require(${JSON.stringify(`./src/lib/${name}`)}) }`)
       .join(', ')}}`,
-    // oclif, for what the fast path leaves to it: the oclif bundle, loaded as bin/run.js loads it for help.
-    "Object.defineProperty(exports, 'execute', {enumerable: true, get: () => require('./bundle-loader.cjs').loadBundle(" +
-      "require('node:path').join(__dirname, 'oclif.cjs'), {route: require('./bundle-loader.cjs').routeOf(process.argv.slice(2))}).execute})",
   ].join('\n')
 
 const main = await build({
@@ -136,7 +133,7 @@ const main = await build({
     {in: join(root, 'src', 'bundle-loader.ts'), out: 'bundle-loader'},
     {in: join(root, 'src', 'version.ts'), out: 'version'},
   ],
-  external: ['which', 'plist', './bundle-loader.cjs'],
+  external: ['which', 'plist'],
   plugins: [virtual('main', entry, 'js')],
 })
 
