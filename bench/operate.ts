@@ -16,7 +16,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {SERVER_UNIT} from '../src/lib/service/systemd/unit.js'
+import {SERVER_UNIT} from '../src/lib/service/drivers/systemd/unit.js'
 import {cli, systemctlOk, unitDir} from '../test/e2e/service-fixtures.js'
 import {startUserManager, type UserManager, waitFor} from '../test/e2e/systemd-harness.js'
 import {freePort, RUN_JS} from '../test/helpers/cli.js'

@@ -9,7 +9,7 @@
  *   intervals shortened by a drop-in, until health answers from a new main
  *   PID; bound restart-after + check-interval + the watchdog's stop grace + 2 s.
  */
-import {SERVER_UNIT, WATCHDOG_UNIT} from '../src/lib/service/systemd/unit.js'
+import {SERVER_UNIT, WATCHDOG_UNIT} from '../src/lib/service/drivers/systemd/unit.js'
 import {serverStopDeps} from '../src/lib/stop.js'
 import {cliOk, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctlOk} from '../test/e2e/service-fixtures.js'
 import {isRunning, startUserManager, waitFor} from '../test/e2e/systemd-harness.js'

@@ -3,7 +3,7 @@ import {homedir} from 'node:os'
 import {UserError} from './errors.js'
 import {consoleIo} from './io.js'
 import {packageInfo} from './pkg.js'
-import type {ServiceCommand} from './service/index.js'
+import type {ServiceCommand} from './service/run.js'
 import type {LogLine} from './service/types.js'
 import {shutdownSignal} from './signals.js'
 
@@ -65,7 +65,7 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
 const text = (value: boolean | string | undefined) => (value === undefined ? undefined : String(value))
 
 async function service(command: ServiceCommand, flags: FlagValues): Promise<void> {
-  const [{runServiceCommand}, {printResult}] = await Promise.all([import('./service/index.js'), import('./service/render.js')])
+  const [{runServiceCommand}, {printResult}] = await Promise.all([import('./service/run.js'), import('./service/result.js')])
   const json = flags.json === true
   const lines: LogLine[] = []
   let printed = 0

@@ -1,4 +1,4 @@
-import {chmodSync, mkdirSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 
 /** Removes a file, ignoring one that is already gone. */
@@ -37,4 +37,13 @@ export function writeFilesAtomically(files: readonly {path: string; content: str
 /** A shell-style rendering of an argument vector, for people reading a dry run or an error. */
 export function commandText(argv: readonly string[]): string {
   return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", String.raw`'\''`)}'`)).join(' ')
+}
+
+/** Removes those of `files` that exist; answers the ones it removed. */
+export function removeExisting(files: readonly string[]): string[] {
+  return files.filter((file) => {
+    if (!existsSync(file)) return false
+    removeFile(file)
+    return true
+  })
 }

@@ -3,42 +3,12 @@ import {closeSync, writeSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {delimiter, dirname} from 'node:path'
 
+import {EXIT_CONFIG, UserError} from './errors.js'
 import type {Logger} from './logger.js'
 import {openBoundedAppend} from './output-bound.js'
-import {EXIT_CONFIG} from './errors.js'
 import {NAMES} from './paths.js'
-import {exitedWithConfigError, parseLaunchctlPrint} from './service/launchd/launchctl.js'
-import {SERVER_UNIT} from './service/systemd/unit.js'
-import type {Exec} from './service/types.js'
+import type {Driver} from './service/driver.js'
 import type {StopOutcome} from './stop.js'
-
-/** The supervisor the watchdog runs under, if any. */
-export type Supervisor = 'systemd' | 'launchd'
-
-/**
- * Which supervisor started this process, judged from what the supervisor
- * gives this very process, never from markers a child inherits:
- * - systemd sets `SYSTEMD_EXEC_PID` to the PID it started. Our units run
- *   Node through `#!/usr/bin/env node` or a launcher that `exec`s Node, so
- *   under our unit it is this process's own PID. A shell started from some
- *   unit (a terminal, an IDE) passes `INVOCATION_ID` and its own
- *   `SYSTEMD_EXEC_PID` on to everything it starts, so neither alone counts.
- * - launchd sets `XPC_SERVICE_NAME` to the job's label for the processes it
- *   starts (`launchctl print` lists it in the job's environment); our plists
- *   set `LAUNCHD_JOB_NAME` to the same label. Both must agree, and name one
- *   of our two jobs: a Terminal session has `XPC_SERVICE_NAME=0` or an
- *   `application.…` name, so a hand-run watchdog with `LAUNCHD_JOB_NAME`
- *   exported acts standalone, and so does one started from the environment
- *   of some other job (its shell, its children), which launchd would not
- *   restart for us. Our jobs start no shells, so no other process inherits
- *   our pair.
- */
-export function detectSupervisor(env: NodeJS.ProcessEnv, pid: number): Supervisor | undefined {
-  if (env.SYSTEMD_EXEC_PID === String(pid)) return 'systemd'
-  const ours: (string | undefined)[] = [NAMES.launchdLabel, NAMES.launchdWatchdogLabel]
-  if (ours.includes(env.LAUNCHD_JOB_NAME) && env.XPC_SERVICE_NAME === env.LAUNCHD_JOB_NAME) return 'launchd'
-  return undefined
-}
 
 /** What a restart attempt came to. */
 export type RestartOutcome =
@@ -51,7 +21,8 @@ export type RestartOutcome =
 
 /** One way of bringing the server back. */
 export interface RestartStrategy {
-  readonly mode: Supervisor | 'standalone'
+  /** The supervisor's name (`systemd`, `launchd`), or `standalone`. */
+  readonly mode: string
   restart(): Promise<RestartOutcome>
   /**
    * Why a restart must wait for the user (a message saying what to do), or
@@ -68,8 +39,6 @@ export interface RestartDeps {
   waitPortFree: () => Promise<boolean>
   /** Starts a detached `amp-distro serve` and resolves to its PID. */
   spawnServer: () => Promise<number>
-  exec: Exec
-  uid: number
   log: Logger
 }
 
@@ -96,78 +65,50 @@ function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
 }
 
 /**
- * A server unit in state `failed` (its start limit was hit, or it exited
- * with a code systemd does not restart) is not started by a watchdog restart
- * either: `Wants=` gives up at once, so exiting would only repeat every
- * restart-after. It needs the user. Any other answer, or none, lets the
- * restart go ahead.
+ * Why the supervisor holds the server back, or undefined when it does not
+ * (or does not answer): a server job it gave up (a systemd unit `failed`
+ * at its start limit or with a configuration error, a launchd job that
+ * keeps exiting with one) is not started by a watchdog restart either, so
+ * exiting would only repeat every restart-after. It needs the user.
  */
-async function systemdServerHeld(exec: Exec): Promise<string | undefined> {
-  const result = await exec('systemctl', ['--user', 'show', SERVER_UNIT, '-p', 'ActiveState', '--value'])
-  if (result.code !== 0 || result.stdout.trim() !== 'failed') return undefined
+async function heldBy(supervisor: Driver): Promise<string | undefined> {
+  const inspection = await supervisor.inspect()
+  if ('unreachable' in inspection || !inspection.jobs.server.gaveUp) return undefined
+  const job = inspection.jobs.server
+  const why = job.configError ? `exited with a configuration error (exit code ${EXIT_CONFIG})` : `has failed (${job.failure ?? 'unknown reason'})`
   return (
-    `The server unit ${SERVER_UNIT} has failed and systemd no longer restarts it (start limit, or a configuration error). ` +
-    `See \`${NAMES.bin} service logs\`, fix the cause, then run \`${NAMES.bin} service restart\` ` +
-    `(or \`systemctl --user reset-failed ${SERVER_UNIT}\` and start it). Waiting for the server to be started again.`
-  )
-}
-
-/**
- * The server job held by launchd but not running, its last exit code
- * EXIT_CONFIG: a configuration that can never work. launchd starts it again
- * every ThrottleInterval by itself, and each start fails the same way, so a
- * `kickstart -k` every restart-after cannot help either. Any other answer,
- * or none, lets the restart go ahead.
- */
-async function launchdServerHeld(exec: Exec, uid: number): Promise<string | undefined> {
-  const target = `gui/${uid}/${NAMES.launchdLabel}`
-  const result = await exec('launchctl', ['print', target])
-  if (result.code !== 0 || !exitedWithConfigError({loaded: true, ...parseLaunchctlPrint(result.stdout)})) return undefined
-  return (
-    `The server job ${NAMES.launchdLabel} keeps exiting with a configuration error (exit code ${EXIT_CONFIG}), so restarting it cannot help. ` +
-    `Run \`${NAMES.bin} service status\`, which names the line of its plist to fix; fix it, then run \`${NAMES.bin} service stop\` and \`${NAMES.bin} service start\` ` +
-    `(or re-run \`${NAMES.bin} service install --port <port>\`). Waiting for the server to be started again.`
+    `The server job ${supervisor.jobName('server')} ${why}, and ${supervisor.name} does not start it again by itself, so restarting it cannot help. ` +
+    `Run \`${NAMES.bin} service status\`, which says why and names the line to fix, and \`${NAMES.bin} service logs\`; once the cause is fixed: ${supervisor.reloadHint}. ` +
+    'Waiting for the server to be started again.'
   )
 }
 
 /**
  * Picks how to restart the server:
- * - under systemd: stop the server, exit 1; systemd restarts the watchdog,
- *   whose `Wants=` starts the server unit again; while the server unit is
- *   `failed`, `held` says so and no restart is tried;
- * - under launchd: stop the server, `launchctl kickstart -k` the server job
- *   (launchd has no `Wants=`), exit 1; while the server job keeps exiting
- *   with a configuration error, `held` says so and no restart is tried;
+ * - under a supervisor (`supervisor`, the driver of the one that started
+ *   this watchdog): stop the server, have the supervisor start the server
+ *   job again where the watchdog's exit does not (launchd has no `Wants=`),
+ *   and exit 1 so that the supervisor restarts the watchdog; while the
+ *   supervisor has given the server job up, `held` says so and no restart
+ *   is tried;
  * - standalone: stop the server, wait for its port, start a detached
  *   `amp-distro serve`.
  * Under a supervisor it never starts a server itself, so there is never a
  * second server or an orphan.
  */
-export function restartStrategy(supervisor: Supervisor | undefined, deps: RestartDeps): RestartStrategy {
+export function restartStrategy(supervisor: Driver | undefined, deps: RestartDeps): RestartStrategy {
   const stop = async () => deps.log.info(describeStop(await deps.stop()))
 
-  if (supervisor === 'systemd') {
+  if (supervisor) {
     return {
-      mode: 'systemd',
+      mode: supervisor.name,
       async restart() {
         await stop()
-        return {kind: 'exit', code: 1, message: 'Exiting with status 1 so that systemd restarts the watchdog and starts the server again.'}
+        if (!supervisor.watchdogExitRevivesServer) await revive(supervisor, deps.log)
+        const also = supervisor.watchdogExitRevivesServer ? ' and starts the server again' : ''
+        return {kind: 'exit', code: 1, message: `Exiting with status 1 so that ${supervisor.name} restarts the watchdog${also}.`}
       },
-      held: () => systemdServerHeld(deps.exec),
-    }
-  }
-
-  if (supervisor === 'launchd') {
-    return {
-      mode: 'launchd',
-      async restart() {
-        await stop()
-        const target = `gui/${deps.uid}/${NAMES.launchdLabel}`
-        const result = await deps.exec('launchctl', ['kickstart', '-k', target])
-        if (result.code !== 0) deps.log.warn(`launchctl kickstart -k ${target} failed (exit ${result.code}): ${result.stderr.trim()}`)
-        return {kind: 'exit', code: 1, message: 'Exiting with status 1 so that launchd restarts the watchdog.'}
-      },
-      held: () => launchdServerHeld(deps.exec, deps.uid),
+      held: () => heldBy(supervisor),
     }
   }
 
@@ -179,6 +120,18 @@ export function restartStrategy(supervisor: Supervisor | undefined, deps: Restar
       const pid = await deps.spawnServer()
       return {kind: 'restarted', message: `Started a new server (PID ${pid}).`}
     },
+  }
+}
+
+/** Has the supervisor start the server job again; a refusal is logged, since the watchdog exits either way. */
+async function revive(supervisor: Driver, log: Logger): Promise<void> {
+  try {
+    const inspection = await supervisor.inspect()
+    if ('unreachable' in inspection) throw new UserError(inspection.unreachable.join(' '))
+    await supervisor.restart(['server'], inspection.jobs)
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    log.warn(`${supervisor.name} did not start ${supervisor.jobName('server')} again: ${[error.message, ...error.details].join(' ')}`)
   }
 }
 

@@ -3,7 +3,9 @@ import {checkHealth, type HealthAnswer} from './health.js'
 import {createFileLogger, type Logger} from './logger.js'
 import {pathsFor, serverUrl} from './paths.js'
 import {claimCommandPid, removePidIfOwned} from './pidfile.js'
-import {detectSupervisor, portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart.js'
+import {streamLines} from './exec.js'
+import {portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart.js'
+import {supervisorOf} from './service/drivers/registry.js'
 import type {Exec} from './service/types.js'
 import {serverStopDeps, stopFromPidFile} from './stop.js'
 import {parsePort, parseWhole, validateHost} from './validate.js'
@@ -257,7 +259,7 @@ async function waitPortFree(host: string, port: number, ms: number, signal: Abor
 export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promise<number> {
   const settings = watchdogSettings(flags)
   const paths = pathsFor(deps.home, deps.env)
-  const supervisor = detectSupervisor(deps.env, deps.pid)
+  const supervisor = await supervisorOf(deps.env, deps.pid, {home: deps.home, env: deps.env, uid: deps.uid, user: deps.env.USER ?? '', exec: deps.exec, stream: streamLines})
   await claimCommandPid(paths.watchdogPid, deps.pid, 'watchdog', (holder) => new UserError(`watchdog already running (PID ${holder}); its PID file is ${paths.watchdogPid}.`))
   const log = createFileLogger({file: paths.watchdogLog, echo: deps.echo})
   try {
@@ -279,8 +281,6 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
           execPath: deps.execPath,
           banner: `--- ${new Date().toISOString()} amp-distro watchdog (PID ${deps.pid}) starts the server ---`,
         }),
-      exec: deps.exec,
-      uid: deps.uid,
       log,
     })
     const limit = settings.maxRestarts === 0 ? 'unlimited' : String(settings.maxRestarts)

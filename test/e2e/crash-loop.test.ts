@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {EXIT_CONFIG} from '../../src/lib/errors.js'
-import {directive, parseUnit, RESTART_SEC} from '../../src/lib/service/systemd/unit.js'
+import {directive, parseUnit, RESTART_SEC} from '../../src/lib/service/drivers/systemd/unit.js'
 import {freePort, hasStackTrace} from '../helpers/cli.js'
 import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, systemctlOk, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'

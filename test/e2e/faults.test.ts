@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {RESTART_SEC, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/systemd/unit.js'
+import {RESTART_SEC, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
 import {freePort, RUN_JS, waitFor as poll} from '../helpers/cli.js'
 import {healthPid, type Launched, launch} from '../helpers/processes.js'
 import {cli, cliOk, toolProcesses, shortenWatchdogIntervals, steadyServer, steadyWatchdog} from './service-fixtures.js'

@@ -14,12 +14,12 @@ import {checkHealth} from '../../src/lib/health.js'
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
 import {isToolProcess} from '../../src/lib/procs.js'
-import {directive, parseUnit, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/systemd/unit.js'
+import {directive, parseUnit, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
 import {RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
 import {pidsInMountNamespace, type RunResult, type UserManager, waitFor} from './systemd-harness.js'
 
-export {SERVER_UNIT as SERVER, WATCHDOG_UNIT as WATCHDOG} from '../../src/lib/service/systemd/unit.js'
+export {SERVER_UNIT as SERVER, WATCHDOG_UNIT as WATCHDOG} from '../../src/lib/service/drivers/systemd/unit.js'
 
 /** Runs the built CLI inside the manager's namespace (as the user would from a shell there). */
 export function cli(um: UserManager, args: string[], entry = RUN_JS): Promise<RunResult> {

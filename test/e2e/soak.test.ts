@@ -6,7 +6,7 @@ import {performance} from 'node:perf_hooks'
 
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/pidfile.js'
-import {RESTART_SEC} from '../../src/lib/service/systemd/unit.js'
+import {RESTART_SEC} from '../../src/lib/service/drivers/systemd/unit.js'
 import {freePort} from '../helpers/cli.js'
 import {cli, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'

@@ -6,8 +6,7 @@ import sinon from 'sinon'
 
 import {isNpxCachePath, resolveBinary} from '../../src/lib/binary.js'
 import {UserError} from '../../src/lib/errors.js'
-import {renderResult} from '../../src/lib/service/render.js'
-import {runServiceCommand} from '../../src/lib/service/index.js'
+import {renderResult} from '../../src/lib/service/result.js'
 import {execCommand, streamLines} from '../../src/lib/exec.js'
 
 describe('binary resolution', () => {
@@ -95,9 +94,10 @@ describe('binary resolution', () => {
   })
 
   it('makes a service install fail with the exact not-found message', async () => {
-    // The backend loads lazily (an ES module import); this test file is compiled to CommonJS, so the
-    // resolver must come from the same module instance as the backend for its UserError to be recognised.
+    // This test file is compiled to CommonJS: the resolver and the service core must come from the same
+    // module instances (ES module imports) for the resolver's UserError to be recognised.
     const esm = await import('../../src/lib/binary.js')
+    const {runServiceCommand} = await import('../../src/lib/service/run.js')
     const empty = join(dir, 'empty')
     mkdirSync(empty)
     const result = await runServiceCommand(

@@ -6,11 +6,15 @@ import sinon from 'sinon'
 import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
 import type {HealthAnswer} from '../../src/lib/health.js'
 import type {Logger} from '../../src/lib/logger.js'
-import {detectSupervisor, type RestartDeps, type Supervisor, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
-import type {ExecResult} from '../../src/lib/service/types.js'
+import {type RestartDeps, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
+import type {DriverContext, JobState} from '../../src/lib/service/driver.js'
+import {createDriver as createLaunchdDriver} from '../../src/lib/service/drivers/launchd/driver.js'
+import {supervisorOf} from '../../src/lib/service/drivers/registry.js'
+import type {Exec} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/stop.js'
 import {execCommand} from '../../src/lib/exec.js'
-import {buildPlist} from '../../src/lib/service/launchd/plist.js'
+import {buildPlist} from '../../src/lib/service/drivers/launchd/plist.js'
+import {FakeDriver, job} from '../helpers/fake-driver.js'
 import {createFakeLaunchctl, type FakeLaunchctlConfig} from '../helpers/fake-launchctl.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog.js'
 
@@ -377,9 +381,8 @@ describe('abortableSleep', () => {
 })
 
 /** Records every effect a restart strategy uses, in order. */
-function effects(options: {portFree?: boolean; kickstart?: ExecResult} = {}) {
+function effects(options: {portFree?: boolean} = {}) {
   const order: string[] = []
-  const execCalls: [string, string[]][] = []
   const lines: string[] = []
   const deps: RestartDeps = {
     async stop(): Promise<StopOutcome> {
@@ -394,31 +397,40 @@ function effects(options: {portFree?: boolean; kickstart?: ExecResult} = {}) {
       order.push('spawn')
       return 4242
     },
-    async exec(file, args) {
-      order.push('exec')
-      execCalls.push([file, args])
-      return options.kickstart ?? {code: 0, stdout: '', stderr: ''}
-    },
-    uid: 501,
     log: {info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m)},
   }
-  return {deps, order, execCalls, lines}
+  return {deps, order, lines}
 }
 
 const PID = 4711
 const UNDER_SYSTEMD = {INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: String(PID)}
 const UNDER_LAUNCHD = {LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog', XPC_SERVICE_NAME: 'com.amplifier.distro.watchdog'}
+const NO_PROGRAMS: DriverContext = {
+  home: '/nonexistent/home',
+  env: {},
+  uid: 501,
+  user: 'ada',
+  exec: async () => ({code: 127, stdout: '', stderr: 'no programs here'}),
+  stream: async () => ({code: 127, stdout: '', stderr: 'no programs here'}),
+}
 
-async function runWithStrategy(env: NodeJS.ProcessEnv, fx: ReturnType<typeof effects>) {
+/** A supervisor whose server job runs, as the in-memory driver keeps it; `revives` false: the watchdog must ask it to start the server again (launchd). */
+function supervisor(options: {revives?: boolean; server?: Partial<JobState>} = {}): FakeDriver {
+  const driver = new FakeDriver()
+  driver.watchdogExitRevivesServer = options.revives ?? true
+  driver.jobs.server = job({state: 'active', running: true, pid: 777, ...options.server})
+  return driver
+}
+
+async function runWithStrategy(strategy: RestartStrategy) {
   const w = world({healthyAt: () => false, endAt: 400 * S})
-  const strategy = restartStrategy(detectSupervisor(env, PID), fx.deps)
-  return {code: await w.run(settings(), strategy), strategy}
+  return {code: await w.run(settings(), strategy), w}
 }
 
 describe('restart strategies', () => {
   const FOREIGN_JOB = {LAUNCHD_JOB_NAME: 'com.example.agent', XPC_SERVICE_NAME: 'com.example.agent'}
   // [the environment, what it is, the supervisor it shows]
-  const evidence: [NodeJS.ProcessEnv, string, Supervisor | undefined][] = [
+  const evidence: [NodeJS.ProcessEnv, string, string | undefined][] = [
     [UNDER_SYSTEMD, 'our unit: SYSTEMD_EXEC_PID is this process', 'systemd'],
     [UNDER_LAUNCHD, 'our watchdog job: XPC_SERVICE_NAME is the LAUNCHD_JOB_NAME', 'launchd'],
     [{LAUNCHD_JOB_NAME: 'com.amplifier.distro', XPC_SERVICE_NAME: 'com.amplifier.distro'}, 'our server job', 'launchd'],
@@ -433,85 +445,80 @@ describe('restart strategies', () => {
     [{LAUNCHD_JOB_NAME: '', XPC_SERVICE_NAME: ''}, 'both empty', undefined],
     [{}, 'nothing', undefined],
   ]
-  for (const [env, what, supervisor] of evidence) {
-    it(`${what}: ${supervisor ?? 'standalone'}`, () => expect(detectSupervisor(env, PID)).to.equal(supervisor))
+  for (const [env, what, name] of evidence) {
+    it(`${what}: ${name ?? 'standalone'}`, async () => expect((await supervisorOf(env, PID, NO_PROGRAMS))?.name).to.equal(name))
   }
 
-  it("started from another launchd job's environment: standalone, so it starts the server itself", async () => {
+  it('no supervisor started it (another job’s environment, a foreign INVOCATION_ID): standalone, so it starts the server itself', async () => {
     const fx = effects()
-    const {code, strategy} = await runWithStrategy(FOREIGN_JOB, fx)
-    expect(strategy.mode).to.equal('standalone')
-    expect(code).to.equal(0)
-    expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
-    expect(fx.execCalls).to.deep.equal([])
-  })
-
-  it('with a foreign INVOCATION_ID (a shell started from a unit): standalone, so it starts the server itself', async () => {
-    const fx = effects()
-    const {code, strategy} = await runWithStrategy({INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: '1234'}, fx)
+    const strategy = restartStrategy(await supervisorOf(FOREIGN_JOB, PID, NO_PROGRAMS), fx.deps)
+    const {code} = await runWithStrategy(strategy)
     expect(strategy.mode).to.equal('standalone')
     expect(code).to.equal(0)
     expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
   })
 
-  it('under systemd, a failed server unit holds the restart: the server is not stopped and the watchdog does not exit', async () => {
-    const fx = effects({kickstart: {code: 0, stdout: 'failed\n', stderr: ''}})
-    const {code} = await runWithStrategy(UNDER_SYSTEMD, fx)
-    expect(code).to.equal(0)
-    expect(fx.order).to.deep.equal(['exec', 'exec', 'exec', 'exec'])
-    const held = await restartStrategy('systemd', fx.deps).held?.()
-    expect(held).to.include('amplifier-distro.service has failed')
-    expect(held).to.include('amp-distro service restart')
-    expect(held).to.include('systemctl --user reset-failed amplifier-distro.service')
-  })
-
-  it('under systemd (SYSTEMD_EXEC_PID): asks for the server unit state, stops the server and exits 1, never spawns', async () => {
-    const fx = effects({kickstart: {code: 0, stdout: 'active\n', stderr: ''}})
-    const {code, strategy} = await runWithStrategy(UNDER_SYSTEMD, fx)
-    expect(strategy.mode).to.equal('systemd')
-    expect(code).to.equal(1)
-    expect(fx.execCalls).to.deep.equal([['systemctl', ['--user', 'show', 'amplifier-distro.service', '-p', 'ActiveState', '--value']]])
-    expect(fx.order).to.deep.equal(['exec', 'stop'])
-    expect(fx.lines).to.include('Stopped the server (PID 777).')
-  })
-
-  it('under launchd (XPC_SERVICE_NAME = LAUNCHD_JOB_NAME): stops the server, kickstarts the server job, exits 1, never spawns', async () => {
+  it('a server job its supervisor gave up holds the restart: logged once, the server is not stopped, the watchdog does not exit', async () => {
+    const driver = supervisor({server: {state: 'failed', running: false, pid: undefined, gaveUp: true, failure: 'start-limit-hit'}})
     const fx = effects()
-    const {code, strategy} = await runWithStrategy(UNDER_LAUNCHD, fx)
-    expect(strategy.mode).to.equal('launchd')
-    expect(code).to.equal(1)
-    expect(fx.order).to.deep.equal(['exec', 'stop', 'exec'])
-    expect(fx.execCalls).to.deep.equal([
-      ['launchctl', ['print', 'gui/501/com.amplifier.distro']],
-      ['launchctl', ['kickstart', '-k', 'gui/501/com.amplifier.distro']],
-    ])
-  })
-
-  it('under launchd, a server job that keeps exiting 78 holds the restart: logged once, no stop, no kickstart, the watchdog does not exit', async () => {
-    const printed = ['gui/501/com.amplifier.distro = {', '\tstate = not running', '', '\truns = 14', `\tlast exit code = ${EXIT_CONFIG}: EX_CONFIG`, '}', ''].join('\n')
-    const fx = effects({kickstart: {code: 0, stdout: printed, stderr: ''}})
-    const w = world({healthyAt: () => false, endAt: 1200 * S})
-    const code = await w.run(settings(), restartStrategy(detectSupervisor(UNDER_LAUNCHD, PID), fx.deps))
+    const {code, w} = await runWithStrategy(restartStrategy(driver, fx.deps))
     expect(code).to.equal(0)
-    expect(new Set(fx.execCalls.map(([file, args]) => `${file} ${args.join(' ')}`))).to.deep.equal(new Set(['launchctl print gui/501/com.amplifier.distro']))
-    expect(fx.order).to.not.include('stop')
+    expect(fx.order).to.deep.equal([])
+    expect(driver.calls).to.deep.equal([])
     const said = w.lines.filter((line) => line.level === 'error')
     expect(said).to.have.length(1)
-    expect(said[0].message).to.include(`configuration error (exit code ${EXIT_CONFIG})`)
+    expect(said[0].message).to.include('fake-server has failed (start-limit-hit)')
     expect(said[0].message).to.include('amp-distro service status')
+    expect(said[0].message).to.include('amp-distro service restart')
+  })
+
+  it('a server job that exited with a configuration error is held the same way, naming the error', async () => {
+    const driver = supervisor({revives: false, server: {running: false, pid: undefined, gaveUp: true, configError: true}})
+    expect(await restartStrategy(driver, effects().deps).held?.()).to.include(`exited with a configuration error (exit code ${EXIT_CONFIG})`)
+  })
+
+  it('a supervisor that starts the server with the watchdog (systemd): stops the server and exits 1, asks nothing more, never spawns', async () => {
+    const driver = supervisor()
+    const fx = effects()
+    const strategy = restartStrategy(driver, fx.deps)
+    const {code, w} = await runWithStrategy(strategy)
+    expect(strategy.mode).to.equal('fakevisor')
+    expect(code).to.equal(1)
+    expect(fx.order).to.deep.equal(['stop'])
+    expect(driver.calls).to.deep.equal([])
+    expect(fx.lines).to.include('Stopped the server (PID 777).')
+    expect(w.lines.map((line) => line.message)).to.include('Exiting with status 1 so that fakevisor restarts the watchdog and starts the server again.')
+  })
+
+  it('a supervisor that does not (launchd): stops the server, has the supervisor restart the server job, exits 1, never spawns', async () => {
+    const driver = supervisor({revives: false})
+    const fx = effects()
+    const {code, w} = await runWithStrategy(restartStrategy(driver, fx.deps))
+    expect(code).to.equal(1)
+    expect(fx.order).to.deep.equal(['stop'])
+    expect(driver.calls).to.deep.equal(['restart server'])
+    expect(w.lines.map((line) => line.message)).to.include('Exiting with status 1 so that fakevisor restarts the watchdog.')
+  })
+
+  it('a restart of the server job that the supervisor refuses is logged, and it still exits 1', async () => {
+    const driver = supervisor({revives: false})
+    driver.refuse = 'restart'
+    const fx = effects()
+    const {code} = await runWithStrategy(restartStrategy(driver, fx.deps))
+    expect(code).to.equal(1)
+    expect(fx.lines.some((line) => line.includes('fakevisor did not start fake-server again: fakectl restart failed (exit 1).'))).to.equal(true)
   })
 
   it('under launchd, held reads launchctl print as the fake launchctl answers it: 78 holds, another exit code or a running job does not', async () => {
     const fake = createFakeLaunchctl()
     try {
-      const fx = effects()
-      fx.deps.exec = (file, args) => execCommand(join(fake.dir, file), args)
-      const strategy = restartStrategy('launchd', fx.deps)
+      const exec: Exec = (file, args) => execCommand(join(fake.dir, file), args)
+      const strategy = restartStrategy(createLaunchdDriver({...NO_PROGRAMS, exec}), effects().deps)
       expect(await strategy.held?.(), 'not loaded').to.equal(undefined)
       const plistFile = join(fake.dir, 'com.amplifier.distro.plist')
       writeFileSync(plistFile, buildPlist({Label: 'com.amplifier.distro', ProgramArguments: ['/usr/local/bin/amp-distro', 'serve']}))
       fake.configure({})
-      expect((await fx.deps.exec('launchctl', ['bootstrap', 'gui/501', plistFile])).code).to.equal(0)
+      expect((await exec('launchctl', ['bootstrap', 'gui/501', plistFile])).code).to.equal(0)
       const answers: [FakeLaunchctlConfig, boolean][] = [
         [{state: 'not running', lastExitCode: EXIT_CONFIG}, true],
         [{state: 'not running', lastExitCode: 1}, false],
@@ -526,21 +533,6 @@ describe('restart strategies', () => {
     }
   })
 
-  it('under launchd, a failing kickstart is logged and it still exits 1', async () => {
-    const fx = effects({kickstart: {code: 113, stdout: '', stderr: 'Could not find service "com.amplifier.distro" in domain for port\n'}})
-    const {code} = await runWithStrategy(UNDER_LAUNCHD, fx)
-    expect(code).to.equal(1)
-    expect(fx.lines.some((l) => l.includes('failed (exit 113)') && l.includes('Could not find service'))).to.be.true
-  })
-
-  it('standalone: stops the server, waits for the port, spawns a new one and keeps watching', async () => {
-    const fx = effects()
-    const {code, strategy} = await runWithStrategy({}, fx)
-    expect(strategy.mode).to.equal('standalone')
-    expect(code).to.equal(0)
-    expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
-  })
-
   it('standalone: a port that stays busy is a failed attempt and nothing is spawned', async () => {
     const fx = effects({portFree: false})
     const outcome = await restartStrategy(undefined, fx.deps).restart()
@@ -551,7 +543,7 @@ describe('restart strategies', () => {
   it('describes a stale PID file without claiming a stop', async () => {
     const fx = effects()
     fx.deps.stop = async () => ({kind: 'stale', pid: 31337, alive: true})
-    await restartStrategy('systemd', fx.deps).restart()
+    await restartStrategy(supervisor(), fx.deps).restart()
     expect(fx.lines[0]).to.equal('server.pid named PID 31337, which is not an amp-distro serve: removed the stale file, signalled nothing.')
   })
 })

@@ -1,4 +1,4 @@
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {isAbsolute} from 'node:path'
 
 import {NAMES} from '../paths.js'
@@ -43,4 +43,13 @@ export function staleWarnings(definitions: readonly InstalledDefinition[], exist
   }
 
   return [...warnings]
+}
+
+/** A file's text, or undefined when it cannot be read. */
+export function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
 }

@@ -142,27 +142,3 @@ export interface PlannedFile {
   path: string
   content: string
 }
-
-export interface InstallPlan {
-  files: PlannedFile[]
-  /** The supervisor commands install runs, in order, as argument vectors. */
-  commands: string[][]
-}
-
-/** One supervisor (systemd user units, launchd user agents); every backend has this shape. */
-export interface Backend {
-  readonly platform: Exclude<PlatformName, 'unsupported'>
-  /** Pure: the files and commands an install with this spec would write and run. */
-  plan(spec: UnitSpec, options: {watchdog: boolean}): InstallPlan
-  install(options: InstallOptions): Promise<ServiceResult>
-  uninstall(): Promise<ServiceResult>
-  status(): Promise<StatusResult>
-  /** Starts the installed server (and its watchdog) through the supervisor. */
-  start(options: OperateOptions): Promise<ServiceResult>
-  /** Stops both through the supervisor; unit files, plists and enablement stay. */
-  stop(): Promise<ServiceResult>
-  /** Replaces the running server with a fresh process (a stopped service is started). */
-  restart(options: OperateOptions): Promise<ServiceResult>
-  /** Writes the server's and the watchdog's output through `options.write`. */
-  logs(options: LogsOptions): Promise<ServiceResult>
-}

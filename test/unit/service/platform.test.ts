@@ -1,8 +1,9 @@
 import {expect} from 'chai'
 import sinon from 'sinon'
 
-import {platformName, runServiceCommand} from '../../../src/lib/service/index.js'
-import {renderResult} from '../../../src/lib/service/render.js'
+import {platformName} from '../../../src/lib/service/drivers/registry.js'
+import {runServiceCommand} from '../../../src/lib/service/run.js'
+import {renderResult} from '../../../src/lib/service/result.js'
 import type {StatusResult} from '../../../src/lib/service/types.js'
 
 describe('service commands on an unsupported platform', () => {

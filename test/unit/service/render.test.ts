@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {plannedWriteLines, renderResult} from '../../../src/lib/service/render.js'
+import {plannedWriteLines, renderResult} from '../../../src/lib/service/result.js'
 import type {ServiceResult, StatusResult} from '../../../src/lib/service/types.js'
 
 describe('service result rendering', () => {

@@ -1,8 +1,9 @@
 import {expect} from 'chai'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
 
-import {portOwnerCommand as launchdPortOwner} from '../../../src/lib/service/launchd/status.js'
-import {portOwnerCommand as systemdPortOwner} from '../../../src/lib/service/systemd/status.js'
+import type {DriverContext} from '../../../src/lib/service/driver.js'
+import {createDriver as createLaunchdDriver} from '../../../src/lib/service/drivers/launchd/driver.js'
+import {createDriver as createSystemdDriver} from '../../../src/lib/service/drivers/systemd/driver.js'
 import type {ServiceResult, ServingReport} from '../../../src/lib/service/types.js'
 import {
   type DiagnosisFacts,
@@ -13,8 +14,19 @@ import {
   type Verification,
   verifyServing,
   waitUntilServing,
-} from '../../../src/lib/service/verify.js'
+} from '../../../src/lib/service/health-wait.js'
 import {cleanup, closeServer, freePort, holdPort} from '../../helpers/cli.js'
+
+const NO_PROGRAMS: DriverContext = {
+  home: '/nonexistent/home',
+  env: {},
+  uid: 501,
+  user: 'ada',
+  exec: async () => ({code: 127, stdout: '', stderr: 'no programs here'}),
+  stream: async () => ({code: 127, stdout: '', stderr: 'no programs here'}),
+}
+const systemdPortOwner = createSystemdDriver(NO_PROGRAMS).portOwnerCommand
+const launchdPortOwner = createLaunchdDriver(NO_PROGRAMS).portOwnerCommand
 
 /** A real health endpoint on 127.0.0.1 that answers with whatever PID `pid()` says at the time. */
 async function healthServer(pid: () => number): Promise<{server: HttpServer; port: number}> {

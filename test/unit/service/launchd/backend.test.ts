@@ -8,9 +8,10 @@ import plist, {type PlistObject} from 'plist'
 
 import {UserError} from '../../../../src/lib/errors.js'
 import {freePort} from '../../../helpers/cli.js'
-import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
-import {buildPlist, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
-import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
+import {launchdService as createLaunchdBackend, type LaunchdService as Backend} from '../../../helpers/launchd-service.js'
+import {createDriver} from '../../../../src/lib/service/drivers/launchd/driver.js'
+import {buildPlist, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/drivers/launchd/plist.js'
+import type {ServiceContext} from '../../../../src/lib/service/types.js'
 import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 import {throughPlistutil} from '../../../helpers/plistutil.js'
 
@@ -277,7 +278,10 @@ describe('launchd backend against a fake launchctl', function () {
       const again = await backend.install(options)
       expect(again.success).to.equal(false)
       expect(again.message).to.equal(`launchd still holds ${WATCHDOG} 10 s after it was told to stop it.`)
-      expect(again.details).to.deep.equal(['Wait a few seconds, then run it again: amp-distro service install'])
+      expect(again.details).to.deep.equal([
+        'Wait a few seconds, then run it again: amp-distro service install',
+        'Remove the half-finished install: amp-distro service uninstall',
+      ])
       expect(world.fake.calls().filter((call) => call[0] === 'bootstrap')).to.have.length(2)
     })
 
@@ -309,7 +313,8 @@ describe('launchd backend against a fake launchctl', function () {
     it('fails cleanly, with nothing written, when launchctl cannot be run', async () => {
       const result = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).install(options)
       expect(result.success).to.equal(false)
-      expect(result.message).to.match(/^launchctl could not be run/)
+      expect(result.message).to.equal('launchd user domain is not reachable; nothing was installed.')
+      expect(result.details[0]).to.match(/^launchctl could not be run/)
       expect(filesUnder(world.home)).to.deep.equal([])
     })
 
@@ -318,7 +323,7 @@ describe('launchd backend against a fake launchctl', function () {
       writeFileSync(join(world.home, 'Library', 'LaunchAgents'), 'not a folder\n')
       const result = await createLaunchdBackend(world.ctx).install(options)
       expect(result.success).to.equal(false)
-      expect(result.message).to.match(/^Cannot write the launchd agents to .*LaunchAgents \((ENOTDIR|EEXIST)\); nothing was loaded\.$/)
+      expect(result.message).to.match(/^Cannot write plists to .*LaunchAgents \((ENOTDIR|EEXIST)\); nothing was installed\.$/)
       expect(world.fake.calls().map((call) => call[0])).to.deep.equal(['print', 'print'])
       expect(filesUnder(join(world.home, 'Library'))).to.deep.equal(['LaunchAgents'])
     })
@@ -366,11 +371,8 @@ describe('launchd backend against a fake launchctl', function () {
       world.fake.clearCalls()
       const before = readFileSync(world.watchdogPlist, 'utf8')
       const result = await backend.install({...options, watchdog: false, dryRun: true})
-      expect(result.details.slice(0, 3)).to.deep.equal([
-        'Nothing was changed. An install would:',
-        `run: launchctl bootout gui/501/${WATCHDOG} (when loaded)`,
-        `remove: ${world.watchdogPlist}`,
-      ])
+      const text = result.details.join('\n')
+      expect(text).to.contain(`\nrun: launchctl bootout gui/501/${WATCHDOG} (when loaded)\nremove: ${world.watchdogPlist}\nrun: launchctl bootout gui/501/${SERVER} (when loaded)`)
       expect(result.details.filter((line) => line.startsWith('write '))).to.deep.equal([`write ${world.serverPlist} (mode 0644):`])
       expect(readFileSync(world.watchdogPlist, 'utf8')).to.equal(before)
       expect(world.fake.calls()).to.deep.equal([])
@@ -388,15 +390,16 @@ describe('launchd backend against a fake launchctl', function () {
     })
 
     it('plans the same files and commands that install writes and runs', async () => {
-      const backend = createLaunchdBackend(world.ctx)
+      const driver = createDriver(world.ctx)
       const spec = {bin: world.bin, host: '127.0.0.1', port: 8400, path: world.unitPath, home: world.home}
-      const plan = backend.plan(spec, {watchdog: true})
-      expect(plan.files.map((file) => file.path)).to.deep.equal([world.serverPlist, world.watchdogPlist])
-      await backend.install(options)
-      for (const file of plan.files) expect(readFileSync(file.path, 'utf8')).to.equal(file.content)
+      const files = driver.render(spec, ['server', 'watchdog'])
+      expect(files.map((file) => file.path)).to.deep.equal([world.serverPlist, world.watchdogPlist])
+      await createLaunchdBackend(world.ctx).install(options)
+      for (const file of files) expect(readFileSync(file.path, 'utf8')).to.equal(file.content)
       const ran = world.fake.calls().filter((call) => call[0] !== 'print')
-      expect(plan.commands.filter((command) => command[1] !== 'bootout')).to.deep.equal(ran.map((call) => ['launchctl', ...call]))
-      expect(backend.plan(spec, {watchdog: false}).files.map((file) => file.path)).to.deep.equal([world.serverPlist])
+      const planned = driver.loadPlan(['server', 'watchdog']).filter((command) => command.when === undefined)
+      expect(planned.map((command) => command.argv)).to.deep.equal(ran.map((call) => ['launchctl', ...call]))
+      expect(driver.render(spec, ['server']).map((file) => file.path)).to.deep.equal([world.serverPlist])
     })
   })
 
@@ -466,8 +469,8 @@ describe('launchd backend against a fake launchctl', function () {
       await backend.install(options)
       rmSync(world.serverPlist)
       const status = await backend.status()
-      expect(status.server).to.deep.equal({installed: false, state: 'running', pid: 1234})
-      expect(status.details[1]).to.equal(`Server:   running, PID 1234 (${SERVER}), loaded but ${world.serverPlist} is gone`)
+      expect(status.server).to.deep.equal({installed: false, state: 'not-installed'})
+      expect(status.warnings).to.include(`Warning: ${SERVER} is running but its plist ${world.serverPlist} is gone.\n  Run: amp-distro service uninstall`)
       world.fake.clearCalls()
       expect((await backend.uninstall()).success).to.equal(true)
       expect(world.fake.calls().slice(2)).to.deep.equal([
@@ -640,11 +643,10 @@ describe('launchd backend against a fake launchctl', function () {
       const status = await backend.status()
       expect(status.warnings[0]).to.equal(
         [
-          'Warning: the server exits with a configuration error (exit code 78): Error: Invalid port: "99999" (expected a whole number from 1 to 65535).',
-          '  launchd starts it again every 30 s, and each start fails the same way.',
-          `  Fix line ${line} of ${world.serverPlist}: <string>99999</string> (Invalid port: "99999". Use a whole number from 1 to 65535.)`,
-          '  Then load the fixed plist: amp-distro service stop && amp-distro service start',
-          '  Or write a new one: amp-distro service install --port <port>',
+          `Warning: ${SERVER} exited with status 78: its command line or configuration can never work, yet launchd starts it again every 30 s, and each start fails the same way.`,
+          '  It said: [server.err.log] Error: Invalid port: "99999" (expected a whole number from 1 to 65535).',
+          `  The line to fix: ${world.serverPlist}, line ${line}: <string>99999</string> (Invalid port: "99999". Use a whole number from 1 to 65535.)`,
+          '  Then: amp-distro service stop && amp-distro service start (or re-run amp-distro service install --port <port>, which writes it anew)',
         ].join('\n'),
       )
     })
@@ -673,9 +675,9 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status.server).to.deep.equal({installed: true, state: 'running', pid: 555})
       expect(status.watchdog).to.deep.equal({installed: true, state: 'running', pid: 555})
       expect(world.fake.calls()).to.deep.equal([
-        ['print', `gui/501/${SERVER}`],
-        ['list', SERVER],
+        ['print', `gui/501/${WATCHDOG}`],
         ['list', WATCHDOG],
+        ['list', SERVER],
       ])
     })
 
@@ -700,11 +702,15 @@ describe('launchd backend against a fake launchctl', function () {
       })
     })
 
-    it('fails (state unknown) when launchctl cannot be run', async () => {
-      const status = await createLaunchdBackend({...world.ctx, env: {PATH: '/nonexistent-bin'}}).status()
+    it('fails (state unknown) when launchctl cannot be run and something is installed; not installed otherwise', async () => {
+      const broken = {...world.ctx, env: {PATH: '/nonexistent-bin'}}
+      expect(await createLaunchdBackend(broken).status()).to.deep.include({success: true, installed: false})
+      await createLaunchdBackend(world.ctx).install(options)
+      const status = await createLaunchdBackend(broken).status()
       expect(status.success).to.equal(false)
       expect(status.server.state).to.equal('unknown')
-      expect(status.message).to.match(/^Cannot read the service state: launchctl could not be run/)
+      expect(status.message).to.equal('Cannot read the service state: the launchd user domain is not reachable.')
+      expect(status.details[1]).to.match(/^launchctl could not be run/)
       expect(status.cliVersion).to.equal('0.3.0')
     })
   })
@@ -767,7 +773,7 @@ describe('launchd backend against a fake launchctl', function () {
       expect(status.success).to.equal(true)
       expect(status.watchdog.installed).to.equal(true)
       expect(status.warnings).to.have.length(1)
-      expect(status.warnings[0]).to.match(new RegExp(`^Warning: ${world.watchdogPlist.replaceAll(/[.*+?^${}()|[\]\\]/g, String.raw`\$&`)} is not a readable property list`))
+      expect(status.warnings[0]).to.match(new RegExp(`^Warning: ${world.watchdogPlist.replaceAll(/[.*+?^${}()|[\]\\]/g, String.raw`\$&`)} is not a readable plist`))
     })
   })
 })

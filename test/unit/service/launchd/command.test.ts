@@ -5,8 +5,9 @@ import {join} from 'node:path'
 import plist from 'plist'
 import sinon from 'sinon'
 
-import {createServiceContext, platformName, runServiceCommand} from '../../../../src/lib/service/index.js'
-import {renderResult} from '../../../../src/lib/service/render.js'
+import {platformName} from '../../../../src/lib/service/drivers/registry.js'
+import {createServiceContext, runServiceCommand} from '../../../../src/lib/service/run.js'
+import {renderResult} from '../../../../src/lib/service/result.js'
 import type {ServiceContext, StatusResult} from '../../../../src/lib/service/types.js'
 import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
 
@@ -96,14 +97,15 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     for (const command of ['start', 'stop', 'restart', 'logs'] as const) {
       const rendered = renderResult(await runServiceCommand(command, {wait: '0'}, {context: ctx}), false)
       expect(rendered.exitCode, command).to.equal(1)
-      expect(rendered.stderr).to.equal('Failed: amplifier-distro service is not installed.\n  Install it: amp-distro service install\n')
+      const verb = command === 'logs' ? 'show logs of' : command
+      expect(rendered.stderr).to.equal(`Failed: amplifier-distro service is not installed, so there is nothing to ${verb}.\n  Install it: amp-distro service install\n`)
     }
 
     expect((await runServiceCommand('install', {port: '8765', wait: '0'}, {context: ctx})).success).to.equal(true)
-    expect(renderResult(await runServiceCommand('stop', {}, {context: ctx}), false).stdout).to.match(/^Stopped amplifier-distro service\.\n/)
+    expect(renderResult(await runServiceCommand('stop', {}, {context: ctx}), false).stdout).to.match(/^Stopped com\.amplifier\.distro and com\.amplifier\.distro\.watchdog\.\n/)
     expect(fake.loaded()).to.deep.equal({})
-    expect(renderResult(await runServiceCommand('start', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Started amplifier-distro service\.\n/)
-    expect(renderResult(await runServiceCommand('restart', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Restarted amplifier-distro service\.\n/)
+    expect(renderResult(await runServiceCommand('start', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Started com\.amplifier\.distro and com\.amplifier\.distro\.watchdog\.\n/)
+    expect(renderResult(await runServiceCommand('restart', {wait: '0'}, {context: ctx}), false).stdout).to.match(/^Restarted com\.amplifier\.distro and com\.amplifier\.distro\.watchdog\.\n/)
     writeFileSync(join(home, '.amplifier', 'server', 'server.out.log'), 'one\ntwo\n')
     const lines: string[] = []
     const logs = await runServiceCommand('logs', {lines: '1', write: (line) => lines.push(line.text)}, {context: ctx})

@@ -3,10 +3,11 @@ import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {createLaunchdBackend, describeJobState} from '../../../../src/lib/service/launchd/backend.js'
-import {exitedWithConfigError, explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/launchd/launchctl.js'
-import {buildPlist, type LaunchdJob, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
-import type {Backend, ServiceContext} from '../../../../src/lib/service/types.js'
+import {createDriver, describeJobState} from '../../../../src/lib/service/drivers/launchd/driver.js'
+import {launchdService as createLaunchdBackend, type LaunchdService as Backend} from '../../../helpers/launchd-service.js'
+import {exitedWithConfigError, explainRefusal, Launchctl, LaunchctlError, refusalOf} from '../../../../src/lib/service/drivers/launchd/launchctl.js'
+import {buildPlist, type LaunchdJob, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/drivers/launchd/plist.js'
+import type {ServiceContext} from '../../../../src/lib/service/types.js'
 import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 
 const SERVER = 'com.amplifier.distro'
@@ -152,20 +153,21 @@ describe('launchd operations when launchctl refuses', function () {
   const launchctl = (busyMs?: number) => new Launchctl(world.ctx, {retry: 'amp-distro service start', ...(busyMs === undefined ? {} : {busyMs})})
 
   for (const missing of [113, 3] as const) {
-    it(`restart loads a watchdog launchd no longer holds when its kickstart answers ${missing}`, async () => {
+    it(`restart loads a watchdog launchd let go of after it was asked, when its kickstart answers ${missing}`, async () => {
       world.fake.configure({missing})
       expect((await world.backend.start({waitSeconds: 0})).success).to.equal(true)
+      const driver = createDriver({...world.ctx, command: 'service restart'})
+      const asked = await driver.inspect()
+      if (!('jobs' in asked)) throw new Error('the fake launchctl did not answer')
       await launchctl().unload(world.watchdog)
       world.fake.clearCalls()
-      const result = await world.backend.restart({waitSeconds: 0})
-      expect(result.success, result.message).to.equal(true)
+      await driver.restart(['server', 'watchdog'], asked.jobs)
       expect(world.fake.calls().filter((call) => call[0] !== 'print')).to.deep.equal([
         ['kickstart', '-k', `gui/501/${SERVER}`],
         ['kickstart', '-k', `gui/501/${WATCHDOG}`],
         ['enable', `gui/501/${WATCHDOG}`],
         ['bootstrap', 'gui/501', world.watchdog.plistPath],
       ])
-      expect(result.details).to.deep.equal([`Restarted ${SERVER} (kickstart -k).`, `Loaded ${WATCHDOG} (enable, bootstrap).`])
       expect(world.fake.loaded()).to.have.keys(SERVER, WATCHDOG)
     })
 
@@ -262,7 +264,7 @@ describe('launchd operations when launchctl refuses', function () {
         expect(await run(world.backend)).to.deep.equal({
           success: false,
           platform: 'macos',
-          message: 'amplifier-distro service is not installed.',
+          message: `amplifier-distro service is not installed, so there is nothing to ${name === 'logs' ? 'show logs of' : name}.`,
           details: ['Install it: amp-distro service install'],
         })
         expect(world.fake.calls().every((call) => call[0] === 'print')).to.equal(true)

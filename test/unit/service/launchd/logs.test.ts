@@ -5,8 +5,8 @@ import {join} from 'node:path'
 
 import {createFileLogger} from '../../../../src/lib/logger.js'
 import {pathsFor} from '../../../../src/lib/paths.js'
-import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
-import {launchdLogFiles, readLogs} from '../../../../src/lib/service/launchd/logs.js'
+import {launchdService as createLaunchdBackend} from '../../../helpers/launchd-service.js'
+import {launchdLogFiles, readLogs} from '../../../../src/lib/service/drivers/launchd/logs.js'
 import type {LogLine} from '../../../../src/lib/service/types.js'
 import {launchdContext} from '../../../helpers/fake-launchctl.js'
 

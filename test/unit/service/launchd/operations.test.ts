@@ -6,8 +6,8 @@ import {dirname, join} from 'node:path'
 
 import {EXIT_CONFIG} from '../../../../src/lib/errors.js'
 import {checkHealth} from '../../../../src/lib/health.js'
-import {createLaunchdBackend} from '../../../../src/lib/service/launchd/backend.js'
-import type {Backend, ServiceContext, ServiceResult} from '../../../../src/lib/service/types.js'
+import {launchdService as createLaunchdBackend, type LaunchdService as Backend} from '../../../helpers/launchd-service.js'
+import type {ServiceContext, ServiceResult} from '../../../../src/lib/service/types.js'
 import {freePort, PACKAGE, RUN_JS} from '../../../helpers/cli.js'
 import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
 import {requireBuild} from '../../../helpers/pack.js'
@@ -92,7 +92,7 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
       const watchdogBefore = world.fake.pidOf(WATCHDOG)
       world.fake.clearCalls()
       const result = succeeded(await world.backend.restart({waitSeconds: 30}))
-      expect(result.message).to.equal('Restarted amplifier-distro service.')
+      expect(result.message).to.equal(`Restarted ${SERVER} and ${WATCHDOG}.`)
       const pid = world.fake.pidOf(SERVER)!
       expect(pid).to.not.equal(previous)
       expect(result.serving).to.include({healthy: true, pid, previousPid: previous})
@@ -111,7 +111,7 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
     const pids = [world.fake.pidOf(SERVER)!, world.fake.pidOf(WATCHDOG)!]
     world.fake.clearCalls()
     const stopped = succeeded(await world.backend.stop())
-    expect(stopped.message).to.equal('Stopped amplifier-distro service.')
+    expect(stopped.message).to.equal(`Stopped ${SERVER} and ${WATCHDOG}.`)
     expect(world.fake.calls().filter((call) => call[0] === 'bootout')).to.deep.equal([
       ['bootout', `gui/501/${WATCHDOG}`],
       ['bootout', `gui/501/${SERVER}`],
@@ -122,11 +122,14 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
     expect(existsSync(world.serverPlist) && existsSync(world.watchdogPlist)).to.equal(true)
 
     const again = succeeded(await world.backend.stop())
-    expect(again).to.deep.include({message: 'amplifier-distro service is already stopped.', details: ['Start it: amp-distro service start']})
+    expect(again).to.deep.include({
+      message: 'amplifier-distro service is already stopped.',
+      details: [`${SERVER}: not loaded in launchd`, `${WATCHDOG}: not loaded in launchd`, 'Start it: amp-distro service start'],
+    })
 
     world.fake.clearCalls()
     const started = succeeded(await world.backend.start({waitSeconds: 30}))
-    expect(started.message).to.equal('Started amplifier-distro service.')
+    expect(started.message).to.equal(`Started ${SERVER} and ${WATCHDOG}.`)
     expect(world.fake.calls().filter((call) => call[0] !== 'print')).to.deep.equal([
       ['enable', `gui/501/${SERVER}`],
       ['bootstrap', 'gui/501', world.serverPlist],
@@ -144,18 +147,17 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
     world.fake.clearCalls()
     const result = succeeded(await world.backend.start({waitSeconds: 30}))
     expect(world.fake.calls().filter((call) => call[0] !== 'print')).to.deep.equal([['kickstart', `gui/501/${SERVER}`]])
-    expect(result.details.slice(0, 2)).to.deep.equal([`Started ${SERVER} (kickstart).`, `${WATCHDOG} was already running (PID ${world.fake.pidOf(WATCHDOG)}).`])
     expect(result.serving).to.include({healthy: true, pid: world.fake.pidOf(SERVER)})
 
     const again = succeeded(await world.backend.start({waitSeconds: 30}))
-    expect(again.message).to.equal('amplifier-distro service is already running.')
+    expect(again.message).to.equal('amplifier-distro service was already running.')
   })
 
   it('restart of a stopped service starts it', async () => {
     succeeded(await install())
     succeeded(await world.backend.stop())
     const result = succeeded(await world.backend.restart({waitSeconds: 30}))
-    expect(result.message).to.equal('Started amplifier-distro service (it was stopped).')
+    expect(result.message).to.equal(`Started ${SERVER} and ${WATCHDOG} (the service was not running).`)
     expect(result.serving).to.include({healthy: true, pid: world.fake.pidOf(SERVER)})
     expect(result.serving?.previousPid).to.equal(undefined)
   })
@@ -187,7 +189,7 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
       const result = await install(3)
       expect(result.success).to.equal(false)
       expect(result.message).to.equal(`The server did not answer http://127.0.0.1:${world.port}/api/health within 3 s after install.`)
-      expect(result.details[0]).to.match(/^Supervisor: the server is not running, last exit code 1\.$/)
+      expect(result.details[0]).to.match(new RegExp(`^Supervisor: the server is not running, last exit code 1 \\(${SERVER.replaceAll('.', String.raw`\.`)}\\)\\.$`))
       expect(result.details).to.include.members([
         `Port: 127.0.0.1:${world.port} is in use by another program, so the server cannot listen there.`,
         `  See which program: lsof -nP -iTCP:${world.port} -sTCP:LISTEN`,
@@ -205,7 +207,7 @@ describe('launchd start, stop and restart against a fake launchctl that runs the
   describe('a server that exits with a configuration error (78)', () => {
     // Each command waits up to a minute; the test's own time-out is far shorter, so a wait that does not end early fails it.
     const WAIT = 60
-    const CONFIG_STATE = `Supervisor: the server is not running, last exit code ${EXIT_CONFIG} (a configuration error: amp-distro service status names the line to fix).`
+    const CONFIG_STATE = `Supervisor: the server is not running, last exit code ${EXIT_CONFIG} (a configuration error: amp-distro service status names the line to fix) (${SERVER}).`
     const REFUSAL = '  [server.err.log] Error: Invalid port: "99999". Use a whole number from 1 to 65535.'
 
     function endedAtOnce(result: ServiceResult, command: string, port = world.port): void {

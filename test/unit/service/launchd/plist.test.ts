@@ -2,8 +2,8 @@ import {expect} from 'chai'
 import plist from 'plist'
 
 import {UserError} from '../../../../src/lib/errors.js'
-import {parseLaunchctlList, parseLaunchctlPrint} from '../../../../src/lib/service/launchd/launchctl.js'
-import {buildPlist, checkSpec, installedTarget, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/launchd/plist.js'
+import {parseLaunchctlList, parseLaunchctlPrint} from '../../../../src/lib/service/drivers/launchd/launchctl.js'
+import {buildPlist, checkSpec, installedTarget, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/drivers/launchd/plist.js'
 import type {UnitSpec} from '../../../../src/lib/service/types.js'
 import {throughPlistutil} from '../../../helpers/plistutil.js'
 

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {UserError} from '../../../../src/lib/errors.js'
-import {execCommandLine, quoteEnvironment, quoteExecArg, quoteExecPath, splitExecLine, splitUnitWords} from '../../../../src/lib/service/systemd/escape.js'
+import {execCommandLine, quoteEnvironment, quoteExecArg, quoteExecPath, splitExecLine, splitUnitWords} from '../../../../src/lib/service/drivers/systemd/escape.js'
 
 describe('systemd escaping', () => {
   describe('quoteExecArg', () => {

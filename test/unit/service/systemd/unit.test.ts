@@ -13,7 +13,7 @@ import {
   renderServerUnit,
   renderWatchdogUnit,
   type UnitCommand,
-} from '../../../../src/lib/service/systemd/unit.js'
+} from '../../../../src/lib/service/drivers/systemd/unit.js'
 import type {UnitSpec} from '../../../../src/lib/service/types.js'
 
 const spec: UnitSpec = {

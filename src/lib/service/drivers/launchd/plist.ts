@@ -1,13 +1,12 @@
-import {readFileSync} from 'node:fs'
 import {isAbsolute} from 'node:path'
 import plist, {type PlistObject, type PlistValue} from 'plist'
 
-import {UserError} from '../../errors.js'
-import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../../paths.js'
-import {parsePort, refuseControlChars, validateHost} from '../../validate.js'
-import type {InstalledDefinition} from '../stale.js'
-import {flagValue} from '../spec.js'
-import type {UnitSpec} from '../types.js'
+import {UserError} from '../../../errors.js'
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../../../paths.js'
+import {parsePort, refuseControlChars, validateHost} from '../../../validate.js'
+import {type InstalledDefinition, readText} from '../../stale.js'
+import {flagValue} from '../../spec.js'
+import type {UnitSpec} from '../../types.js'
 
 /** One launchd user agent: its label and where its plist lives. */
 export interface LaunchdJob {
@@ -105,15 +104,8 @@ function nodeDirOf(path: string | undefined): string | undefined {
   return path?.split(':')[0] || undefined
 }
 
-/** Reads an installed plist; undefined when there is none. */
-export function readInstalledPlist(file: string): InstalledPlist | undefined {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch {
-    return undefined
-  }
-
+/** Reads a plist's text as install wrote it: what it runs, and the Node folder on its PATH. */
+export function parsePlistText(text: string): InstalledPlist {
   let parsed: PlistValue
   try {
     parsed = plist.parse(text)
@@ -126,6 +118,12 @@ export function readInstalledPlist(file: string): InstalledPlist | undefined {
   const env = dict.EnvironmentVariables as PlistObject | undefined
   const path = env !== null && typeof env === 'object' && typeof env.PATH === 'string' ? env.PATH : undefined
   return {text, args, program: args[0], nodeDir: nodeDirOf(path)}
+}
+
+/** Reads an installed plist; undefined when there is none. */
+export function readInstalledPlist(file: string): InstalledPlist | undefined {
+  const text = readText(file)
+  return text === undefined ? undefined : parsePlistText(text)
 }
 
 /**

@@ -1,34 +1,22 @@
 import {homedir, release, userInfo} from 'node:os'
 
-import {UserError} from '../errors.js'
 import {execCommand, streamLines} from '../exec.js'
 import {withLock} from '../lock.js'
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
 import {packageInfo} from '../pkg.js'
 import {parsePort, parseWhole, validateHost} from '../validate.js'
-import type {Backend, LogLine, PlatformName, ServiceContext, ServiceResult, StatusResult} from './types.js'
+import {asResult, realEffects} from './core.js'
+import {driverFor} from './drivers/registry.js'
+import {install} from './install.js'
+import {logs} from './logs.js'
+import {restart} from './restart.js'
+import {start} from './start.js'
+import {status} from './status.js'
+import {stop} from './stop.js'
+import type {LogLine, ServiceContext, ServiceResult, StatusResult} from './types.js'
+import {uninstall} from './uninstall.js'
 
 export type ServiceCommand = 'install' | 'uninstall' | 'status' | 'start' | 'stop' | 'restart' | 'logs'
-
-/**
- * The one place that maps a platform to its supervisor backend. Backends
- * load lazily, so each command pays only for the backend it uses.
- */
-const BACKENDS: Partial<Record<NodeJS.Platform, (ctx: ServiceContext) => Promise<Backend>>> = {
-  linux: async (ctx) => (await import('./systemd/backend.js')).createSystemdBackend(ctx),
-  darwin: async (ctx) => (await import('./launchd/backend.js')).createLaunchdBackend(ctx),
-}
-
-/** The backend for `platform`, or undefined where service management is not supported. */
-export async function backendFor(platform: NodeJS.Platform, ctx: ServiceContext): Promise<Backend | undefined> {
-  return BACKENDS[platform]?.(ctx)
-}
-
-/** The platform name results report: linux, macos, or unsupported. */
-export function platformName(platform: NodeJS.Platform): PlatformName {
-  if (!BACKENDS[platform]) return 'unsupported'
-  return platform === 'darwin' ? 'macos' : 'linux'
-}
 
 function accountName(): string {
   try {
@@ -91,20 +79,6 @@ function unsupported(command: ServiceCommand, platform: NodeJS.Platform, cliVers
   }
 }
 
-/**
- * Runs a change to the installed units under the service lock, so two
- * installs (or an install and an uninstall) never interleave their steps;
- * a lock that cannot be had within its timeout becomes a failed result.
- */
-async function locked(ctx: ServiceContext, platform: PlatformName, work: () => Promise<ServiceResult>): Promise<ServiceResult> {
-  try {
-    return await withLock(pathsFor(ctx.home, ctx.env).serviceLock, work)
-  } catch (error) {
-    if (!(error instanceof UserError)) throw error
-    return {success: false, platform, message: error.message, details: error.details}
-  }
-}
-
 /** Flags of the service commands, as the oclif parser and the fast path deliver them. */
 export interface ServiceFlags {
   host?: string
@@ -127,25 +101,17 @@ export const DEFAULT_WAIT_SECONDS = 30
 /** How many lines `service logs` prints by default. */
 export const DEFAULT_LOG_LINES = 50
 
-/** Validates flags before anything runs; a UserError becomes a failed result. */
-function checked<T>(platform: PlatformName, read: () => T): T | ServiceResult {
-  try {
-    return read()
-  } catch (error) {
-    if (!(error instanceof UserError)) throw error
-    return {success: false, platform, message: error.message, details: error.details}
-  }
-}
-
-function isResult(value: unknown): value is ServiceResult {
-  return typeof value === 'object' && value !== null && 'success' in value
-}
-
 const waitSeconds = (flags: ServiceFlags) => parseWhole('--wait', flags.wait ?? DEFAULT_WAIT_SECONDS, 0)
 
 /**
  * Runs one service command on `platform` and returns its result; failures
  * the user can act on are results (success false), never exceptions.
+ *
+ * 1. Picks the platform's driver (none: the unsupported-platform answer).
+ * 2. Validates the flags before anything runs.
+ * 3. Runs the operation (install.ts, start.ts…), those that change the
+ *    installed jobs under the service lock, so two of them never
+ *    interleave their steps.
  */
 export async function runServiceCommand(
   command: ServiceCommand,
@@ -154,49 +120,45 @@ export async function runServiceCommand(
 ): Promise<ServiceResult | StatusResult> {
   const platform = options.platform ?? process.platform
   const ctx = options.context ?? (await createServiceContext(command))
-  const backend = await backendFor(platform, ctx)
-  if (!backend) return unsupported(command, platform, ctx.version)
-  switch (command) {
-    case 'install': {
-      const options = checked(backend.platform, () => ({
-        host: validateHost(flags.host ?? DEFAULT_HOST),
-        port: parsePort(flags.port ?? DEFAULT_PORT),
-        watchdog: flags.watchdog ?? true,
-        dryRun: flags['dry-run'] ?? false,
-        waitSeconds: waitSeconds(flags),
-      }))
-      if (isResult(options)) return options
-      return options.dryRun ? backend.install(options) : locked(ctx, backend.platform, () => backend.install(options))
-    }
+  const driver = await driverFor(platform, {...ctx, command: `service ${command}`})
+  if (!driver) return unsupported(command, platform, ctx.version)
+  const service = {driver, ctx, effects: realEffects}
+  const locked = <T>(work: () => Promise<T>) => withLock(pathsFor(ctx.home, ctx.env).serviceLock, work)
+  return asResult(driver.platform, async () => {
+    switch (command) {
+      case 'install': {
+        const options = {
+          host: validateHost(flags.host ?? DEFAULT_HOST),
+          port: parsePort(flags.port ?? DEFAULT_PORT),
+          watchdog: flags.watchdog ?? true,
+          dryRun: flags['dry-run'] ?? false,
+          waitSeconds: waitSeconds(flags),
+        }
+        return options.dryRun ? install(service, options) : locked(() => install(service, options))
+      }
 
-    case 'start':
-    case 'restart': {
-      const seconds = checked(backend.platform, () => waitSeconds(flags))
-      if (isResult(seconds)) return seconds
-      return locked(ctx, backend.platform, () => backend[command]({waitSeconds: seconds}))
-    }
+      case 'start':
+      case 'restart': {
+        const options = {waitSeconds: waitSeconds(flags)}
+        return locked(() => (command === 'start' ? start : restart)(service, options))
+      }
 
-    case 'stop': {
-      return locked(ctx, backend.platform, () => backend.stop())
-    }
+      case 'stop': {
+        return locked(() => stop(service))
+      }
 
-    case 'logs': {
-      const lines = checked(backend.platform, () => parseWhole('--lines', flags.lines ?? DEFAULT_LOG_LINES, 0))
-      if (isResult(lines)) return lines
-      return backend.logs({
-        lines,
-        follow: flags.follow ?? false,
-        signal: flags.signal ?? new AbortController().signal,
-        write: flags.write ?? (() => {}),
-      })
-    }
+      case 'uninstall': {
+        return locked(() => uninstall(service))
+      }
 
-    case 'uninstall': {
-      return locked(ctx, backend.platform, () => backend.uninstall())
-    }
+      case 'logs': {
+        const lines = parseWhole('--lines', flags.lines ?? DEFAULT_LOG_LINES, 0)
+        return logs(service, {lines, follow: flags.follow ?? false, signal: flags.signal ?? new AbortController().signal, write: flags.write ?? (() => {})})
+      }
 
-    case 'status': {
-      return backend.status()
+      case 'status': {
+        return status(service)
+      }
     }
-  }
+  })
 }

@@ -41,9 +41,9 @@ export interface WaitOptions {
  * can listen on (hand-edited) is reported, never asked over HTTP, and
  * node:http loads only when there is a server to ask.
  */
-export async function installedHealth(url: string, port: number): Promise<HealthAnswer> {
+export async function installedHealth(url: string, port: number, check: (url: string, timeoutMs: number) => Promise<HealthAnswer>): Promise<HealthAnswer> {
   if (!isListenablePort(port)) return {healthy: false, reason: `port ${port} is not a TCP port`}
-  return (await import('../health.js')).checkHealth(url, 2000)
+  return check(url, 2000)
 }
 
 /**
@@ -166,6 +166,8 @@ export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command
   supervisor: WaitDeps
   /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
   diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail' | 'configError'>>
+  /** Whether something accepts connections on a port (the real one by default). */
+  probe?: (host: string, port: number) => Promise<boolean>
 }
 
 /**
@@ -182,5 +184,5 @@ export async function verifyServing(done: ServiceResult, verification: Verificat
   const report = await waitUntilServing(target, timing, verification.supervisor)
   if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
   const {platform, command, portOwnerCommand} = verification
-  return servingFailure({platform, command, target, report, portOwnerCommand, ...(await verification.diagnose())})
+  return servingFailure({platform, command, target, report, portOwnerCommand, ...(await verification.diagnose())}, verification.probe)
 }

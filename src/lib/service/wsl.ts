@@ -1,4 +1,4 @@
-import type {ServiceContext} from '../types.js'
+import type {ServiceContext} from './types.js'
 
 /** Microsoft's reference for `.wslconfig`, where `vmIdleTimeout` is described. */
 export const WSL_CONFIG_DOCS = 'https://learn.microsoft.com/en-us/windows/wsl/wsl-config#main-wsl-settings'

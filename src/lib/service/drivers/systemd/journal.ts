@@ -1,5 +1,6 @@
-import {pathsFor} from '../../paths.js'
-import type {LogLine, LogsOptions, ServiceContext, ServiceResult} from '../types.js'
+import {pathsFor} from '../../../paths.js'
+import type {DriverContext, LogsAnswer} from '../../driver.js'
+import type {LogLine, LogsOptions} from '../../types.js'
 import {SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 
 /**
@@ -79,7 +80,7 @@ export function parseEntry(json: string): {line: LogLine; cursor?: string} | und
  * `service logs` prints them; empty when the journal has none or cannot be
  * read (the diagnosis of a server that did not come up shows them).
  */
-export async function journalTail(ctx: Pick<ServiceContext, 'exec' | 'env'>, unit: string, lines: number): Promise<string[]> {
+export async function journalTail(ctx: Pick<DriverContext, 'exec' | 'env'>, unit: string, lines: number): Promise<string[]> {
   const args = ['--user-unit', unit, ...journalArgs({lines, follow: false}).slice(MATCHES.length)]
   const answer = await ctx.exec('journalctl', args, {env: ctx.env})
   return answer.stdout.split('\n').flatMap((json) => parseEntry(json)?.line.text ?? [])
@@ -98,7 +99,7 @@ export async function journalTail(ctx: Pick<ServiceContext, 'exec' | 'env'>, uni
  * `~/.amplifier/server/`: either no journald runs, or the lines are in a
  * journal this user may not read.
  */
-export async function readJournal(ctx: Pick<ServiceContext, 'exec' | 'stream' | 'env' | 'home'>, options: LogsOptions): Promise<ServiceResult> {
+export async function readJournal(ctx: Pick<DriverContext, 'exec' | 'stream' | 'env' | 'home'>, options: LogsOptions): Promise<LogsAnswer> {
   let shown = 0
   let cursor: string | undefined
   const take = (json: string) => {
@@ -125,7 +126,7 @@ export async function readJournal(ctx: Pick<ServiceContext, 'exec' | 'stream' | 
 
   const units = `${SERVER_UNIT} and ${WATCHDOG_UNIT}`
   if (shown > 0 || (options.lines === 0 && code === 0)) {
-    return {success: true, platform: 'linux', message: `${shown} ${shown === 1 ? 'line' : 'lines'} of ${units} from the journal.`, details: []}
+    return {count: shown, readable: true, message: `${shown} ${shown === 1 ? 'line' : 'lines'} of ${units} from the journal.`, details: []}
   }
 
   const paths = pathsFor(ctx.home, ctx.env)
@@ -135,5 +136,5 @@ export async function readJournal(ctx: Pick<ServiceContext, 'exec' | 'stream' | 
     'Either no journald runs here, or the lines are kept in a journal your user may not read (members of the systemd-journal or adm group may read all of it).',
     `The files under ${paths.serverDir}/ keep what the watchdog did: ${paths.watchdogLog}, and ${paths.crashLog} for servers it restarted on its own.`,
   ]
-  return {success: code === 0, platform: 'linux', message: `The journal holds no lines of ${units}.`, details}
+  return {count: 0, readable: code === 0, message: `The journal holds no lines of ${units}.`, details}
 }

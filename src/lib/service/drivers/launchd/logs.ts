@@ -2,9 +2,9 @@ import {closeSync, fstatSync, openSync, readSync} from 'node:fs'
 import {basename} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {rotatedLogFiles} from '../../logger.js'
-import type {Paths} from '../../paths.js'
-import type {LogLine} from '../types.js'
+import {rotatedLogFiles} from '../../../logger.js'
+import type {Paths} from '../../../paths.js'
+import type {LogLine} from '../../types.js'
 
 /** A log file `service logs` reads, and the files it is rotated to, newest first. */
 export interface LogFile {

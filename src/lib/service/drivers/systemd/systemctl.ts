@@ -1,7 +1,8 @@
 import {existsSync} from 'node:fs'
 
-import {EXIT_CONFIG} from '../../errors.js'
-import type {ExecResult, ServiceContext} from '../types.js'
+import {EXIT_CONFIG} from '../../../errors.js'
+import type {DriverContext} from '../../driver.js'
+import type {ExecResult} from '../../types.js'
 import {SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
 
 export const WSL_SYSTEMD_HINT = 'On WSL2, enable systemd first: put "[boot]" and "systemd=true" in /etc/wsl.conf, then run "wsl --shutdown" from Windows.'
@@ -93,14 +94,14 @@ export interface Systemctl {
   run(...args: string[]): Promise<ExecResult>
   /** Both units' state in one call; a failed answer means the manager cannot be reached. */
   show(): Promise<ShowAnswer>
-  /** The server unit's main PID right now (undefined while it has none, or when the manager does not answer). */
-  mainPid(): Promise<number | undefined>
-  /** True while the server unit is `failed`: systemd will not start it again by itself. */
-  serverFailed(): Promise<boolean>
+  /** A unit's main PID right now (undefined while it has none, or when the manager does not answer). */
+  mainPid(unit: string): Promise<number | undefined>
+  /** A unit's ActiveState right now (undefined when the manager does not answer). */
+  activeState(unit: string): Promise<string | undefined>
 }
 
 /** The runner for `ctx`: every call is `systemctl --user` with the context's environment. */
-export function createSystemctl(ctx: Pick<ServiceContext, 'exec' | 'env'>): Systemctl {
+export function createSystemctl(ctx: Pick<DriverContext, 'exec' | 'env'>): Systemctl {
   const run = (...args: string[]) => ctx.exec('systemctl', ['--user', ...args], {env: ctx.env})
   return {
     run,
@@ -110,13 +111,13 @@ export function createSystemctl(ctx: Pick<ServiceContext, 'exec' | 'env'>): Syst
       const [server, watchdog] = parseShow(answer.stdout)
       return {units: {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}}}
     },
-    async mainPid() {
-      const answer = await run('show', '--property=MainPID', '--value', SERVER_UNIT)
+    async mainPid(unit) {
+      const answer = await run('show', '--property=MainPID', '--value', unit)
       return answer.code === 0 ? mainPidOf({MainPID: answer.stdout.trim()}) : undefined
     },
-    async serverFailed() {
-      const answer = await run('show', '--property=ActiveState', '--value', SERVER_UNIT)
-      return answer.code === 0 && answer.stdout.trim() === 'failed'
+    async activeState(unit) {
+      const answer = await run('show', '--property=ActiveState', '--value', unit)
+      return answer.code === 0 ? answer.stdout.trim() : undefined
     },
   }
 }

@@ -1,4 +1,4 @@
-import {refuseControlChars} from '../../validate.js'
+import {refuseControlChars} from '../../../validate.js'
 
 /*
  * systemd unit files are line-based: a newline inside a value starts a new

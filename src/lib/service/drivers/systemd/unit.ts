@@ -1,10 +1,10 @@
 import {delimiter} from 'node:path'
 
-import {EXIT_CONFIG} from '../../errors.js'
-import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../../paths.js'
+import {EXIT_CONFIG} from '../../../errors.js'
+import {DEFAULT_HOST, DEFAULT_PORT, NAMES} from '../../../paths.js'
 import {execCommandLine, quoteEnvironment, splitExecLine, splitUnitWords} from './escape.js'
-import {flagValue} from '../spec.js'
-import type {UnitSpec} from '../types.js'
+import {flagValue} from '../../spec.js'
+import type {UnitSpec} from '../../types.js'
 
 export const SERVER_UNIT = `${NAMES.systemdUnit}.service`
 export const WATCHDOG_UNIT = `${NAMES.systemdWatchdogUnit}.service`

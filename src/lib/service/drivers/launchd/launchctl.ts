@@ -1,9 +1,10 @@
 import {existsSync} from 'node:fs'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {EXIT_CONFIG, UserError} from '../../errors.js'
-import {NAMES} from '../../paths.js'
-import type {ExecResult, ServiceContext} from '../types.js'
+import {EXIT_CONFIG, UserError} from '../../../errors.js'
+import {NAMES} from '../../../paths.js'
+import type {DriverContext} from '../../driver.js'
+import type {ExecResult} from '../../types.js'
 import type {LaunchdJob} from './plist.js'
 
 const LAUNCHCTL = 'launchctl'
@@ -170,7 +171,7 @@ export class Launchctl {
   private legacy = false
 
   constructor(
-    private readonly ctx: ServiceContext,
+    private readonly ctx: Pick<DriverContext, 'exec' | 'env' | 'uid'>,
     private readonly options: LaunchctlOptions,
   ) {}
 
