@@ -8,7 +8,7 @@
 import {cleanup, freePort, tempHome, waitFor} from '../test/helpers/cli.js'
 import {requireBuild} from '../test/helpers/pack.js'
 import {launch, startServe} from '../test/helpers/processes.js'
-import {checkHealth} from '../src/lib/health.js'
+import {checkHealth} from '../src/lib/server/health.js'
 import {packageInfo} from '../src/lib/pkg.js'
 import {benchArgs, loadLine, machineLine, median, table, verdict, wholeArg} from './report.js'
 import {runWrk, type WrkResult} from './wrk.js'
@@ -24,7 +24,7 @@ Targets: serve >= 0.9x the bare server's requests/s; serve p99 <= 3 ms.`
 const MIN_RATIO = 0.9
 const MAX_P99_MS = 3
 
-// The floor: node:http with the same body fields and headers as src/lib/server.ts, and nothing else.
+// The floor: node:http with the same body fields and headers as src/lib/server/server.ts, and nothing else.
 const BARE_SERVER = `
 const {createServer} = require('node:http')
 const started = performance.now()

@@ -11,9 +11,9 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {cleanup, RUN_JS, tempHome, waitFor} from '../test/helpers/cli.js'
 import {requireBuild} from '../test/helpers/pack.js'
 import {builtCommandExists, cpuSeconds, type Launched, launch, rssBytes, startServe, ticksPerSecond} from '../test/helpers/processes.js'
-import {SERVER_LIMITS} from '../src/lib/server.js'
+import {SERVER_LIMITS} from '../src/lib/server/server.js'
 import {pathsFor} from '../src/lib/paths.js'
-import {readPid} from '../src/lib/pidfile.js'
+import {readPid} from '../src/lib/process/pidfile.js'
 import {benchArgs, loadLine, machineLine, median, table, verdict, wholeArg} from './report.js'
 
 const USAGE = `Usage: node --import tsx bench/memory.ts [IDLE_SECONDS] [--settle SECONDS]
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     console.log(table(rows))
     console.log('')
     for (const {name, ratio} of ratios) console.log(`${name} RSS: ${ratio.toFixed(2)}x bare (target <= ${MAX_RATIO}x): ${verdict(ratio <= MAX_RATIO)}`)
-    console.log(`serve: wakes every ${SERVER_LIMITS.checkIntervalMs / 1000} s to sweep connection deadlines (SERVER_LIMITS.checkIntervalMs in src/lib/server.ts)`)
+    console.log(`serve: wakes every ${SERVER_LIMITS.checkIntervalMs / 1000} s to sweep connection deadlines (SERVER_LIMITS.checkIntervalMs in src/lib/server/server.ts)`)
     if (processes.some(({name}) => name === 'amp-distro watchdog')) {
       const checks = Math.floor(idleSeconds / WATCHDOG_CHECK_INTERVAL_S)
       console.log(`watchdog: ${checks} health check(s) due in the window (every ${WATCHDOG_CHECK_INTERVAL_S} s); between checks it should use no CPU,`)

@@ -10,7 +10,7 @@
  *   PID; bound restart-after + check-interval + the watchdog's stop grace + 2 s.
  */
 import {SERVER_UNIT, WATCHDOG_UNIT} from '../src/lib/service/drivers/systemd/unit.js'
-import {serverStopDeps} from '../src/lib/stop.js'
+import {serverStopDeps} from '../src/lib/process/stop-pid-file.js'
 import {cliOk, shortenWatchdogIntervals, steadyServer, steadyWatchdog, systemctlOk} from '../test/e2e/service-fixtures.js'
 import {isRunning, startUserManager, waitFor} from '../test/e2e/systemd-harness.js'
 import {freePort} from '../test/helpers/cli.js'

@@ -1,6 +1,6 @@
 import {Command} from '@oclif/core/command'
 
-import {actions, type FlagValues, reportFailure} from './lib/actions.js'
+import {actions, type FlagValues, reportFailure} from './lib/cli/actions.js'
 import {EXIT_CONFIG} from './lib/errors.js'
 
 /** Runs the command's shared action and turns user-facing failures into a message and an exit code. */

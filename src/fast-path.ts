@@ -111,7 +111,7 @@ export async function fastRun(argv: string[], root: string): Promise<boolean> {
   const command = manifest.commands[id]
   const flags = command && parseWithManifest(command.flags, argv.slice(id.split(':').length))
   if (!flags) return false
-  const {actions, reportFailure} = await import('./lib/actions.js')
+  const {actions, reportFailure} = await import('./lib/cli/actions.js')
   if (!(id in actions)) return false
   try {
     await actions[id](flags)

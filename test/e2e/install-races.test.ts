@@ -3,7 +3,7 @@ import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {readPid} from '../../src/lib/pidfile.js'
+import {readPid} from '../../src/lib/process/pidfile.js'
 import {freePort} from '../helpers/cli.js'
 import {
   cli,

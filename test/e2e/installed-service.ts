@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {checkHealth} from '../../src/lib/health.js'
+import {checkHealth} from '../../src/lib/server/health.js'
 import {SERVER} from './service-fixtures.js'
 import {type UserManager, waitFor} from './systemd-harness.js'
 

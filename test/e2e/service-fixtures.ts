@@ -10,10 +10,10 @@ import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'n
 import {createServer, type Server} from 'node:http'
 import {join} from 'node:path'
 
-import {checkHealth} from '../../src/lib/health.js'
+import {checkHealth} from '../../src/lib/server/health.js'
 import {pathsFor} from '../../src/lib/paths.js'
-import {readPid} from '../../src/lib/pidfile.js'
-import {isToolProcess} from '../../src/lib/procs.js'
+import {readPid} from '../../src/lib/process/pidfile.js'
+import {isToolProcess} from '../../src/lib/process/procs.js'
 import {directive, parseUnit, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
 import {RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'

@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 
-import {checkHealth} from '../../src/lib/health.js'
+import {checkHealth} from '../../src/lib/server/health.js'
 import {DEPRECATED_WARNING} from '../../src/lib/service/stale.js'
 import {freePort, REPO as ROOT, RUN_JS as CLI} from '../helpers/cli.js'
 import {expectOk, SERVER, unitDir, WATCHDOG} from './service-fixtures.js'

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {readPid} from '../../src/lib/pidfile.js'
+import {readPid} from '../../src/lib/process/pidfile.js'
 import {RESTART_SEC} from '../../src/lib/service/drivers/systemd/unit.js'
 import {freePort} from '../helpers/cli.js'
 import {cli, expectOk, isHealthy, leftoverRuntimeFiles, SERVER, toolProcesses, unitDir, WATCHDOG} from './service-fixtures.js'

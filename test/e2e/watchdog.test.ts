@@ -3,7 +3,7 @@ import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'n
 import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {isToolProcess} from '../../src/lib/procs.js'
+import {isToolProcess} from '../../src/lib/process/procs.js'
 import {freePort, RUN_JS} from '../helpers/cli.js'
 import {healthPid} from '../helpers/processes.js'
 import {describeSystemd, type RunResult, type UserManager, waitFor} from './systemd-harness.js'

@@ -1,7 +1,7 @@
 import {dirname} from 'node:path'
 
 import {UserError} from '../../src/lib/errors.js'
-import type {HealthAnswer} from '../../src/lib/health.js'
+import type {HealthAnswer} from '../../src/lib/server/health.js'
 import type {Effects, Service} from '../../src/lib/service/core.js'
 import type {Definition, Driver, Inspection, JobState, LogsAnswer, PlannedCommand, Role} from '../../src/lib/service/driver.js'
 import type {LogsOptions, PlannedFile, ServiceContext, UnitSpec} from '../../src/lib/service/types.js'

@@ -2,7 +2,7 @@ import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {execCommand, streamLines} from '../../src/lib/exec.js'
+import {execCommand, streamLines} from '../../src/lib/process/exec.js'
 import type {ServiceContext} from '../../src/lib/service/types.js'
 
 /** How the fake answers; written to `config.sh` next to the script, read on every call. */

@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-const LOCK_MODULE = fileURLToPath(new URL('../../src/lib/lock.ts', import.meta.url))
+const LOCK_MODULE = fileURLToPath(new URL('../../src/lib/process/lock.ts', import.meta.url))
 
 /** Runs an ES module snippet in a separate Node process, with TypeScript sources importable. */
 function node(code: string): ChildProcess {

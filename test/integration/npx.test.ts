@@ -3,7 +3,7 @@ import {type ChildProcess, spawn} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 
-import {checkHealth} from '../../src/lib/health.js'
+import {checkHealth} from '../../src/lib/server/health.js'
 import {cleanup, envFor, exitOf, freePort, runCli, tempHome, waitFor} from '../helpers/cli.js'
 import {globalInstall, listFiles, packageTarball, pathWithoutAmpDistro, requireBuild, scratchDir} from '../helpers/pack.js'
 

@@ -4,7 +4,7 @@ import {closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writ
 import {join} from 'node:path'
 
 import {EXIT_CONFIG} from '../../src/lib/errors.js'
-import {MAX_OUTPUT_BYTES} from '../../src/lib/output-bound.js'
+import {MAX_OUTPUT_BYTES} from '../../src/lib/process/output-bound.js'
 
 import {
   accepts,

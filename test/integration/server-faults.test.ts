@@ -2,8 +2,8 @@ import {expect} from 'chai'
 import {connect, type Socket} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {checkHealth} from '../../src/lib/health.js'
-import {SERVER_LIMITS} from '../../src/lib/server.js'
+import {checkHealth} from '../../src/lib/server/health.js'
+import {SERVER_LIMITS} from '../../src/lib/server/server.js'
 import {cleanup, tempHome} from '../helpers/cli.js'
 import {rssBytes, type ServeProcess, startServe} from '../helpers/processes.js'
 

@@ -5,10 +5,10 @@ import {createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 
 import {EXIT_CONFIG} from '../../src/lib/errors.js'
-import {MAX_OUTPUT_BYTES} from '../../src/lib/output-bound.js'
+import {MAX_OUTPUT_BYTES} from '../../src/lib/process/output-bound.js'
 import {pathsFor} from '../../src/lib/paths.js'
-import {readPid} from '../../src/lib/pidfile.js'
-import {isToolProcess} from '../../src/lib/procs.js'
+import {readPid} from '../../src/lib/process/pidfile.js'
+import {isToolProcess} from '../../src/lib/process/procs.js'
 import {cleanup, exitOf, freePort, hasStackTrace, runCli, RUN_JS, type Running, start, tempHome, track, waitFor} from '../helpers/cli.js'
 import {alive, healthPid, sessionOf, signal, standaloneEnv, startUnrelated, writePidFile} from '../helpers/processes.js'
 

@@ -7,7 +7,7 @@ import sinon from 'sinon'
 import {isNpxCachePath, resolveBinary} from '../../src/lib/binary.js'
 import {UserError} from '../../src/lib/errors.js'
 import {renderResult} from '../../src/lib/service/result.js'
-import {execCommand, streamLines} from '../../src/lib/exec.js'
+import {execCommand, streamLines} from '../../src/lib/process/exec.js'
 
 describe('binary resolution', () => {
   let dir: string

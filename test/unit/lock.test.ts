@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {UserError} from '../../src/lib/errors.js'
-import {withLock} from '../../src/lib/lock.js'
+import {withLock} from '../../src/lib/process/lock.js'
 
 describe('withLock', () => {
   let dir: string

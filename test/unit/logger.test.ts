@@ -3,7 +3,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {createFileLogger, DEFAULT_MAX_LOG_BYTES} from '../../src/lib/logger.js'
+import {createFileLogger, DEFAULT_MAX_LOG_BYTES} from '../../src/lib/watchdog/logger.js'
 
 describe('file logger', () => {
   let dir: string

@@ -3,7 +3,7 @@ import {closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeF
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {boundOutput, isRegularFile, MAX_OUTPUT_BYTES, openBoundedAppend, truncateIfOver} from '../../src/lib/output-bound.js'
+import {boundOutput, isRegularFile, MAX_OUTPUT_BYTES, openBoundedAppend, truncateIfOver} from '../../src/lib/process/output-bound.js'
 import {waitFor} from '../helpers/cli.js'
 
 describe('output bound', () => {

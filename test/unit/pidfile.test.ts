@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {removeFile} from '../../src/lib/files.js'
 import {UserError} from '../../src/lib/errors.js'
-import {claimCommandPid, claimPidFile, readPid, removePidIfOwned} from '../../src/lib/pidfile.js'
+import {claimCommandPid, claimPidFile, readPid, removePidIfOwned} from '../../src/lib/process/pidfile.js'
 
 describe('pidfile', () => {
   let dir: string

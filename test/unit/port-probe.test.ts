@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {acceptsConnections} from '../../src/lib/port-probe.js'
+import {acceptsConnections} from '../../src/lib/server/port-probe.js'
 import {closeServer, holdPort} from '../helpers/cli.js'
 
 describe('acceptsConnections', () => {

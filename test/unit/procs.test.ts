@@ -3,7 +3,7 @@ import {spawn} from 'node:child_process'
 import {mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {commandLine, isAlive, isToolProcess, runsSubcommand} from '../../src/lib/procs.js'
+import {commandLine, isAlive, isToolProcess, runsSubcommand} from '../../src/lib/process/procs.js'
 import {cleanup, envFor, exitOf, freePort, REPO, RUN_JS, start, tempHome, track, waitFor} from '../helpers/cli.js'
 import {startServe} from '../helpers/processes.js'
 

@@ -4,8 +4,8 @@ import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
-import type {Io} from '../../src/lib/io.js'
-import {serve} from '../../src/lib/serve.js'
+import type {Io} from '../../src/lib/cli/io.js'
+import {serve} from '../../src/lib/server/serve.js'
 import {cleanup, freePort, http, serverPidFile, tempHome, waitFor} from '../helpers/cli.js'
 
 function recorder(): Io & {out: string[]; err: string[]} {

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import type {Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-import {createDistroServer, stopServer} from '../../src/lib/server.js'
+import {createDistroServer, stopServer} from '../../src/lib/server/server.js'
 import {accepts, http, rawConnection, waitFor} from '../helpers/cli.js'
 
 describe('createDistroServer (real server on 127.0.0.1, port 0)', () => {

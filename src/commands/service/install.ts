@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import {ActionCommand} from '../../base-command.js'
 import {DEFAULT_HOST, DEFAULT_PORT} from '../../lib/paths.js'
 
+/** The work: `install` in src/lib/service/install.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceInstall extends ActionCommand {
   static description = `Register the server with the OS supervisor so it starts at login (and at boot where possible) and recovers from failures.
 

@@ -2,6 +2,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {ActionCommand} from '../../base-command.js'
 
+/** The work: `logs` in src/lib/service/logs.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceLogs extends ActionCommand {
   static description = `Print the output of the server and the watchdog, oldest first.
 

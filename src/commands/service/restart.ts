@@ -2,6 +2,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {ActionCommand} from '../../base-command.js'
 
+/** The work: `restart` in src/lib/service/restart.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceRestart extends ActionCommand {
   static description = `Replace the running server with a fresh process, and restart its watchdog with it.
 

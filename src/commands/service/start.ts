@@ -2,6 +2,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {ActionCommand} from '../../base-command.js'
 
+/** The work: `start` in src/lib/service/start.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceStart extends ActionCommand {
   static description = `Start the installed server, and its watchdog, through the OS supervisor.
 

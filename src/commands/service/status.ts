@@ -1,5 +1,6 @@
 import {ActionCommand} from '../../base-command.js'
 
+/** The work: `status` in src/lib/service/status.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceStatus extends ActionCommand {
   static description = `Show whether the service and its watchdog are installed and running, and whether the server answers its health check.
 

@@ -1,5 +1,6 @@
 import {ActionCommand} from '../../base-command.js'
 
+/** The work: `stop` in src/lib/service/stop.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceStop extends ActionCommand {
   static description = `Stop the server and its watchdog through the OS supervisor.
 

@@ -1,5 +1,6 @@
 import {ActionCommand} from '../../base-command.js'
 
+/** The work: `uninstall` in src/lib/service/uninstall.ts, run by `runServiceCommand` (src/lib/service/run.ts). */
 export default class ServiceUninstall extends ActionCommand {
   static description = `Stop the service and its watchdog and remove them from the OS supervisor.
 

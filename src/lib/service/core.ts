@@ -1,7 +1,7 @@
 import {basename} from 'node:path'
 
 import {UserError} from '../errors.js'
-import type {HealthAnswer} from '../health.js'
+import type {HealthAnswer} from '../server/health.js'
 import {NAMES, serverUrl} from '../paths.js'
 import {type Driver, type JobState, type Role, ROLES} from './driver.js'
 import {type ServerTarget, verifyServing} from './health-wait.js'
@@ -20,8 +20,8 @@ export interface Effects {
 
 /** The real clock and network; node:http and node:net load with the first question. */
 export const realEffects: Effects = {
-  check: async (url, timeoutMs) => (await import('../health.js')).checkHealth(url, timeoutMs),
-  probe: async (host, port) => (await import('../port-probe.js')).acceptsConnections(host, port),
+  check: async (url, timeoutMs) => (await import('../server/health.js')).checkHealth(url, timeoutMs),
+  probe: async (host, port) => (await import('../server/port-probe.js')).acceptsConnections(host, port),
   now: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 }

@@ -1,6 +1,6 @@
 import {setTimeout as sleepFor} from 'node:timers/promises'
 
-import type {HealthAnswer} from '../health.js'
+import type {HealthAnswer} from '../server/health.js'
 import {hostPort, NAMES, serverUrl} from '../paths.js'
 import type {PlatformName, ServiceResult, ServingReport} from './types.js'
 
@@ -60,7 +60,7 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
   const now = deps.now ?? (() => performance.now())
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
   // node:http loads with the first question, so a module that only needs isListenablePort stays light.
-  const check = deps.check ?? (async (url: string) => (await import('../health.js')).checkHealth(url, 1000))
+  const check = deps.check ?? (async (url: string) => (await import('../server/health.js')).checkHealth(url, 1000))
   const url = `${serverUrl(target.host, target.port)}/api/health`
   const deadline = options.startedAt + options.waitSeconds * 1000
   const report = (healthy: boolean, pid: number | undefined, version?: string): ServingReport => ({
@@ -133,7 +133,7 @@ export interface DiagnosisFacts {
  */
 export async function servingFailure(
   facts: DiagnosisFacts,
-  probe = async (host: string, port: number) => (await import('../port-probe.js')).acceptsConnections(host, port),
+  probe = async (host: string, port: number) => (await import('../server/port-probe.js')).acceptsConnections(host, port),
 ): Promise<ServiceResult> {
   const {target, report} = facts
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]

@@ -1,7 +1,7 @@
 import {homedir, release, userInfo} from 'node:os'
 
-import {execCommand, streamLines} from '../exec.js'
-import {withLock} from '../lock.js'
+import {execCommand, streamLines} from '../process/exec.js'
+import {withLock} from '../process/lock.js'
 import {DEFAULT_HOST, DEFAULT_PORT, NAMES, pathsFor} from '../paths.js'
 import {packageInfo} from '../pkg.js'
 import {parsePort, parseWhole, validateHost} from '../validate.js'

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {UserError} from '../../../src/lib/errors.js'
-import {execCommand, streamLines} from '../../../src/lib/exec.js'
+import {execCommand, streamLines} from '../../../src/lib/process/exec.js'
 import {flagValue, makeUnitSpec, unitPath} from '../../../src/lib/service/spec.js'
 import type {ServiceContext} from '../../../src/lib/service/types.js'
 

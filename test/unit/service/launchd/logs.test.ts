@@ -3,7 +3,7 @@ import {appendFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, 
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {createFileLogger} from '../../../../src/lib/logger.js'
+import {createFileLogger} from '../../../../src/lib/watchdog/logger.js'
 import {pathsFor} from '../../../../src/lib/paths.js'
 import {launchdService as createLaunchdBackend} from '../../../helpers/launchd-service.js'
 import {launchdLogFiles, readLogs} from '../../../../src/lib/service/drivers/launchd/logs.js'

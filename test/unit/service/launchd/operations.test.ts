@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
 import {EXIT_CONFIG} from '../../../../src/lib/errors.js'
-import {checkHealth} from '../../../../src/lib/health.js'
+import {checkHealth} from '../../../../src/lib/server/health.js'
 import {launchdService as createLaunchdBackend, type LaunchdService as Backend} from '../../../helpers/launchd-service.js'
 import type {ServiceContext, ServiceResult} from '../../../../src/lib/service/types.js'
 import {freePort, PACKAGE, RUN_JS} from '../../../helpers/cli.js'

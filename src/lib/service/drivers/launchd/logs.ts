@@ -2,7 +2,7 @@ import {closeSync, fstatSync, openSync, readSync} from 'node:fs'
 import {basename} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {rotatedLogFiles} from '../../../logger.js'
+import {rotatedLogFiles} from '../../../watchdog/logger.js'
 import type {Paths} from '../../../paths.js'
 import type {LogLine} from '../../types.js'
 

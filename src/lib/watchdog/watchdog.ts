@@ -1,14 +1,14 @@
-import {configError, UserError} from './errors.js'
-import {checkHealth, type HealthAnswer} from './health.js'
+import {configError, UserError} from '../errors.js'
+import {checkHealth, type HealthAnswer} from '../server/health.js'
 import {createFileLogger, type Logger} from './logger.js'
-import {pathsFor, serverUrl} from './paths.js'
-import {claimCommandPid, removePidIfOwned} from './pidfile.js'
-import {streamLines} from './exec.js'
-import {portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart.js'
-import {supervisorOf} from './service/drivers/registry.js'
-import type {Exec} from './service/types.js'
-import {serverStopDeps, stopFromPidFile} from './stop.js'
-import {parsePort, parseWhole, validateHost} from './validate.js'
+import {pathsFor, serverUrl} from '../paths.js'
+import {claimCommandPid, removePidIfOwned} from '../process/pidfile.js'
+import {streamLines} from '../process/exec.js'
+import {portIsFree, restartStrategy, type RestartStrategy, spawnDetachedServer} from './restart-strategy.js'
+import {supervisorOf} from '../service/drivers/registry.js'
+import type {Exec} from '../service/types.js'
+import {serverStopDeps, stopFromPidFile} from '../process/stop-pid-file.js'
+import {parsePort, parseWhole, validateHost} from '../validate.js'
 
 export interface WatchdogFlags {
   host: string
@@ -153,64 +153,86 @@ async function restartAttempt(
  * An aborted signal ends the loop with 0.
  */
 export async function superviseLoop(settings: WatchdogSettings, deps: LoopDeps): Promise<number> {
-  const {log} = deps
-  const graceEnds = deps.now() + settings.startGraceMs
-  let answered = false
-  let graceLogged = false
-  let downSince: number | undefined
-  let heldLogged = false
-  let attempts = 0
-
+  const state: Outage = {graceEnds: deps.now() + settings.startGraceMs, answered: false, graceLogged: false, heldLogged: false, attempts: 0}
   while (!deps.signal.aborted) {
     // A failure counts from when the check was sent: a hung server was already not answering then.
     const sentAt = deps.now()
     const answer = await deps.check()
     if (deps.signal.aborted) break
-    const now = deps.now()
-    if (answer.healthy) {
-      if (downSince !== undefined) log.info(`Server healthy again after ${formatDuration(now - downSince)} down.`)
-      answered = true
-      downSince = undefined
-      heldLogged = false
-    } else if (!answered && sentAt < graceEnds) {
-      if (!graceLogged) log.info(`Server not answering yet (${answer.reason ?? 'no answer'}); it has ${formatDuration(settings.startGraceMs)} to start.`)
-      graceLogged = true
-    } else {
-      const reason = answer.reason ?? 'no answer'
-      const first = downSince === undefined
-      if (downSince === undefined) {
-        downSince = sentAt
-        log.warn(`Server unhealthy (${reason}); it is restarted if it stays down for ${formatDuration(settings.restartAfterMs)}.`)
-      }
-
-      const down = now - downSince
-      if (down >= settings.restartAfterMs) {
-        const held = await deps.strategy.held?.()
-        if (held !== undefined) {
-          if (!heldLogged) log.error(held)
-          heldLogged = true
-        } else {
-          if (heldLogged) log.info('The server is no longer held by its supervisor; restarting it as usual.')
-          heldLogged = false
-          if (settings.maxRestarts > 0 && attempts >= settings.maxRestarts) {
-            log.error(`Server down for ${formatDuration(down)} (${reason}) and all ${settings.maxRestarts} restart attempts are used up (--max-restarts); giving up.`)
-            return 1
-          }
-
-          attempts++
-          const result = await restartAttempt(settings, deps, {attempt: attempts, down, reason})
-          if (typeof result === 'number') return result
-          if (result === 'restarted') downSince = undefined
-        }
-      } else if (!first) {
-        log.warn(`Server still unhealthy (${reason}), down for ${formatDuration(down)}.`)
-      }
-    }
-
+    const code = await observe(settings, deps, state, answer, sentAt)
+    if (code !== undefined) return code
     await deps.sleep(settings.checkIntervalMs, deps.signal)
   }
 
   return 0
+}
+
+/** What the loop remembers between checks. */
+interface Outage {
+  /** Until then, failures before the first answer are not counted. */
+  graceEnds: number
+  /** The server has answered at least once. */
+  answered: boolean
+  graceLogged: boolean
+  /** When the current outage began (the first counted failure's check), while there is one. */
+  downSince?: number
+  /** The supervisor's hold has been logged for this outage. */
+  heldLogged: boolean
+  /** Restart attempts so far. */
+  attempts: number
+}
+
+/** One check's answer, as `superviseLoop` describes; resolves to an exit code when the loop ends. */
+async function observe(settings: WatchdogSettings, deps: LoopDeps, state: Outage, answer: HealthAnswer, sentAt: number): Promise<number | undefined> {
+  const {log} = deps
+  const now = deps.now()
+  if (answer.healthy) {
+    if (state.downSince !== undefined) log.info(`Server healthy again after ${formatDuration(now - state.downSince)} down.`)
+    Object.assign(state, {answered: true, downSince: undefined, heldLogged: false})
+    return undefined
+  }
+
+  const reason = answer.reason ?? 'no answer'
+  if (!state.answered && sentAt < state.graceEnds) {
+    if (!state.graceLogged) log.info(`Server not answering yet (${reason}); it has ${formatDuration(settings.startGraceMs)} to start.`)
+    state.graceLogged = true
+    return undefined
+  }
+
+  const first = state.downSince === undefined
+  if (state.downSince === undefined) {
+    state.downSince = sentAt
+    log.warn(`Server unhealthy (${reason}); it is restarted if it stays down for ${formatDuration(settings.restartAfterMs)}.`)
+  }
+
+  const down = now - state.downSince
+  if (down >= settings.restartAfterMs) return restartDue(settings, deps, state, {down, reason})
+  if (!first) log.warn(`Server still unhealthy (${reason}), down for ${formatDuration(down)}.`)
+  return undefined
+}
+
+/** A restart is due: wait while the supervisor holds the server, give up when the budget is spent, otherwise try one. */
+async function restartDue(settings: WatchdogSettings, deps: LoopDeps, state: Outage, {down, reason}: {down: number; reason: string}): Promise<number | undefined> {
+  const {log} = deps
+  const held = await deps.strategy.held?.()
+  if (held !== undefined) {
+    if (!state.heldLogged) log.error(held)
+    state.heldLogged = true
+    return undefined
+  }
+
+  if (state.heldLogged) log.info('The server is no longer held by its supervisor; restarting it as usual.')
+  state.heldLogged = false
+  if (settings.maxRestarts > 0 && state.attempts >= settings.maxRestarts) {
+    log.error(`Server down for ${formatDuration(down)} (${reason}) and all ${settings.maxRestarts} restart attempts are used up (--max-restarts); giving up.`)
+    return 1
+  }
+
+  state.attempts++
+  const result = await restartAttempt(settings, deps, {attempt: state.attempts, down, reason})
+  if (typeof result === 'number') return result
+  if (result === 'restarted') state.downSince = undefined
+  return undefined
 }
 
 export interface WatchdogDeps {
@@ -273,7 +295,7 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
       // modules a healthy watchdog never needs, and an upgrade in between is honoured.
       spawnServer: async () =>
         spawnDetachedServer({
-          bin: (await import('./binary.js')).resolveBinary({argv: deps.argv, env: deps.env, cwd: deps.cwd}).path,
+          bin: (await import('../binary.js')).resolveBinary({argv: deps.argv, env: deps.env, cwd: deps.cwd}).path,
           host: settings.host,
           port: settings.port,
           crashLog: paths.crashLog,

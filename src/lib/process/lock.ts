@@ -1,7 +1,7 @@
 import {unlinkSync} from 'node:fs'
 import {dirname} from 'node:path'
 
-import {UserError} from './errors.js'
+import {UserError} from '../errors.js'
 import {type Attempt, type Held, look, tryTake} from './exclusive.js'
 import {isAlive} from './procs.js'
 

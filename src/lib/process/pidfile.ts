@@ -1,8 +1,8 @@
 import {readFileSync} from 'node:fs'
 
-import {UserError} from './errors.js'
+import {UserError} from '../errors.js'
 import {parsePid, tryTake} from './exclusive.js'
-import {removeFile} from './files.js'
+import {removeFile} from '../files.js'
 import {isAlive, isToolProcess} from './procs.js'
 
 /** Reads a PID file; a missing file or one holding anything but a positive whole number is treated as absent. */

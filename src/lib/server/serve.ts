@@ -1,12 +1,12 @@
 import type {AddressInfo} from 'node:net'
 
-import {EXIT_CONFIG, UserError, configError} from './errors.js'
-import type {Io} from './io.js'
-import {hostPort, pathsFor, serverUrl} from './paths.js'
-import {claimCommandPid, removePidIfOwned} from './pidfile.js'
+import {EXIT_CONFIG, UserError, configError} from '../errors.js'
+import type {Io} from '../cli/io.js'
+import {hostPort, pathsFor, serverUrl} from '../paths.js'
+import {claimCommandPid, removePidIfOwned} from '../process/pidfile.js'
 import {createDistroServer, stopServer} from './server.js'
-import {aborted} from './signals.js'
-import {isLoopback, parsePort, validateHost} from './validate.js'
+import {aborted} from '../process/signals.js'
+import {isLoopback, parsePort, validateHost} from '../validate.js'
 
 export interface ServeFlags {
   host: string

@@ -1,4 +1,4 @@
-import type {Exec, StreamLines} from './service/types.js'
+import type {Exec, StreamLines} from '../service/types.js'
 
 // node:child_process and node:readline load on first use: a command that
 // runs no program (`service status` with nothing installed) never pays for them.

@@ -1,7 +1,7 @@
 import {closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 
-import {removeFile} from './files.js'
+import {removeFile} from '../files.js'
 import {isAlive} from './procs.js'
 
 /** What a holder file held when it was read: its inode (to tell a new file from the old one) and its PID. */

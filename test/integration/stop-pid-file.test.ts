@@ -3,8 +3,8 @@ import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createServer, type Server} from 'node:net'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {portIsFree} from '../../src/lib/restart.js'
-import {serverStopDeps, stopFromPidFile} from '../../src/lib/stop.js'
+import {portIsFree} from '../../src/lib/watchdog/restart-strategy.js'
+import {serverStopDeps, stopFromPidFile} from '../../src/lib/process/stop-pid-file.js'
 import {cleanup, exitOf, freePort, RUN_JS, type Running, start, tempHome, waitFor} from '../helpers/cli.js'
 import {alive, healthPid, signal, standaloneEnv, startUnrelated, stateOf, writePidFile} from '../helpers/processes.js'
 

@@ -1,7 +1,7 @@
 import {readFileSync, readlinkSync, realpathSync} from 'node:fs'
 import {basename, dirname, isAbsolute, join, resolve} from 'node:path'
 
-import {NAMES} from './paths.js'
+import {NAMES} from '../paths.js'
 
 /** True when a process with this PID exists (signal 0 reaches it or is refused for permissions). */
 export function isAlive(pid: number): boolean {

@@ -3,12 +3,12 @@ import {closeSync, writeSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {delimiter, dirname} from 'node:path'
 
-import {EXIT_CONFIG, UserError} from './errors.js'
+import {EXIT_CONFIG, UserError} from '../errors.js'
 import type {Logger} from './logger.js'
-import {openBoundedAppend} from './output-bound.js'
-import {NAMES} from './paths.js'
-import type {Driver} from './service/driver.js'
-import type {StopOutcome} from './stop.js'
+import {openBoundedAppend} from '../process/output-bound.js'
+import {NAMES} from '../paths.js'
+import type {Driver} from '../service/driver.js'
+import type {StopOutcome} from '../process/stop-pid-file.js'
 
 /** What a restart attempt came to. */
 export type RestartOutcome =
@@ -33,7 +33,7 @@ export interface RestartStrategy {
 }
 
 export interface RestartDeps {
-  /** Stops the server named in `server.pid` (src/lib/stop.ts). */
+  /** Stops the server named in `server.pid` (src/lib/process/stop-pid-file.ts). */
   stop: () => Promise<StopOutcome>
   /** Waits (bounded) until the server's port can be bound again; false when it is still taken. */
   waitPortFree: () => Promise<boolean>

@@ -1,11 +1,11 @@
 import {homedir} from 'node:os'
 
-import {UserError} from './errors.js'
+import {UserError} from '../errors.js'
 import {consoleIo} from './io.js'
-import {packageInfo} from './pkg.js'
-import type {ServiceCommand} from './service/run.js'
-import type {LogLine} from './service/types.js'
-import {shutdownSignal} from './signals.js'
+import {packageInfo} from '../pkg.js'
+import type {ServiceCommand} from '../service/run.js'
+import type {LogLine} from '../service/types.js'
+import {shutdownSignal} from '../process/signals.js'
 
 /** Flag values as both the oclif parser and the fast path deliver them. */
 export type FlagValues = Record<string, boolean | string | undefined>
@@ -18,7 +18,7 @@ export type FlagValues = Record<string, boolean | string | undefined>
  */
 export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
   async serve(flags) {
-    const [{serve}, {boundOutput}] = await Promise.all([import('./serve.js'), import('./output-bound.js')])
+    const [{serve}, {boundOutput}] = await Promise.all([import('../server/serve.js'), import('../process/output-bound.js')])
     boundOutput([1, 2])
     await serve(
       {host: String(flags.host), port: String(flags.port)},
@@ -27,7 +27,7 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
   },
 
   async watchdog(flags) {
-    const [{watchdog}, {execCommand}, {boundOutput, isRegularFile}] = await Promise.all([import('./watchdog.js'), import('./exec.js'), import('./output-bound.js')])
+    const [{watchdog}, {execCommand}, {boundOutput, isRegularFile}] = await Promise.all([import('../watchdog/watchdog.js'), import('../process/exec.js'), import('../process/output-bound.js')])
     boundOutput([1, 2])
     process.exitCode = await watchdog(
       {
@@ -65,7 +65,7 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
 const text = (value: boolean | string | undefined) => (value === undefined ? undefined : String(value))
 
 async function service(command: ServiceCommand, flags: FlagValues): Promise<void> {
-  const [{runServiceCommand}, {printResult}] = await Promise.all([import('./service/run.js'), import('./service/result.js')])
+  const [{runServiceCommand}, {printResult}] = await Promise.all([import('../service/run.js'), import('../service/result.js')])
   const json = flags.json === true
   const lines: LogLine[] = []
   let printed = 0
