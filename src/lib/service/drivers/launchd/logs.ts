@@ -4,7 +4,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {rotatedLogFiles} from '../../../watchdog/logger.js'
 import type {Paths} from '../../../paths.js'
-import type {LogLine} from '../../types.js'
+import type {LogLine, LogsOptions} from '../../types.js'
 
 /** A log file `service logs` reads, and the files it is rotated to, newest first. */
 export interface LogFile {
@@ -156,12 +156,7 @@ function readNew(tail: Tail): string[] {
   }
 }
 
-export interface ReadLogsOptions {
-  /** How many of the last lines to print first. */
-  lines: number
-  follow: boolean
-  signal: AbortSignal
-  write: (line: LogLine) => void
+export interface ReadLogsOptions extends LogsOptions {
   /** How often a follow looks for new lines, in ms. */
   pollMs?: number
 }
