@@ -54,8 +54,8 @@ interface Case {
 
 const CASES: Case[] = [
   {name: 'amp-distro --version', args: ['--version'], target: 1.25},
-  {name: 'amp-distro --help', args: ['--help'], target: 2.4},
-  {name: 'amp-distro serve --help', args: ['serve', '--help'], target: 2.6, needs: 'serve'},
+  {name: 'amp-distro --help', args: ['--help'], target: 2.8},
+  {name: 'amp-distro serve --help', args: ['serve', '--help'], target: 2.8, needs: 'serve'},
   {name: 'amp-distro service status', args: ['service', 'status'], target: 1.6, needs: 'service:status'},
   {name: 'amp-distro watchdog --help', args: ['watchdog', '--help'], needs: 'watchdog'},
 ]

@@ -1,9 +1,6 @@
 // Builds, with esbuild, the CommonJS files bin/run.js loads:
 //
 // - dist/version.cjs answers `--version` alone, from package.json;
-// - dist/bundle-loader.cjs runs the oclif bundle with a code cache of its own
-//   (src/bundle-loader.ts), which help needs to start quickly; the main
-//   bundle loads through Node's require() and Node's own compile cache;
 // - dist/amp-distro.cjs, the main bundle: the fast path, the actions and
 //   every lib module; what `serve`, `watchdog` and the `service` commands run;
 // - dist/oclif.cjs: oclif, its help plugin and every command under
@@ -15,54 +12,32 @@
 //   npm dependencies other than oclif (which, plist, oclif's plugins) stay
 //   in node_modules, required by what needs each.
 //
-// Why bundles: loading oclif from node_modules means resolving and reading
-// about two hundred files on every start that reaches it. CommonJS, because
-// importing Node's own modules as ES modules loads parts of them that a
-// CommonJS require leaves alone.
+// Both bundles load through require(), under Node's compile cache
+// (bin/run.js). Why bundles: loading oclif from node_modules means resolving
+// and reading about two hundred files on every start that reaches it.
+// CommonJS, because importing Node's own modules as ES modules loads parts
+// of them that a CommonJS require leaves alone.
 //
 // A bundle evaluates a module only when something first asks for it: the
 // fast path at once, the actions' lazy imports only when they run.
-import {createHash} from 'node:crypto'
-import {mkdirSync, readdirSync, writeFileSync} from 'node:fs'
+import {readdirSync} from 'node:fs'
 import {join, relative, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {build} from 'esbuild'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
+const lib = join(root, 'src', 'lib')
 const commandsDir = join(root, 'src', 'commands')
 
+/** The TypeScript sources under `dir`, as paths relative to it with `/` between folders, sorted. */
 function sources(dir) {
-  return readdirSync(dir, {withFileTypes: true}).flatMap((entry) => {
-    const file = join(dir, entry.name)
-    if (entry.isDirectory()) return sources(file)
-    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [file] : []
-  })
+  return readdirSync(dir, {recursive: true})
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
+    .map((file) => file.split(sep).join('/'))
+    .sort()
 }
 
-// Command ids as oclif derives them from file paths: service/install.ts is service:install.
-const commands = sources(commandsDir)
-  .map((file) => ({file: `./${relative(root, file).split(sep).join('/')}`, id: relative(commandsDir, file).replace(/\.ts$/, '').split(sep).join(':')}))
-  .sort((a, b) => (a.id < b.id ? -1 : 1))
-
-// oclif is entered by subpath (@oclif/core/execute, /command, /flags): its
-// index, with the semver check of `engines` it runs, is evaluated only by the
-// `help` command, whose plugin imports it.
-const oclifSide = [
-  "export {execute} from '@oclif/core/execute'",
-  // package.json: oclif.helpClass.
-  "export {AmpDistroHelp} from './src/help.ts'",
-  `export const COMMANDS = {${commands.map(({file, id}) => `get ${JSON.stringify(id)}() { return require(${JSON.stringify(file)}).default }`).join(', ')}}`,
-].join('\n')
-
-// Two bundles, so that the commands people and supervisors run often never
-// read oclif: dist/amp-distro.cjs (the fast path, the actions and every lib
-// module) and dist/oclif.cjs (oclif, its help plugin and the command
-// classes, whose list oclif reads: package.json, oclif.commands). Each lib
-// module exists once: the oclif bundle takes the ones the commands import
-// from the main bundle (its `lib` export), requiring it when a command class
-// first needs one. The main bundle never loads the oclif bundle: bin/run.js
-// does, for help and for what the fast path leaves to oclif.
 const shared = {
   absWorkingDir: root,
   outdir: join(root, 'dist'),
@@ -72,41 +47,68 @@ const shared = {
   platform: 'node',
   target: 'node20',
   minify: true,
-  // import() inside a vm.Script needs an experimental loader hook: esbuild makes them require().
-  supported: {'dynamic-import': false},
   // src/lib/pkg.ts finds the package root from its own module's URL.
   define: {'import.meta.url': '__moduleUrl'},
   banner: {js: "var __moduleUrl=require('node:url').pathToFileURL(__filename).href;"},
-  write: false,
   logLevel: 'warning',
 }
 
-const virtual = (name, contents, loader) => ({
+/** An entry point whose source is `contents`, resolved from the package root. */
+const generated = (name, contents) => ({
   name: `entry-${name}`,
   setup(context) {
     context.onResolve({filter: new RegExp(`^amp-distro:${name}$`)}, () => ({path: name, namespace: 'amp-distro'}))
-    context.onLoad({filter: new RegExp(`^${name}$`), namespace: 'amp-distro'}, () => ({contents: contents(), resolveDir: root, loader}))
+    context.onLoad({filter: /.*/, namespace: 'amp-distro'}, () => ({contents, resolveDir: root, loader: 'ts'}))
   },
 })
 
-const lib = join(root, 'src', 'lib')
-const libUsed = new Set()
-const oclif = await build({
+// The main bundle's entry is generated: besides the fast path it exports
+// every lib module (the files under src/lib, read from the folder) for the
+// oclif bundle, each evaluated only when first asked for.
+await build({
+  ...shared,
+  entryPoints: [
+    {in: 'amp-distro:main', out: 'amp-distro'},
+    {in: join(root, 'src', 'version.ts'), out: 'version'},
+  ],
+  external: ['which', 'plist'],
+  plugins: [
+    generated('main', [
+      "export {fastRun} from './src/fast-path.ts'",
+      `export const lib = {${sources(lib).map((file) => `get ${JSON.stringify(file)}() { return require(${JSON.stringify(`./src/lib/${file}`)}) }`).join(', ')}}`,
+    ].join('\n')),
+  ],
+})
+
+// The oclif bundle's entry is generated too: oclif's explicit command
+// strategy (package.json: oclif.commands) reads a map of command id to
+// class, here built from the files under src/commands (service/install.ts is
+// service:install, as oclif derives ids from paths), each class evaluated
+// only when oclif asks for it. oclif is entered by subpath
+// (@oclif/core/execute, /command, /flags): its index, with the semver check
+// of `engines` it runs, is evaluated only by the `help` command, whose
+// plugin imports it.
+const commands = sources(commandsDir).map((file) => [file.replace(/\.ts$/, '').split('/').join(':'), `./src/commands/${file}`])
+await build({
   ...shared,
   entryPoints: [{in: 'amp-distro:oclif', out: 'oclif'}],
   // oclif loads typescript only to run commands from .ts sources in development.
   external: ['typescript', './amp-distro.cjs'],
   plugins: [
-    virtual('oclif', () => oclifSide, 'ts'),
+    generated('oclif', [
+      "export {execute} from '@oclif/core/execute'",
+      // package.json: oclif.helpClass.
+      "export {AmpDistroHelp} from './src/help.ts'",
+      `export const COMMANDS = {${commands.map(([id, file]) => `get ${JSON.stringify(id)}() { return require(${JSON.stringify(file)}).default }`).join(', ')}}`,
+    ].join('\n')),
     {
+      // A lib module the command classes import is the main bundle's (its `lib` export), not a second copy.
       name: 'lib-from-main',
       setup(context) {
         context.onResolve({filter: /^\.\.?\//}, (args) => {
           const target = join(args.resolveDir, args.path).replace(/\.js$/, '.ts')
           if (!target.startsWith(lib + sep)) return undefined
-          const name = relative(lib, target).split(sep).join('/')
-          libUsed.add(name)
-          return {path: name, namespace: 'amp-distro-lib'}
+          return {path: relative(lib, target).split(sep).join('/'), namespace: 'amp-distro-lib'}
         })
         context.onLoad({filter: /.*/, namespace: 'amp-distro-lib'}, (args) => ({
           contents: `module.exports = require('./amp-distro.cjs').lib[${JSON.stringify(args.path)}]`,
@@ -116,30 +118,3 @@ const oclif = await build({
     },
   ],
 })
-
-const entry = () =>
-  [
-    "exports.fastRun = require('./src/fast-path.ts').fastRun",
-    `exports.lib = {${[...libUsed]
-      .sort()
-      .map((name) => `get ${JSON.stringify(name)}() { return require(${JSON.stringify(`./src/lib/${name}`)}) }`)
-      .join(', ')}}`,
-  ].join('\n')
-
-const main = await build({
-  ...shared,
-  entryPoints: [
-    {in: 'amp-distro:main', out: 'amp-distro'},
-    {in: join(root, 'src', 'bundle-loader.ts'), out: 'bundle-loader'},
-    {in: join(root, 'src', 'version.ts'), out: 'version'},
-  ],
-  external: ['which', 'plist'],
-  plugins: [virtual('main', entry, 'js')],
-})
-
-// The oclif bundle's first line names the build by its content, for its code cache (src/bundle-loader.ts).
-mkdirSync(join(root, 'dist'), {recursive: true})
-for (const {path, contents} of [...main.outputFiles, ...oclif.outputFiles]) {
-  const stamp = path.endsWith('oclif.cjs') ? `// build ${createHash('sha256').update(contents).digest('hex').slice(0, 16)}\n` : ''
-  writeFileSync(path, Buffer.concat([Buffer.from(stamp), contents]))
-}

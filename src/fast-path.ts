@@ -19,21 +19,36 @@ interface Manifest {
 }
 
 /**
- * Commands that start without loading oclif: those that people and supervisors
- * run often, and the service commands, whose own work is small next to oclif's
- * start-up.
+ * The manifest flag properties the fast path handles: those parseWithManifest
+ * implements, and those that only shape help, which the fast path never
+ * answers. oclif's manifest records more (required, dependsOn, relationships,
+ * env, aliases, deprecated, delimiter, ...): a flag that carries any of them
+ * is left to oclif, which implements them all.
  */
-export const FAST_COMMANDS = [
-  'service:status',
-  'service:install',
-  'service:uninstall',
-  'service:start',
-  'service:stop',
-  'service:restart',
-  'service:logs',
-  'serve',
-  'watchdog',
-] as const
+export const HANDLED_FLAG_PROPERTIES: ReadonlySet<string> = new Set([
+  'type',
+  'char',
+  'default',
+  'options',
+  'multiple',
+  'allowNo',
+  'exclusive',
+  'name',
+  'description',
+  'summary',
+  'helpGroup',
+  'helpLabel',
+  'helpValue',
+  'hasDynamicHelp',
+  'hidden',
+])
+
+/** The properties of a manifest flag that the fast path does not handle; a property that is false counts as absent. */
+export function unhandledProperties(flag: object): string[] {
+  return Object.entries(flag)
+    .filter(([key, value]) => value !== undefined && value !== false && !HANDLED_FLAG_PROPERTIES.has(key))
+    .map(([key]) => key)
+}
 
 /**
  * Parses `args` against a command's flags as recorded in the oclif manifest
@@ -41,15 +56,16 @@ export const FAST_COMMANDS = [
  * a boolean flag with `allowNo` also takes its `--no-` form, which sets it
  * false. Returns undefined for anything it does not fully understand (help,
  * unknown or repeated flags, a flag given in both forms, values outside
- * `options`, flags given together that exclude each other): oclif then handles the invocation and renders help or errors
- * exactly as it always does.
+ * `options`, flags given together that exclude each other, a flag with a
+ * property it does not handle): oclif then handles the invocation and
+ * renders help or errors exactly as it always does.
  */
 export function parseWithManifest(flags: Record<string, ManifestFlag>, args: string[]): Record<string, boolean | string> | undefined {
   if (args.some((arg) => arg === '--help' || arg === '-h' || arg === '--')) return undefined
   const options: NonNullable<ParseArgsConfig['options']> = {}
   const negations = new Map<string, string>()
   for (const [name, flag] of Object.entries(flags)) {
-    if (flag.multiple) return undefined
+    if (flag.multiple || unhandledProperties(flag).length > 0) return undefined
     options[name] = flag.type === 'boolean' ? {type: 'boolean'} : {type: 'string'}
     if (flag.char) options[name].short = flag.char
     if (flag.allowNo && flag.type === 'boolean') negations.set(`no-${name}`, name)
@@ -93,13 +109,15 @@ export function parseWithManifest(flags: Record<string, ManifestFlag>, args: str
 }
 
 /**
- * Handles the hot commands without loading oclif (`--version` comes
- * earlier still: src/version.ts). `root` is the package's folder. Returns
- * false when the invocation is not one it handles, so the caller falls back
- * to oclif.
+ * Handles the commands that have an action (src/lib/cli/actions.ts: those people
+ * and supervisors run, and the service commands, whose own work is small
+ * next to oclif's start-up) without loading oclif; `--version` comes earlier
+ * still (src/version.ts). `root` is the package's folder. Returns false when
+ * the invocation is not one it handles, so the caller falls back to oclif.
  */
 export async function fastRun(argv: string[], root: string): Promise<boolean> {
-  const id = FAST_COMMANDS.find((candidate) => candidate.split(':').every((word, i) => argv[i] === word))
+  const {actions, reportFailure} = await import('./lib/cli/actions.js')
+  const id = Object.keys(actions).find((candidate) => candidate.split(':').every((word, i) => argv[i] === word))
   if (id === undefined) return false
   let manifest: Manifest
   try {
@@ -111,8 +129,6 @@ export async function fastRun(argv: string[], root: string): Promise<boolean> {
   const command = manifest.commands[id]
   const flags = command && parseWithManifest(command.flags, argv.slice(id.split(':').length))
   if (!flags) return false
-  const {actions, reportFailure} = await import('./lib/cli/actions.js')
-  if (!(id in actions)) return false
   try {
     await actions[id](flags)
   } catch (error) {

@@ -132,16 +132,15 @@ export async function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; 
 
 /**
  * Runs the same invocation through oclif's `execute` directly, the oclif
- * bundle loaded as bin/run.js loads it when the fast path declines;
+ * bundle required as bin/run.js requires it when the fast path declines;
  * process.argv looks as it would under bin/run.js, since oclif reads it for
  * help and error output.
  */
 export async function runOclif(args: string[], options: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<Finished> {
   const code = [
-    `const {loadBundle, routeOf} = require(${JSON.stringify(join(REPO, 'dist', 'bundle-loader.cjs'))})`,
     'const args = process.argv.slice(1)',
     `process.argv = [process.argv[0], ${JSON.stringify(RUN_JS)}, ...args]`,
-    `loadBundle(${JSON.stringify(join(REPO, 'dist', 'oclif.cjs'))}, {route: routeOf(args)}).execute({dir: ${JSON.stringify(REPO)}, args})`,
+    `require(${JSON.stringify(join(REPO, 'dist', 'oclif.cjs'))}).execute({dir: ${JSON.stringify(REPO)}, args})`,
   ].join('\n')
   const run = start('--', args, {env: options.env, nodeArgs: ['--input-type=commonjs', '-e', code]})
   const timer = setTimeout(() => run.child.kill('SIGKILL'), options.timeoutMs ?? 15_000)

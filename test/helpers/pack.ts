@@ -19,7 +19,7 @@ export function listFiles(dir: string): string[] {
 
 /** Fails early with a clear message when the build output tests rely on is missing. */
 export function requireBuild(): void {
-  for (const file of ['dist/amp-distro.cjs', 'dist/oclif.cjs', 'dist/bundle-loader.cjs', 'dist/version.cjs', 'oclif.manifest.json']) {
+  for (const file of ['dist/amp-distro.cjs', 'dist/oclif.cjs', 'dist/version.cjs', 'oclif.manifest.json']) {
     if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run \`npm run build\` first`)
   }
 }

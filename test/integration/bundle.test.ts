@@ -1,8 +1,9 @@
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, sep} from 'node:path'
+import {pathToFileURL} from 'node:url'
 
 import {requireBuild, ROOT} from '../helpers/pack.js'
 
@@ -11,8 +12,21 @@ describe('the bundle (dist/amp-distro.cjs) and what a run loads besides it', () 
   before(() => {
     requireBuild()
     dir = mkdtempSync(join(tmpdir(), 'amp-bundle-'))
-    // Loaded with --require before bin/run.js: records, at exit, the files the run required.
-    writeFileSync(join(dir, 'record.cjs'), "process.on('exit', () => require('node:fs').writeFileSync(process.env.RECORD_TO, JSON.stringify(Object.keys(require.cache))))\n")
+    // Loaded with --import before bin/run.js: records, at exit, the files the run required, and as it
+    // goes the files it imported as ES modules (oclif imports its plugins), which require.cache never holds.
+    writeFileSync(
+      join(dir, 'imported.mjs'),
+      "import {appendFileSync} from 'node:fs'\nexport async function load(url, context, next) {\n  if (url.startsWith('file:')) appendFileSync(process.env.RECORD_TO + '.imported', new URL(url).pathname + '\\n')\n  return next(url, context)\n}\n",
+    )
+    writeFileSync(
+      join(dir, 'record.mjs'),
+      [
+        "import {writeFileSync} from 'node:fs'",
+        "import {createRequire, register} from 'node:module'",
+        "register('./imported.mjs', import.meta.url)",
+        "process.on('exit', () => writeFileSync(process.env.RECORD_TO, JSON.stringify(Object.keys(createRequire(import.meta.url).cache))))",
+      ].join('\n'),
+    )
   })
   after(() => rmSync(dir, {recursive: true, force: true}))
 
@@ -20,8 +34,10 @@ describe('the bundle (dist/amp-distro.cjs) and what a run loads besides it', () 
   function packagesLoaded(args: string[]): string[] {
     const record = join(dir, 'loaded.json')
     const home = mkdtempSync(join(dir, 'home-'))
-    spawnSync(process.execPath, ['--require', join(dir, 'record.cjs'), join(ROOT, 'bin', 'run.js'), ...args], {env: {...process.env, HOME: home, RECORD_TO: record}, stdio: 'ignore'})
-    const files = JSON.parse(readFileSync(record, 'utf8')) as string[]
+    rmSync(`${record}.imported`, {force: true})
+    spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'record.mjs')).href, join(ROOT, 'bin', 'run.js'), ...args], {env: {...process.env, HOME: home, RECORD_TO: record}, stdio: 'ignore'})
+    const imported = existsSync(`${record}.imported`) ? readFileSync(`${record}.imported`, 'utf8').split('\n').filter(Boolean) : []
+    const files = [...(JSON.parse(readFileSync(record, 'utf8')) as string[]), ...imported]
     const marker = `${sep}node_modules${sep}`
     return [...new Set(files.filter((file) => file.includes(marker)).map((file) => file.slice(file.lastIndexOf(marker) + marker.length).split(sep).slice(0, 2).join('/')))]
   }

@@ -35,7 +35,7 @@ describe('npm pack', function () {
   it('ships the entry script, the compiled code, the manifest, templates, README and LICENSE, and nothing else', () => {
     const files = packed(ROOT)
     expect(files).to.deep.equal(expectedFiles(ROOT))
-    expect(files).to.include.members(['bin/run.js', 'bin/package.json', 'dist/amp-distro.cjs', 'dist/oclif.cjs', 'dist/bundle-loader.cjs', 'dist/version.cjs', 'oclif.manifest.json', 'package.json', 'LICENSE'])
+    expect(files).to.include.members(['bin/run.js', 'bin/package.json', 'dist/amp-distro.cjs', 'dist/oclif.cjs', 'dist/version.cjs', 'oclif.manifest.json', 'package.json', 'LICENSE'])
   })
 
   it('leaves out standalone tarballs under dist/, scratch output under tmp/, old .tgz files, sources, tests and source maps', () => {

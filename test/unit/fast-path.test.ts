@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {arch} from 'node:os'
 
-import {parseWithManifest} from '../../src/fast-path.js'
+import {parseWithManifest, unhandledProperties} from '../../src/fast-path.js'
 import {versionLine} from '../../src/version.js'
 
 const FLAGS = {
@@ -47,6 +47,27 @@ describe('fast path', () => {
       expect(parseWithManifest(flags, ['--json', '-f'])).to.equal(undefined)
       expect(parseWithManifest(flags, ['--follow'])).to.deep.equal({follow: true, lines: '50'})
       expect(parseWithManifest(flags, ['--json'])).to.deep.equal({json: true, lines: '50'})
+    })
+
+    for (const [property, value] of [
+      ['required', true],
+      ['dependsOn', ['json']],
+      ['relationships', [{type: 'all', flags: ['json']}]],
+      ['env', 'AMP_DISTRO_PORT'],
+      ['aliases', ['listen-port']],
+      ['deprecated', true],
+    ] as const) {
+      it(`leaves a command with a flag carrying ${property}, which it does not implement, to oclif`, () => {
+        const flags = {port: {type: 'option', default: '8400', [property]: value}} as const
+        expect(unhandledProperties(flags.port)).to.deep.equal([property])
+        expect(parseWithManifest(flags, ['--port', '1'])).to.equal(undefined)
+      })
+    }
+
+    it('handles flags whose other properties only shape help, or are false', () => {
+      const port = {type: 'option', default: '8400', name: 'port', description: 'TCP port.', helpGroup: 'GLOBAL', hasDynamicHelp: false, hidden: false, required: false} as const
+      expect(unhandledProperties(port)).to.deep.equal([])
+      expect(parseWithManifest({port}, ['--port', '1'])).to.deep.equal({port: '1'})
     })
 
     it('leaves commands with multiple-value flags to oclif', () => {

@@ -2,9 +2,9 @@ import {expect} from 'chai'
 import {closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import sinon from 'sinon'
 
 import {boundOutput, isRegularFile, MAX_OUTPUT_BYTES, openBoundedAppend, truncateIfOver} from '../../src/lib/process/output-bound.js'
-import {waitFor} from '../helpers/cli.js'
 
 describe('output bound', () => {
   let dir: string
@@ -57,14 +57,18 @@ describe('output bound', () => {
   })
 
   it('keeps checking: a file that grows past the bound later is emptied by the periodic check', async () => {
+    const clock = sinon.useFakeTimers({toFake: ['setInterval', 'clearInterval']})
     const {file, fd} = appendFd('')
     const stop = boundOutput([fd], 100, 20)
     try {
       writeSync(fd, 'y'.repeat(500))
-      await waitFor('the periodic check to empty the file', () => statSync(file).size < 500, 5000)
+      clock.tick(19)
+      expect(statSync(file).size).to.equal(500)
+      clock.tick(1)
       expect(readFileSync(file, 'utf8')).to.match(/^--- \S+ amp-distro emptied this file: it had grown past 100 bytes ---\n$/)
     } finally {
       stop()
+      clock.restore()
     }
   })
 

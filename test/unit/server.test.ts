@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import type {Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
+import sinon from 'sinon'
 
 import {createDistroServer, stopServer} from '../../src/lib/server/server.js'
 import {accepts, http, rawConnection, waitFor} from '../helpers/cli.js'
@@ -100,10 +101,24 @@ describe('createDistroServer (real server on 127.0.0.1, port 0)', () => {
     })
 
     it('closes a connection still open when the drain time is up', async () => {
+      const accepted = new Promise((resolve) => server.once('connection', resolve))
       const client = await rawConnection((server.address() as AddressInfo).port)
       client.socket.write('GET /api/health HTTP/1.1\r\n')
-      await stopServer(server, 200)
-      await client.closed
+      await accepted
+      const clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout']})
+      try {
+        const stopped = stopServer(server, 60_000)
+        let closed = false
+        void client.closed.then(() => (closed = true))
+        await new Promise((resolve) => setImmediate(resolve))
+        expect(closed, 'open before the drain time is up').to.equal(false)
+        await clock.tickAsync(60_000)
+        await stopped
+        await client.closed
+      } finally {
+        clock.restore()
+      }
+
       expect(client.received()).to.equal('')
     })
   })

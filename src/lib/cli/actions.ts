@@ -11,10 +11,11 @@ import {shutdownSignal} from '../process/signals.js'
 export type FlagValues = Record<string, boolean | string | undefined>
 
 /**
- * What each command does once its flags are parsed. The oclif command
- * classes and the start-up fast path in `bin/run.js` both call these, so a
- * command's behaviour is written once. Modules load lazily: a command pays
- * only for what it uses.
+ * What each command does once its flags are parsed, by oclif command id. The
+ * oclif command classes and the start-up fast path (src/fast-path.ts) both
+ * call these, so a command's behaviour is written once, and the commands
+ * listed here are the ones the fast path runs without oclif. Modules load
+ * lazily: a command pays only for what it uses.
  */
 export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
   async serve(flags) {

@@ -10,6 +10,8 @@ export interface LockOptions {
   timeoutMs?: number
   pid?: number
   sleep?: (ms: number) => Promise<void>
+  /** The clock the timeout is measured on, in ms. */
+  now?: () => number
 }
 
 const abandoned = (held: Held) => held.pid === undefined || !isAlive(held.pid)
@@ -27,7 +29,8 @@ const abandoned = (held: Held) => held.pid === undefined || !isAlive(held.pid)
 export async function withLock<T>(file: string, work: () => Promise<T>, options: LockOptions = {}): Promise<T> {
   const pid = options.pid ?? process.pid
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+  const now = options.now ?? Date.now
+  const deadline = now() + (options.timeoutMs ?? 60_000)
   for (;;) {
     let attempt: Attempt
     try {
@@ -38,7 +41,7 @@ export async function withLock<T>(file: string, work: () => Promise<T>, options:
     }
 
     if (attempt.kind === 'taken') break
-    if (Date.now() >= deadline) {
+    if (now() >= deadline) {
       throw new UserError(
         attempt.kind === 'held' ? `Another amp-distro service command is running (PID ${attempt.holder.pid}).` : `Cannot take the service lock ${file}.`,
         {details: [`Wait for it to finish, or remove ${file} if that process is gone.`]},
