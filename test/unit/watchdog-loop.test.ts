@@ -1,6 +1,4 @@
 import {expect} from 'chai'
-import {writeFileSync} from 'node:fs'
-import {join} from 'node:path'
 import sinon from 'sinon'
 
 import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
@@ -9,9 +7,6 @@ import type {Logger} from '../../src/lib/logger.js'
 import {detectSupervisor, type RestartDeps, type Supervisor, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
 import type {ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/stop.js'
-import {execCommand} from '../../src/lib/exec.js'
-import {buildPlist} from '../../src/lib/service/launchd/plist.js'
-import {createFakeLaunchctl, type FakeLaunchctlConfig} from '../helpers/fake-launchctl.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog.js'
 
 const S = 1000
@@ -499,31 +494,6 @@ describe('restart strategies', () => {
     expect(said).to.have.length(1)
     expect(said[0].message).to.include(`configuration error (exit code ${EXIT_CONFIG})`)
     expect(said[0].message).to.include('amp-distro service status')
-  })
-
-  it('under launchd, held reads launchctl print as the fake launchctl answers it: 78 holds, another exit code or a running job does not', async () => {
-    const fake = createFakeLaunchctl()
-    try {
-      const fx = effects()
-      fx.deps.exec = (file, args) => execCommand(join(fake.dir, file), args)
-      const strategy = restartStrategy('launchd', fx.deps)
-      expect(await strategy.held?.(), 'not loaded').to.equal(undefined)
-      const plistFile = join(fake.dir, 'com.amplifier.distro.plist')
-      writeFileSync(plistFile, buildPlist({Label: 'com.amplifier.distro', ProgramArguments: ['/usr/local/bin/amp-distro', 'serve']}))
-      fake.configure({})
-      expect((await fx.deps.exec('launchctl', ['bootstrap', 'gui/501', plistFile])).code).to.equal(0)
-      const answers: [FakeLaunchctlConfig, boolean][] = [
-        [{state: 'not running', lastExitCode: EXIT_CONFIG}, true],
-        [{state: 'not running', lastExitCode: 1}, false],
-        [{state: 'running', pid: 4242}, false],
-      ]
-      for (const [config, holds] of answers) {
-        fake.configure(config)
-        expect((await strategy.held?.()) !== undefined, JSON.stringify(config)).to.equal(holds)
-      }
-    } finally {
-      fake.cleanup()
-    }
   })
 
   it('under launchd, a failing kickstart is logged and it still exits 1', async () => {

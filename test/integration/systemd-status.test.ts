@@ -4,14 +4,14 @@ import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
 import {dirname} from 'node:path'
 
-import {pathsFor} from '../../../../src/lib/paths.js'
-import {streamLines} from '../../../../src/lib/exec.js'
-import {createSystemdBackend} from '../../../../src/lib/service/systemd/backend.js'
-import {renderServerUnit} from '../../../../src/lib/service/systemd/unit.js'
-import {DEPRECATED_WARNING} from '../../../../src/lib/service/stale.js'
-import type {Exec, ServiceContext} from '../../../../src/lib/service/types.js'
-import {cleanup, closeServer, freePort, holdPort, RUN_JS, tempHome} from '../../../helpers/cli.js'
-import {FakeManager, journalEntry} from '../../../helpers/fake-systemctl.js'
+import {pathsFor} from '../../src/lib/paths.js'
+import {streamLines} from '../../src/lib/exec.js'
+import {createSystemdBackend} from '../../src/lib/service/systemd/backend.js'
+import {renderServerUnit} from '../../src/lib/service/systemd/unit.js'
+import {DEPRECATED_WARNING} from '../../src/lib/service/stale.js'
+import type {Exec, ServiceContext} from '../../src/lib/service/types.js'
+import {cleanup, closeServer, freePort, holdPort, RUN_JS, tempHome} from '../helpers/cli.js'
+import {FakeManager, journalEntry} from '../helpers/fake-systemctl.js'
 
 /** systemctl as a fake that answers the one question status asks of it: the units' state. */
 function fakeSystemctl(server: {ActiveState: string; SubState: string; Result: string; MainPID: number}, unitFile: string): Exec {
