@@ -13,8 +13,8 @@ import {
   renderServerUnit,
   renderWatchdogUnit,
   type UnitCommand,
-} from '../../../../src/lib/service/drivers/systemd/unit.js'
-import type {UnitSpec} from '../../../../src/lib/service/types.js'
+} from '../../src/lib/service/drivers/systemd/unit.js'
+import type {UnitSpec} from '../../src/lib/service/types.js'
 
 const spec: UnitSpec = {
   bin: '/opt/my tools/amp-distro',
@@ -162,7 +162,7 @@ WantedBy=default.target
   }
 
   describe('templates/amplifier-distro.service', () => {
-    const template = readFileSync(new URL('../../../../templates/amplifier-distro.service', import.meta.url), 'utf8')
+    const template = readFileSync(new URL('../../templates/amplifier-distro.service', import.meta.url), 'utf8')
     const varying = (key: string, value: string) => key === 'ExecStart' || (key === 'Environment' && value.startsWith('"PATH='))
     const settings = (text: string) =>
       [...parseUnit(text)].flatMap(([section, lines]) => lines.filter(([key, value]) => !varying(key, value)).map(([key, value]) => `[${section}] ${key}=${value}`))
