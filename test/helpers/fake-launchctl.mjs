@@ -70,15 +70,6 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-function alive(pid) {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** Ends a call as launchctl does. */
 function answer(code, stderr = [], stdout = '') {
   if (stdout) process.stdout.write(stdout)
