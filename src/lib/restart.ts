@@ -5,9 +5,9 @@ import {delimiter, dirname} from 'node:path'
 
 import type {Logger} from './logger.js'
 import {openBoundedAppend} from './output-bound.js'
-import {EXIT_CONFIG} from './errors.js'
+import {UserError} from './errors.js'
 import {NAMES} from './paths.js'
-import {exitedWithConfigError, parseLaunchctlPrint} from './service/launchd/launchctl.js'
+import {watchdogRestartServer, watchdogServerHeld} from './service/launchd/launchctl.js'
 import {SERVER_UNIT} from './service/systemd/unit.js'
 import type {Exec} from './service/types.js'
 import type {StopOutcome} from './stop.js'
@@ -70,6 +70,8 @@ export interface RestartDeps {
   spawnServer: () => Promise<number>
   exec: Exec
   uid: number
+  /** The home the launchd agents belong to (their plists, server.err.log). */
+  home: string
   log: Logger
 }
 
@@ -113,31 +115,14 @@ async function systemdServerHeld(exec: Exec): Promise<string | undefined> {
 }
 
 /**
- * The server job held by launchd but not running, its last exit code
- * EXIT_CONFIG: a configuration that can never work. launchd starts it again
- * every ThrottleInterval by itself, and each start fails the same way, so a
- * `kickstart -k` every restart-after cannot help either. Any other answer,
- * or none, lets the restart go ahead.
- */
-async function launchdServerHeld(exec: Exec, uid: number): Promise<string | undefined> {
-  const target = `gui/${uid}/${NAMES.launchdLabel}`
-  const result = await exec('launchctl', ['print', target])
-  if (result.code !== 0 || !exitedWithConfigError({loaded: true, ...parseLaunchctlPrint(result.stdout)})) return undefined
-  return (
-    `The server job ${NAMES.launchdLabel} keeps exiting with a configuration error (exit code ${EXIT_CONFIG}), so restarting it cannot help. ` +
-    `Run \`${NAMES.bin} service status\`, which names the line of its plist to fix; fix it, then run \`${NAMES.bin} service stop\` and \`${NAMES.bin} service start\` ` +
-    `(or re-run \`${NAMES.bin} service install --port <port>\`). Waiting for the server to be started again.`
-  )
-}
-
-/**
  * Picks how to restart the server:
  * - under systemd: stop the server, exit 1; systemd restarts the watchdog,
  *   whose `Wants=` starts the server unit again; while the server unit is
  *   `failed`, `held` says so and no restart is tried;
- * - under launchd: stop the server, `launchctl kickstart -k` the server job
- *   (launchd has no `Wants=`), exit 1; while the server job keeps exiting
- *   with a configuration error, `held` says so and no restart is tried;
+ * - under launchd: restart the server job through launchd, gracefully
+ *   (SIGTERM, a bounded wait, kickstart: launchd has no `Wants=`), exit 1;
+ *   while the server job keeps exiting with a configuration error of its
+ *   own, `held` says so and no restart is tried;
  * - standalone: stop the server, wait for its port, start a detached
  *   `amp-distro serve`.
  * Under a supervisor it never starts a server itself, so there is never a
@@ -161,13 +146,16 @@ export function restartStrategy(supervisor: Supervisor | undefined, deps: Restar
     return {
       mode: 'launchd',
       async restart() {
-        await stop()
-        const target = `gui/${deps.uid}/${NAMES.launchdLabel}`
-        const result = await deps.exec('launchctl', ['kickstart', '-k', target])
-        if (result.code !== 0) deps.log.warn(`launchctl kickstart -k ${target} failed (exit ${result.code}): ${result.stderr.trim()}`)
+        try {
+          deps.log.info(await watchdogRestartServer(deps))
+        } catch (error) {
+          if (!(error instanceof UserError)) throw error
+          deps.log.warn([error.message, ...error.details].join(' '))
+        }
+
         return {kind: 'exit', code: 1, message: 'Exiting with status 1 so that launchd restarts the watchdog.'}
       },
-      held: () => launchdServerHeld(deps.exec, deps.uid),
+      held: () => watchdogServerHeld(deps),
     }
   }
 

@@ -281,6 +281,7 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
         }),
       exec: deps.exec,
       uid: deps.uid,
+      home: deps.home,
       log,
     })
     const limit = settings.maxRestarts === 0 ? 'unlimited' : String(settings.maxRestarts)

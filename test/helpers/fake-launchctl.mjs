@@ -389,6 +389,8 @@ async function supervise(label) {
   }
 
   save({supervisor: process.pid})
+  // Signal listeners alone do not keep Node running; launchd stays for as long as the job is loaded.
+  const keepAlive = setInterval(() => {}, 60_000)
   // SIGUSR1: bootout. SIGUSR2: kickstart. SIGTERM (the test cleaning up): kill everything now.
   process.on('SIGUSR1', () => {
     save({stopping: true, state: 'SIGTERMed'})
@@ -449,6 +451,7 @@ async function supervise(label) {
   }
 
   clearTimeout(killTimer)
+  clearInterval(keepAlive)
   rmSync(jobFile(label), {force: true})
   mkdirSync(join(dir, 'teardown'), {recursive: true})
   writeJson(join(dir, 'teardown', label), Date.now() + (config.teardownMs ?? 2000))

@@ -8,10 +8,10 @@ import {plannedWriteLines} from '../render.js'
 import {makeUnitSpec} from '../spec.js'
 import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, ServiceContext, ServiceResult, UnitSpec} from '../types.js'
 import {type ServerTarget, verifyServing} from '../verify.js'
-import {exitedWithConfigError, type JobState, Launchctl, LaunchctlError} from './launchctl.js'
+import {type Clock, exitedWithConfigError, type JobState, Launchctl, LaunchctlError, type LaunchctlTiming, serverWroteSince, spawnFailed} from './launchctl.js'
 import {launchdLogFiles, readLogs, recentLines} from './logs.js'
 import {buildPlist, installedTarget, type LaunchdJob, launchdJobs, readInstalledPlist, renderServerPlist, renderWatchdogPlist} from './plist.js'
-import {launchdStatus, portOwnerCommand} from './status.js'
+import {launchdStatus, portOwnerCommand, spawnFailureText, type SpawnFacts} from './status.js'
 
 const LAUNCHCTL = 'launchctl'
 const PLATFORM = 'macos'
@@ -19,14 +19,22 @@ const PLATFORM = 'macos'
 /** How many of the server's last log lines a diagnosis shows. */
 const DIAGNOSIS_LINES = 10
 
-/** launchd's state for a job as the diagnosis tells it. */
-export function describeJobState(state: JobState): string {
+/**
+ * launchd's state for a job as the diagnosis tells it; `facts` tell
+ * launchd's own exit code 78 (it could not start the program) from the
+ * server's (a configuration error).
+ */
+export function describeJobState(state: JobState, facts: SpawnFacts): string {
   if (!state.loaded) return 'not loaded in launchd'
+  if (spawnFailed(state, facts.serverWrote)) return `${state.state}: ${spawnFailureText(facts)}`
   const pid = state.pid ? `, PID ${state.pid}` : ''
   const exited = state.pid === undefined && state.lastExitCode !== undefined
-  const config = exitedWithConfigError(state) ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
+  const config = exitedWithConfigError(state, facts.serverWrote) ? ` (a configuration error: ${NAMES.bin} service status names the line to fix)` : ''
   return `${state.state}${pid}${exited ? `, last exit code ${state.lastExitCode}${config}` : ''}`
 }
+
+/** How long the launchd backend waits on launchd, and the clock it waits with (tests pass their own). */
+export type LaunchdBackendOptions = Partial<LaunchctlTiming> & {clock?: Clock}
 
 function failed(message: string, details: string[] = []): ServiceResult {
   return {success: false, platform: PLATFORM, message, details}
@@ -35,6 +43,18 @@ function failed(message: string, details: string[] = []): ServiceResult {
 /** What start, stop, restart and logs answer with nothing installed. */
 function notInstalled(): ServiceResult {
   return failed(`${NAMES.serviceName} service is not installed.`, [`Install it: ${NAMES.bin} service install`])
+}
+
+/**
+ * Refuses to install or start the agents as root (uid 0, as under sudo):
+ * they would be loaded into root's own session, `gui/0`, not the user's,
+ * and run the server as root.
+ */
+function refusedAsRoot(uid: number, command: string): ServiceResult | undefined {
+  if (uid !== 0) return undefined
+  return failed(`Refusing to ${command} the launchd agents as root: they would run in root's session (gui/0), not in yours.`, [
+    `Run it as yourself, without sudo: ${NAMES.bin} service ${command}`,
+  ])
 }
 
 /** Runs a service command, turning a UserError (every launchctl refusal is one) into a failed result. */
@@ -51,10 +71,32 @@ async function guarded(work: () => Promise<ServiceResult>): Promise<ServiceResul
  * The launchd backend: per-user agents in `~/Library/LaunchAgents`, loaded
  * into the `gui/<uid>` domain. Every launchctl call goes through `ctx.exec`.
  */
-export function createLaunchdBackend(ctx: ServiceContext): Backend {
+export function createLaunchdBackend(ctx: ServiceContext, options: LaunchdBackendOptions = {}): Backend {
   const [serverJob, watchdogJob] = launchdJobs(ctx.home)
   const paths = pathsFor(ctx.home, ctx.env)
-  const launchctlFor = (command: string) => new Launchctl(ctx, {retry: `${NAMES.bin} service ${command}`})
+  const launchctlFor = (command: string) => new Launchctl(ctx, {...options, retry: `${NAMES.bin} service ${command}`})
+
+  /**
+   * Creates the folder the plists send output to. launchd does not create
+   * it, and cannot start a job whose log file it cannot open; Homebrew's
+   * `brew services` creates its folders before every load too
+   * (services/cli.rb, `service_load`).
+   */
+  function ensureLogFolder(): void {
+    try {
+      mkdirSync(paths.serverDir, {recursive: true})
+    } catch (error) {
+      throw new UserError(`Cannot create the log folder ${paths.serverDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); launchd cannot start the service without it.`, {
+        details: ['Make sure ~/.amplifier is a writable folder of yours, then run the command again.'],
+      })
+    }
+  }
+
+  /** What tells launchd's own exit code 78 from the server's: the server's line in its log since `sinceMs`, and what to check. */
+  function spawnFacts(sinceMs: number): SpawnFacts {
+    const program = readInstalledPlist(serverJob.plistPath)?.program
+    return {serverWrote: serverWroteSince(paths.serverStderrLog, sinceMs), logDir: paths.serverDir, ...(program ? {program} : {})}
+  }
 
   function plan(spec: UnitSpec, options: {watchdog: boolean}): InstallPlan {
     const files = [{path: serverJob.plistPath, content: buildPlist(renderServerPlist(spec))}]
@@ -95,9 +137,11 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   /**
    * Ends install, start and restart as `verifyServing` says: the server
    * must answer from the PID launchd reports for the server job; the wait
-   * ends early once the server has exited with a configuration error (no
-   * later start can succeed), and the diagnosis tells the job's state and
-   * the server's last log lines. The plists stay either way.
+   * ends early once the server has exited with a configuration error, or
+   * launchd could not start the program at all (no later start can
+   * succeed); the diagnosis tells which, from the server's own line in its
+   * log since `startedWall`, the job's state and the server's last log
+   * lines. The plists stay either way.
    */
   async function verified(
     command: 'install' | 'start' | 'restart',
@@ -105,7 +149,9 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     target: ServerTarget,
     timing: {startedAt: number; waitSeconds: number; previousPid?: number},
     done: {message: string; details: string[]},
+    startedWall: number,
   ): Promise<ServiceResult> {
+    const failedToStart = (state: JobState, facts: SpawnFacts) => spawnFailed(state, facts.serverWrote) || exitedWithConfigError(state, facts.serverWrote)
     return verifyServing(
       {success: true, platform: PLATFORM, ...done},
       {
@@ -115,14 +161,15 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
         timing,
         supervisor: {
           mainPid: async () => (await launchctl.inspect(serverJob)).pid,
-          gaveUp: async () => exitedWithConfigError(await launchctl.inspect(serverJob)),
+          gaveUp: async () => failedToStart(await launchctl.inspect(serverJob), spawnFacts(startedWall)),
         },
         async diagnose() {
           const state = await launchctl.inspect(serverJob)
+          const facts = spawnFacts(startedWall)
           return {
-            supervisorState: describeJobState(state),
+            supervisorState: describeJobState(state, facts),
             logTail: recentLines([paths.serverStdoutLog, paths.serverStderrLog], DIAGNOSIS_LINES).map((line) => line.text),
-            configError: exitedWithConfigError(state),
+            configError: exitedWithConfigError(state, facts.serverWrote),
           }
         },
         portOwnerCommand,
@@ -156,7 +203,10 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     }
 
     if (options.dryRun) return dryRun(planned, options.watchdog)
+    const asRoot = refusedAsRoot(ctx.uid, 'install')
+    if (asRoot) return asRoot
 
+    const startedWall = Date.now()
     const launchctl = launchctlFor('install')
     return guarded(async () => {
       const held = await heldJobs(launchctl)
@@ -181,6 +231,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
 
       for (const job of options.watchdog ? [serverJob, watchdogJob] : [serverJob]) {
         try {
+          ensureLogFolder()
           await launchctl.load(job)
         } catch (error) {
           if (error instanceof LaunchctlError) error.details.push(`Remove the half-finished install: ${NAMES.bin} service uninstall`)
@@ -198,6 +249,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
           message: `Installed ${names} (launchd user ${planned.files.length > 1 ? 'agents' : 'agent'}).`,
           details: [...details, `Runs: ${spec.bin}`, `Serves: ${serverUrl(spec.host, spec.port)}`, `Logs: ${NAMES.bin} service logs`, `Status: ${NAMES.bin} service status`],
         },
+        startedWall,
       )
     })
   }
@@ -251,6 +303,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
   async function bringUp(launchctl: Launchctl, job: LaunchdJob): Promise<string> {
     const state = await launchctl.inspect(job)
     if (state.loaded && state.pid) return `${job.label} was already running (PID ${state.pid}).`
+    ensureLogFolder()
     if (state.loaded) {
       await launchctl.kickstart(job, {kill: false})
       return `Started ${job.label} (kickstart).`
@@ -268,11 +321,17 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     return `Loaded ${job.label} (enable, bootstrap).`
   }
 
-  /** Restarts one job: `kickstart -k` when launchd holds it, loading it when it no longer does (113 or 3). */
+  /**
+   * Restarts one job gracefully (`Launchctl.restart`: SIGTERM, a bounded
+   * wait, kickstart) when launchd holds it, loading it when it no longer
+   * does (113 or 3).
+   */
   async function replace(launchctl: Launchctl, job: LaunchdJob): Promise<string> {
     try {
-      await launchctl.kickstart(job, {kill: true})
-      return `Restarted ${job.label} (kickstart -k).`
+      ensureLogFolder()
+      const ended = await launchctl.restart(job)
+      if (ended === 'killed') return `Restarted ${job.label} (it did not exit after SIGTERM, so it was killed: kickstart -k).`
+      return ended === 'stopped' ? `Restarted ${job.label} (SIGTERM, then kickstart).` : `Started ${job.label} (kickstart).`
     } catch (error) {
       if (!(error instanceof LaunchctlError && error.refusal === 'not-loaded')) throw error
       return bringUp(launchctl, job)
@@ -287,26 +346,33 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
     const startedAt = performance.now()
     const installed = readInstalledPlist(serverJob.plistPath)
     if (!installed) return notInstalled()
+    const asRoot = refusedAsRoot(ctx.uid, 'start')
+    if (asRoot) return asRoot
+    const startedWall = Date.now()
     const launchctl = launchctlFor('start')
     return guarded(async () => {
       const details: string[] = []
       for (const job of installedJobs()) details.push(await bringUp(launchctl, job))
       const already = details.every((line) => line.includes('already running'))
       const message = already ? `${NAMES.serviceName} service is already running.` : `Started ${NAMES.serviceName} service.`
-      return verified('start', launchctl, installedTarget(installed), {startedAt, waitSeconds: options.waitSeconds}, {message, details})
+      return verified('start', launchctl, installedTarget(installed), {startedAt, waitSeconds: options.waitSeconds}, {message, details}, startedWall)
     })
   }
 
   /**
-   * Restart steps: note the server's PID, `kickstart -k` the server, then
-   * the watchdog (a job launchd does not hold is loaded instead, so a
-   * stopped service is started); then wait until health answers from a PID
-   * other than the old one (unless `--wait 0`).
+   * Restart steps: note the server's PID, restart the server gracefully
+   * (SIGTERM, a bounded wait for it to drain and exit, kickstart), then the
+   * watchdog the same way (a job launchd does not hold is loaded instead, so
+   * a stopped service is started); then wait until health answers from a
+   * PID other than the old one (unless `--wait 0`).
    */
   async function restart(options: OperateOptions): Promise<ServiceResult> {
     const startedAt = performance.now()
     const installed = readInstalledPlist(serverJob.plistPath)
     if (!installed) return notInstalled()
+    const asRoot = refusedAsRoot(ctx.uid, 'restart')
+    if (asRoot) return asRoot
+    const startedWall = Date.now()
     const launchctl = launchctlFor('restart')
     return guarded(async () => {
       const before = await launchctl.inspect(serverJob)
@@ -318,6 +384,7 @@ export function createLaunchdBackend(ctx: ServiceContext): Backend {
         installedTarget(installed),
         {startedAt, waitSeconds: options.waitSeconds, ...(before.pid ? {previousPid: before.pid} : {})},
         {message: before.loaded ? `Restarted ${NAMES.serviceName} service.` : `Started ${NAMES.serviceName} service (it was stopped).`, details},
+        startedWall,
       )
     })
   }

@@ -4,7 +4,7 @@ import {staleWarnings} from '../stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
 import {installedHealth, isListenablePort, portConflictWarning} from '../verify.js'
-import {exitedWithConfigError, type JobState, type Launchctl} from './launchctl.js'
+import {exitedWithConfigError, type JobState, lastStartBound, type Launchctl, neverRan, serverWroteSince, spawnFailed} from './launchctl.js'
 import {lastLines} from './logs.js'
 import {findPlistMistake, type InstalledPlist, installedTarget, type LaunchdJob, readInstalledPlist, THROTTLE_SECONDS} from './plist.js'
 
@@ -31,6 +31,44 @@ export function configErrorWarning(job: LaunchdJob, installed: InstalledPlist | 
   ].join('\n')
 }
 
+/** What tells launchd's own exit code 78 from the server's, and what to check when launchd could not start the program. */
+export interface SpawnFacts {
+  /** The server wrote a line to its stderr log since its last start. */
+  serverWrote: boolean
+  /** The folder the plists send output to. */
+  logDir: string
+  /** The program the server plist runs. */
+  program?: string
+}
+
+/** What launchd's own exit code 78 means, and what to check. */
+export function spawnFailureText(facts: SpawnFacts): string {
+  return (
+    `launchd could not start the program (its own exit code ${EXIT_CONFIG}, EX_CONFIG; the server never ran, and launchd tries again every ${THROTTLE_SECONDS} s). ` +
+    `Check that the log folder ${facts.logDir} exists and is writable by you, and that ${facts.program ?? 'the program the plist names'} exists and can be run`
+  )
+}
+
+/** The status warning for a server job launchd could not start. */
+export function spawnFailureWarning(facts: SpawnFacts): string {
+  return [`Warning: ${spawnFailureText(facts)}.`, `  Then load it again: ${NAMES.bin} service stop && ${NAMES.bin} service start`, `  Or write the plists again: ${NAMES.bin} service install`].join('\n')
+}
+
+/**
+ * The status warning for a job launchd holds but has never started. On
+ * macOS 13 and later a new agent in ~/Library/LaunchAgents is announced as
+ * "Background Items Added", and the user can turn it off in System Settings
+ * → General → Login Items; launchd then keeps the job loaded and never runs
+ * it.
+ */
+export function neverRanWarning(job: LaunchdJob): string {
+  return [
+    `Warning: launchd holds ${job.label} but has never started it.`,
+    '  macOS does so for a background item turned off in System Settings → General → Login Items ("Allow in the Background").',
+    `  Turn it on there, then run: ${NAMES.bin} service restart`,
+  ].join('\n')
+}
+
 /** The warning for a plist whose `--port` is no TCP port, before launchd has run the server with it: serve will refuse it. */
 export function unlistenablePortWarning(job: LaunchdJob, installed: InstalledPlist, port: number): string {
   const mistake = findPlistMistake(installed)
@@ -51,11 +89,15 @@ function describeJob(label: string, job: LaunchdJob, unit: UnitStatus): string {
  * launchd status steps:
  * 1. read both plists; ask launchctl about each job (`print`, or `list` on
  *    an older launchctl); a job with a plist that launchd does not hold is
- *    `stopped`;
+ *    `stopped`; when launchctl does not tell (no GUI session, a call that
+ *    hangs, another refusal) both are `unknown`, never `stopped`;
  * 2. ask the server's health on the host and port its plist names: PID,
  *    version (compared with this CLI's) and uptime;
- * 3. warnings: a configuration error (last exit code 78) with the plist
- *    line to fix, a port that is no TCP port (never asked over HTTP),
+ * 3. warnings: launchd's own exit code 78 (it could not start the program:
+ *    the log folder and the program to check), a configuration error (the
+ *    server's own exit 78, with its line in server.err.log since the last
+ *    start) with the plist line to fix, a job launchd holds but never
+ *    started (turned off in Login Items), a port that is no TCP port (never asked over HTTP),
  *    another program on the port of a server that is not running,
  *    unreadable plists, version drift, and drift of the install (deprecated
  *    binary, missing executable or Node folder).
@@ -119,7 +161,10 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     }
 
     if (body?.uptimeSeconds !== undefined) details.push(`Uptime:   ${formatUptime(body.uptimeSeconds)}`)
-    if (exitedWithConfigError(states[0])) {
+    const facts: SpawnFacts = {serverWrote: serverWroteSince(paths.serverStderrLog, lastStartBound(Date.now())), logDir: paths.serverDir, ...(installed.server.program ? {program: installed.server.program} : {})}
+    if (spawnFailed(states[0], facts.serverWrote)) {
+      warnings.unshift(spawnFailureWarning(facts))
+    } else if (exitedWithConfigError(states[0], facts.serverWrote)) {
       warnings.unshift(configErrorWarning(serverJob, installed.server, lastLines(paths.serverStderrLog, 1)[0]))
     } else if (!listenable) {
       warnings.unshift(unlistenablePortWarning(serverJob, installed.server, target.port))
@@ -128,6 +173,7 @@ export async function launchdStatus(ctx: ServiceContext, launchctl: Launchctl, [
     }
   }
 
+  for (const [i, job] of [serverJob, watchdogJob].entries()) if (neverRan(states[i])) warnings.push(neverRanWarning(job))
   if (anyInstalled) details.push(`Logs:     ${NAMES.bin} service logs`)
   else details.push(`Install it: ${NAMES.bin} service install`)
   return {
