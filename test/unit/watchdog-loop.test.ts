@@ -1,5 +1,6 @@
 import {expect} from 'chai'
-import {writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import sinon from 'sinon'
 
@@ -9,9 +10,6 @@ import type {Logger} from '../../src/lib/logger.js'
 import {detectSupervisor, type RestartDeps, type Supervisor, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/restart.js'
 import type {ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/stop.js'
-import {execCommand} from '../../src/lib/exec.js'
-import {buildPlist} from '../../src/lib/service/launchd/plist.js'
-import {createFakeLaunchctl, type FakeLaunchctlConfig} from '../helpers/fake-launchctl.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog.js'
 
 const S = 1000
@@ -400,10 +398,15 @@ function effects(options: {portFree?: boolean; kickstart?: ExecResult} = {}) {
       return options.kickstart ?? {code: 0, stdout: '', stderr: ''}
     },
     uid: 501,
+    home: HOME,
     log: {info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m)},
   }
   return {deps, order, execCalls, lines}
 }
+
+/** The home the launchd strategies see: the watchdog's restart creates its log folder there. */
+const HOME = mkdtempSync(join(tmpdir(), 'watchdog-loop-'))
+after(() => rmSync(HOME, {recursive: true, force: true}))
 
 const PID = 4711
 const UNDER_SYSTEMD = {INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: String(PID)}
@@ -475,21 +478,46 @@ describe('restart strategies', () => {
     expect(fx.lines).to.include('Stopped the server (PID 777).')
   })
 
-  it('under launchd (XPC_SERVICE_NAME = LAUNCHD_JOB_NAME): stops the server, kickstarts the server job, exits 1, never spawns', async () => {
+  it('under launchd (XPC_SERVICE_NAME = LAUNCHD_JOB_NAME): restarts the server job through launchd (SIGTERM, kickstart without -k), exits 1, never spawns', async () => {
+    const running = {code: 0, stdout: 'gui/501/com.amplifier.distro = {\n\tstate = running\n\tpid = 777\n}\n', stderr: ''}
+    const gone = {code: 0, stdout: 'gui/501/com.amplifier.distro = {\n\tstate = not running\n\tlast exit code = 0\n}\n', stderr: ''}
     const fx = effects()
+    let prints = 0
+    fx.deps.exec = async (file, args) => {
+      fx.order.push('exec')
+      fx.execCalls.push([file, args])
+      if (args[0] !== 'print') return {code: 0, stdout: '', stderr: ''}
+      prints++
+      // The held check, then the restart's look at the PID: running; after SIGTERM, gone.
+      return prints <= 2 ? running : gone
+    }
     const {code, strategy} = await runWithStrategy(UNDER_LAUNCHD, fx)
     expect(strategy.mode).to.equal('launchd')
     expect(code).to.equal(1)
-    expect(fx.order).to.deep.equal(['exec', 'stop', 'exec'])
-    expect(fx.execCalls).to.deep.equal([
-      ['launchctl', ['print', 'gui/501/com.amplifier.distro']],
-      ['launchctl', ['kickstart', '-k', 'gui/501/com.amplifier.distro']],
+    expect(fx.order).to.not.include('stop')
+    expect(fx.order).to.not.include('spawn')
+    expect(fx.execCalls.filter(([, args]) => args[0] !== 'print')).to.deep.equal([
+      ['launchctl', ['kill', 'SIGTERM', 'gui/501/com.amplifier.distro']],
+      ['launchctl', ['kickstart', 'gui/501/com.amplifier.distro']],
     ])
+    expect(fx.lines).to.include('Stopped the server with SIGTERM and started com.amplifier.distro again (kickstart).')
   })
 
-  it('under launchd, a server job that keeps exiting 78 holds the restart: logged once, no stop, no kickstart, the watchdog does not exit', async () => {
-    const printed = ['gui/501/com.amplifier.distro = {', '\tstate = not running', '', '\truns = 14', `\tlast exit code = ${EXIT_CONFIG}: EX_CONFIG`, '}', ''].join('\n')
-    const fx = effects({kickstart: {code: 0, stdout: printed, stderr: ''}})
+  /** Writes server.err.log in the home the strategies see, last changed `agoMs` ago, as the server's own line. */
+  function serverLine(agoMs: number): void {
+    const dir = join(HOME, '.amplifier', 'server')
+    mkdirSync(dir, {recursive: true})
+    const file = join(dir, 'server.err.log')
+    writeFileSync(file, 'Error: Invalid port: "99999". Use a whole number from 1 to 65535.\n')
+    const when = new Date(Date.now() - agoMs)
+    utimesSync(file, when, when)
+  }
+
+  const exited78 = ['gui/501/com.amplifier.distro = {', '\tstate = not running', '', '\truns = 14', `\tlast exit code = ${EXIT_CONFIG}: EX_CONFIG`, '}', ''].join('\n')
+
+  it("under launchd, a server job that keeps exiting 78 with a line of its own holds the restart: logged once, no stop, no kickstart, the watchdog does not exit", async () => {
+    serverLine(0)
+    const fx = effects({kickstart: {code: 0, stdout: exited78, stderr: ''}})
     const w = world({healthyAt: () => false, endAt: 1200 * S})
     const code = await w.run(settings(), restartStrategy(detectSupervisor(UNDER_LAUNCHD, PID), fx.deps))
     expect(code).to.equal(0)
@@ -501,36 +529,30 @@ describe('restart strategies', () => {
     expect(said[0].message).to.include('amp-distro service status')
   })
 
-  it('under launchd, held reads launchctl print as the fake launchctl answers it: 78 holds, another exit code or a running job does not', async () => {
-    const fake = createFakeLaunchctl()
-    try {
-      const fx = effects()
-      fx.deps.exec = (file, args) => execCommand(join(fake.dir, file), args)
-      const strategy = restartStrategy('launchd', fx.deps)
-      expect(await strategy.held?.(), 'not loaded').to.equal(undefined)
-      const plistFile = join(fake.dir, 'com.amplifier.distro.plist')
-      writeFileSync(plistFile, buildPlist({Label: 'com.amplifier.distro', ProgramArguments: ['/usr/local/bin/amp-distro', 'serve']}))
-      fake.configure({})
-      expect((await fx.deps.exec('launchctl', ['bootstrap', 'gui/501', plistFile])).code).to.equal(0)
-      const answers: [FakeLaunchctlConfig, boolean][] = [
-        [{state: 'not running', lastExitCode: EXIT_CONFIG}, true],
-        [{state: 'not running', lastExitCode: 1}, false],
-        [{state: 'running', pid: 4242}, false],
-      ]
-      for (const [config, holds] of answers) {
-        fake.configure(config)
-        expect((await strategy.held?.()) !== undefined, JSON.stringify(config)).to.equal(holds)
-      }
-    } finally {
-      fake.cleanup()
+  it("under launchd, held tells the server's own 78 from launchd's (spawn failed, or no line of the server's since its last start)", async () => {
+    const strategy = (stdout: string) => restartStrategy('launchd', effects({kickstart: {code: 0, stdout, stderr: ''}}).deps)
+    // [print, how long ago the server last wrote a line, holds]
+    const answers: [string, number, boolean][] = [
+      [exited78, 0, true],
+      [exited78, 10 * 60 * S, false],
+      [exited78.replace('}', '\tjob state = spawn failed\n}'), 0, false],
+      [exited78.replace(`${EXIT_CONFIG}: EX_CONFIG`, '1'), 0, false],
+      ['gui/501/com.amplifier.distro = {\n\tstate = running\n\tpid = 4242\n}\n', 0, false],
+    ]
+    for (const [printed, agoMs, holds] of answers) {
+      serverLine(agoMs)
+      expect((await strategy(printed).held?.()) !== undefined, `${printed} ${agoMs}`).to.equal(holds)
     }
+
+    const notLoaded = restartStrategy('launchd', effects({kickstart: {code: 113, stdout: '', stderr: 'Could not find service'}}).deps)
+    expect(await notLoaded.held?.()).to.equal(undefined)
   })
 
-  it('under launchd, a failing kickstart is logged and it still exits 1', async () => {
-    const fx = effects({kickstart: {code: 113, stdout: '', stderr: 'Could not find service "com.amplifier.distro" in domain for port\n'}})
+  it('under launchd, a restart launchctl refuses is logged and it still exits 1', async () => {
+    const fx = effects({kickstart: {code: 113, stdout: '', stderr: 'Bad request.\nCould not find service "com.amplifier.distro" in domain for user gui: 501\n'}})
     const {code} = await runWithStrategy(UNDER_LAUNCHD, fx)
     expect(code).to.equal(1)
-    expect(fx.lines.some((l) => l.includes('failed (exit 113)') && l.includes('Could not find service'))).to.be.true
+    expect(fx.lines.some((l) => l.includes('launchd does not hold com.amplifier.distro') && l.includes('Could not find service'))).to.be.true
   })
 
   it('standalone: stops the server, waits for the port, spawns a new one and keeps watching', async () => {

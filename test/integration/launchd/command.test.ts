@@ -5,10 +5,10 @@ import {join} from 'node:path'
 import plist from 'plist'
 import sinon from 'sinon'
 
-import {createServiceContext, platformName, runServiceCommand} from '../../../../src/lib/service/index.js'
-import {renderResult} from '../../../../src/lib/service/render.js'
-import type {ServiceContext, StatusResult} from '../../../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {createServiceContext, platformName, runServiceCommand} from '../../../src/lib/service/index.js'
+import {renderResult} from '../../../src/lib/service/render.js'
+import type {ServiceContext, StatusResult} from '../../../src/lib/service/types.js'
+import {createFakeLaunchctl, type FakeLaunchctl} from '../../helpers/fake-launchctl.js'
 
 describe('service commands on macOS (platform stubbed to darwin)', function () {
   this.timeout(30_000)
