@@ -270,13 +270,13 @@ describe('launchd backend against a fake launchctl', function () {
       expect(result.message).to.equal('Installed com.amplifier.distro.plist (launchd user agent).')
     })
 
-    it('fails, naming the job, when launchd still holds it 10 s after bootout', async () => {
-      const backend = createLaunchdBackend(world.ctx)
+    it('fails, naming the job, when launchd still holds it unloadMs after bootout', async () => {
+      const backend = createLaunchdBackend(world.ctx, {unloadMs: 1000})
       expect((await backend.install(options)).success).to.equal(true)
       world.fake.configure({drain: 1_000_000})
       const again = await backend.install(options)
       expect(again.success).to.equal(false)
-      expect(again.message).to.equal(`launchd still holds ${WATCHDOG} 10 s after it was told to stop it.`)
+      expect(again.message).to.equal(`launchd still holds ${WATCHDOG} 1 s after it was told to stop it.`)
       expect(again.details).to.deep.equal(['Wait a few seconds, then run it again: amp-distro service install'])
       expect(world.fake.calls().filter((call) => call[0] === 'bootstrap')).to.have.length(2)
     })
@@ -327,7 +327,7 @@ describe('launchd backend against a fake launchctl', function () {
       world.fake.configure({failBootstrap: true})
       const result = await createLaunchdBackend(world.ctx).install(options)
       expect(result.success).to.equal(false)
-      expect(result.message).to.equal(`launchd refused to load ${world.serverPlist} (Input/output error).`)
+      expect(result.message).to.equal(`launchd refused to load ${SERVER} from ${world.serverPlist} (Input/output error).`)
       expect(result.details).to.deep.equal([
         'launchctl bootstrap answered: Bootstrap failed: 5: Input/output error',
         'launchd answers so for a job it already holds, one it is still unloading, and a plist it cannot use.',

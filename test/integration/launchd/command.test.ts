@@ -29,7 +29,8 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     chmodSync(bin, 0o755)
     fake = createFakeLaunchctl()
     // The context the commands build, pointed at a temporary home, a fake launchctl and a known binary.
-    ctx = {...(await createServiceContext('install')), home, env: {PATH: `${fake.dir}:/usr/bin:/bin`}, resolveBinary: () => ({path: bin})}
+    // As user 501: these tests may run as root, whom install refuses.
+    ctx = {...(await createServiceContext('install')), uid: 501, home, env: {PATH: `${fake.dir}:/usr/bin:/bin`}, resolveBinary: () => ({path: bin})}
   })
 
   afterEach(() => {
@@ -55,7 +56,7 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
       `  write ${join(agents, 'com.amplifier.distro.plist')} (mode 0644):`,
     ])
     expect(rendered.stdout).to.include(`  write ${join(agents, 'com.amplifier.distro.watchdog.plist')} (mode 0644):`)
-    const uid = process.getuid!()
+    const uid = 501
     expect(rendered.stdout).to.include(`  run: launchctl bootstrap gui/${uid} ${join(agents, 'com.amplifier.distro.plist')}\n`)
     expect(rendered.stdout).to.include(`  run: launchctl bootstrap gui/${uid} ${join(agents, 'com.amplifier.distro.watchdog.plist')}\n`)
 
@@ -75,7 +76,7 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     const result = await runServiceCommand('install', {'dry-run': true}, {context: ctx})
     const parsed = JSON.parse(renderResult(result, true).stdout) as {success: boolean; platform: string; details: string[]}
     expect(parsed).to.include({success: true, platform: 'macos'})
-    expect(parsed.details).to.include(`run: launchctl enable gui/${process.getuid!()}/com.amplifier.distro`)
+    expect(parsed.details).to.include(`run: launchctl enable gui/501/com.amplifier.distro`)
   })
 
   it('install, status and uninstall run against launchctl', async () => {

@@ -50,20 +50,21 @@ describe('launchd operations when launchctl refuses', function () {
   const launchctl = (busyMs?: number) => new Launchctl(world.ctx, {retry: 'amp-distro service start', ...(busyMs === undefined ? {} : {busyMs})})
 
   for (const missing of [113, 3] as const) {
-    it(`restart loads a watchdog launchd no longer holds when its kickstart answers ${missing}`, async () => {
+    it(`restart loads a watchdog launchd no longer holds (kickstart and bootout answer ${missing}), and kills a server that ignores SIGTERM`, async () => {
       world.fake.configure({missing})
       expect((await world.backend.start({waitSeconds: 0})).success).to.equal(true)
       await launchctl().unload(world.watchdog)
       world.fake.clearCalls()
-      const result = await world.backend.restart({waitSeconds: 0})
+      // The fake runs nothing here, so the server's PID never goes after SIGTERM.
+      const result = await createLaunchdBackend(world.ctx, {stopMs: 300}).restart({waitSeconds: 0})
       expect(result.success, result.message).to.equal(true)
       expect(world.fake.calls().filter((call) => call[0] !== 'print')).to.deep.equal([
+        ['kill', 'SIGTERM', `gui/501/${SERVER}`],
         ['kickstart', '-k', `gui/501/${SERVER}`],
-        ['kickstart', '-k', `gui/501/${WATCHDOG}`],
         ['enable', `gui/501/${WATCHDOG}`],
         ['bootstrap', 'gui/501', world.watchdog.plistPath],
       ])
-      expect(result.details).to.deep.equal([`Restarted ${SERVER} (kickstart -k).`, `Loaded ${WATCHDOG} (enable, bootstrap).`])
+      expect(result.details).to.deep.equal([`Restarted ${SERVER} (it did not exit after SIGTERM, so it was killed: kickstart -k).`, `Loaded ${WATCHDOG} (enable, bootstrap).`])
       expect(world.fake.loaded()).to.have.keys(SERVER, WATCHDOG)
     })
 
@@ -100,7 +101,7 @@ describe('launchd operations when launchctl refuses', function () {
     world.fake.configure({failBootstrap: true})
     const result = await world.backend.start({waitSeconds: 0})
     expect(result.success).to.equal(false)
-    expect(result.message).to.equal(`launchd refused to load ${world.server.plistPath} (Input/output error).`)
+    expect(result.message).to.equal(`launchd refused to load ${SERVER} from ${world.server.plistPath} (Input/output error).`)
     expect(result.details).to.include('See what launchd holds: amp-distro service status')
     expect(world.fake.loaded()).to.deep.equal({})
   })

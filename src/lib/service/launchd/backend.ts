@@ -310,7 +310,7 @@ export function createLaunchdBackend(ctx: ServiceContext, options: LaunchdBacken
     }
 
     try {
-      await launchctl.load(job)
+      await launchctl.load(job, {tearingDown: true})
     } catch (error) {
       // launchd took the job between print and bootstrap (5: it already holds it): start what it holds.
       if (!(error instanceof LaunchctlError && error.refusal === 'io-error' && (await launchctl.inspect(job)).loaded)) throw error

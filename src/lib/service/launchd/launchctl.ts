@@ -444,9 +444,14 @@ export class Launchctl {
   /**
    * Loads a job from its plist: `enable` (which clears a `launchctl
    * disable` that would make bootstrap fail), then `bootstrap`; `load -w`
-   * on a launchctl without them.
+   * on a launchctl without them. With `tearingDown`, a 5 is retried as
+   * after this instance's own bootout: the caller has just seen launchd not
+   * hold the job, and launchd may still be tearing it down after a bootout
+   * moments ago (`service stop && service start`), since print stops finding
+   * a job before its label can be loaded again.
    */
-  async load(job: LaunchdJob): Promise<void> {
+  async load(job: LaunchdJob, options: {tearingDown?: boolean} = {}): Promise<void> {
+    if (options.tearingDown) this.bootedOut.add(job.label)
     const enable = ['enable', this.target(job)]
     const enabled = await this.current(enable)
     if (enabled && enabled.code !== 0) this.fail(enable, enabled, job)
