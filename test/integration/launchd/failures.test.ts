@@ -161,6 +161,12 @@ describe('launchd against a fake launchctl that behaves as the real one', functi
     expect(readFileSync(world.serverPlist, 'utf8')).to.match(/<key>ExitTimeOut<\/key>\s*<integer>(\d+)<\/integer>/)
   })
 
+  it('the fake runs a job as launchd does: the user\'s HOME and XPC_SERVICE_NAME set to its label', async () => {
+    succeeded(await install())
+    const answer = (await (await fetch(`http://127.0.0.1:${world.port}/api/health`)).json()) as {home: string; xpc: string}
+    expect(answer).to.deep.include({home: world.home, xpc: SERVER})
+  })
+
   it('5a. a launchctl that hangs gives a clear error naming the call, within the time-out', async () => {
     succeeded(await install(0))
     world.fake.configure({spawn: true, home: world.home, hang: 'print'})
