@@ -1,5 +1,5 @@
 import {asResult, realEffects, type Service} from '../../src/lib/service/core.js'
-import {createDriver} from '../../src/lib/service/drivers/launchd/driver.js'
+import {createDriver, type LaunchdDriverOptions} from '../../src/lib/service/drivers/launchd/driver.js'
 import {install} from '../../src/lib/service/install.js'
 import {logs} from '../../src/lib/service/logs.js'
 import {restart} from '../../src/lib/service/restart.js'
@@ -20,9 +20,9 @@ export interface LaunchdService {
   logs(options: LogsOptions): Promise<ServiceResult>
 }
 
-/** The service core over the launchd driver for `ctx` (a fake launchctl on its PATH), with the real clock and network. */
-export function launchdService(ctx: ServiceContext): LaunchdService {
-  const service = (command: string): Service => ({driver: createDriver({...ctx, command: `service ${command}`}), ctx, effects: realEffects})
+/** The service core over the launchd driver for `ctx` (a fake launchctl on its PATH), with the real clock and network; `options` bound its waits on launchd. */
+export function launchdService(ctx: ServiceContext, options: LaunchdDriverOptions = {}): LaunchdService {
+  const service = (command: string): Service => ({driver: createDriver({...ctx, command: `service ${command}`}, options), ctx, effects: realEffects})
   const guarded = (work: () => Promise<ServiceResult>) => asResult('macos', work)
   return {
     install: (options) => guarded(() => install(service('install'), options)),

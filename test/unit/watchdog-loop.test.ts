@@ -1,5 +1,6 @@
 import {expect} from 'chai'
-import {writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import sinon from 'sinon'
 
@@ -9,13 +10,11 @@ import type {Logger} from '../../src/lib/watchdog/logger.js'
 import {type RestartDeps, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/watchdog/restart-strategy.js'
 import type {DriverContext, JobState} from '../../src/lib/service/driver.js'
 import {createDriver as createLaunchdDriver} from '../../src/lib/service/drivers/launchd/driver.js'
+import type {Clock} from '../../src/lib/service/drivers/launchd/launchctl.js'
 import {supervisorOf} from '../../src/lib/service/drivers/registry.js'
-import type {Exec} from '../../src/lib/service/types.js'
+import type {Exec, ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/process/stop-pid-file.js'
-import {execCommand} from '../../src/lib/process/exec.js'
-import {buildPlist} from '../../src/lib/service/drivers/launchd/plist.js'
 import {FakeDriver, job} from '../helpers/fake-driver.js'
-import {createFakeLaunchctl, type FakeLaunchctlConfig} from '../helpers/fake-launchctl.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog/watchdog.js'
 
 const S = 1000
@@ -402,6 +401,10 @@ function effects(options: {portFree?: boolean} = {}) {
   return {deps, order, lines}
 }
 
+/** The home the launchd strategies see: the watchdog's restart creates its log folder there. */
+const HOME = mkdtempSync(join(tmpdir(), 'watchdog-loop-'))
+after(() => rmSync(HOME, {recursive: true, force: true}))
+
 const PID = 4711
 const UNDER_SYSTEMD = {INVOCATION_ID: '0123456789abcdef0123456789abcdef', SYSTEMD_EXEC_PID: String(PID)}
 const UNDER_LAUNCHD = {LAUNCHD_JOB_NAME: 'com.amplifier.distro.watchdog', XPC_SERVICE_NAME: 'com.amplifier.distro.watchdog'}
@@ -509,30 +512,108 @@ describe('restart strategies', () => {
     expect(fx.lines.some((line) => line.includes('fakevisor did not start fake-server again: fakectl restart failed (exit 1).'))).to.equal(true)
   })
 
-  it('under launchd, held reads launchctl print as the fake launchctl answers it: 78 holds, another exit code or a running job does not', async () => {
-    const fake = createFakeLaunchctl()
-    try {
-      const exec: Exec = (file, args) => execCommand(join(fake.dir, file), args)
-      const strategy = restartStrategy(createLaunchdDriver({...NO_PROGRAMS, exec}), effects().deps)
-      expect(await strategy.held?.(), 'not loaded').to.equal(undefined)
-      const plistFile = join(fake.dir, 'com.amplifier.distro.plist')
-      writeFileSync(plistFile, buildPlist({Label: 'com.amplifier.distro', ProgramArguments: ['/usr/local/bin/amp-distro', 'serve']}))
-      fake.configure({})
-      expect((await exec('launchctl', ['bootstrap', 'gui/501', plistFile])).code).to.equal(0)
-      const answers: [FakeLaunchctlConfig, boolean][] = [
-        [{state: 'not running', lastExitCode: EXIT_CONFIG}, true],
-        [{state: 'not running', lastExitCode: 1}, false],
-        [{state: 'running', pid: 4242}, false],
-      ]
-      for (const [config, holds] of answers) {
-        fake.configure(config)
-        expect((await strategy.held?.()) !== undefined, JSON.stringify(config)).to.equal(holds)
-      }
-    } finally {
-      fake.cleanup()
+
+  /** A clock that only moves when slept on, for the launchd driver's waits. */
+  function fakeClock(): Clock {
+    let now = 0
+    return {
+      now: () => now,
+      async sleep(ms, signal) {
+        for (let turn = 0; turn < 20; turn++) await null
+        if (signal?.aborted) throw new Error('aborted')
+        now += ms
+      },
+    }
+  }
+
+  /** The launchd driver over a launchctl that answers `print` from `printed` (its count so far) and everything else with `other`, recording the calls. */
+  function launchdOver(printed: (count: number) => string, other: ExecResult = {code: 0, stdout: '', stderr: ''}) {
+    const calls: string[][] = []
+    let prints = 0
+    const exec: Exec = async (_file, args) => {
+      calls.push(args)
+      if (args[0] !== 'print') return other
+      // The watchdog job is printed too; it runs.
+      if (args[1].endsWith('.watchdog')) return {code: 0, stdout: 'gui/501/com.amplifier.distro.watchdog = {\n\tstate = running\n\tpid = 778\n}\n', stderr: ''}
+      prints++
+      return {code: 0, stdout: printed(prints), stderr: ''}
+    }
+
+    return {driver: createLaunchdDriver({...NO_PROGRAMS, home: HOME, exec}, {clock: fakeClock()}), calls}
+  }
+
+  const running = 'gui/501/com.amplifier.distro = {\n\tstate = running\n\tpid = 777\n}\n'
+  const gone = 'gui/501/com.amplifier.distro = {\n\tstate = not running\n\tlast exit code = 0\n}\n'
+
+  it('under launchd: stops the server, has launchd start the server job again without killing anything (kickstart without -k), exits 1, never spawns', async () => {
+    // The held check sees the server run; once stopped, the restart finds no process and only starts the job.
+    const {driver, calls} = launchdOver((count) => (count <= 1 ? running : gone))
+    const fx = effects()
+    const {code} = await runWithStrategy(restartStrategy(driver, fx.deps))
+    expect(code).to.equal(1)
+    expect(fx.order).to.deep.equal(['stop'])
+    expect(calls.filter((args) => args[0] !== 'print')).to.deep.equal([['kickstart', 'gui/501/com.amplifier.distro']])
+    expect(existsSync(join(HOME, '.amplifier', 'server')), 'the log folder, created before the start').to.equal(true)
+  })
+
+  it('under launchd, a server that still runs after the stop is restarted gracefully: SIGTERM, then kickstart without -k', async () => {
+    const {driver, calls} = launchdOver((count) => (count <= 3 ? running : gone))
+    const {code} = await runWithStrategy(restartStrategy(driver, effects().deps))
+    expect(code).to.equal(1)
+    expect(calls.filter((args) => args[0] !== 'print')).to.deep.equal([
+      ['kill', 'SIGTERM', 'gui/501/com.amplifier.distro'],
+      ['kickstart', 'gui/501/com.amplifier.distro'],
+    ])
+  })
+
+  /** Writes server.err.log in the home the strategies see, last changed `agoMs` ago, as the server's own line. */
+  function serverLine(agoMs: number): void {
+    const dir = join(HOME, '.amplifier', 'server')
+    mkdirSync(dir, {recursive: true})
+    const file = join(dir, 'server.err.log')
+    writeFileSync(file, 'Error: Invalid port: "99999". Use a whole number from 1 to 65535.\n')
+    const when = new Date(Date.now() - agoMs)
+    utimesSync(file, when, when)
+  }
+
+  const exited78 = ['gui/501/com.amplifier.distro = {', '\tstate = not running', '', '\truns = 14', `\tlast exit code = ${EXIT_CONFIG}: EX_CONFIG`, '}', ''].join('\n')
+
+  it("under launchd, held tells the server's own 78 from launchd's (spawn failed, or no line of the server's since its last start)", async () => {
+    // [print, how long ago the server last wrote a line, holds]
+    const answers: [string, number, boolean][] = [
+      [exited78, 0, true],
+      [exited78, 10 * 60 * S, false],
+      [exited78.replace('}', '\tjob state = spawn failed\n}'), 0, false],
+      [exited78.replace(`${EXIT_CONFIG}: EX_CONFIG`, '1'), 0, false],
+      [running, 0, false],
+    ]
+    for (const [printed, agoMs, holds] of answers) {
+      serverLine(agoMs)
+      const held = await restartStrategy(launchdOver(() => printed).driver, effects().deps).held?.()
+      expect(held !== undefined, `${printed} ${agoMs}`).to.equal(holds)
+      if (holds) expect(held).to.include(`exited with a configuration error (exit code ${EXIT_CONFIG})`)
     }
   })
 
+  it('under launchd, a server job that keeps exiting 78 with a line of its own holds the restart: logged once, no stop, no kickstart, the watchdog does not exit', async () => {
+    serverLine(0)
+    const {driver, calls} = launchdOver(() => exited78)
+    const fx = effects()
+    const w = world({healthyAt: () => false, endAt: 1200 * S})
+    expect(await w.run(settings(), restartStrategy(driver, fx.deps))).to.equal(0)
+    expect(fx.order).to.deep.equal([])
+    expect(calls.every((args) => args[0] === 'print')).to.equal(true)
+    expect(w.lines.filter((line) => line.level === 'error')).to.have.length(1)
+  })
+
+  it('under launchd, a restart launchctl refuses is logged with its own line, and it still exits 1', async () => {
+    const refused = {code: 113, stdout: '', stderr: 'Bad request.\nCould not find service "com.amplifier.distro" in domain for user gui: 501\n'}
+    const {driver} = launchdOver(() => gone, refused)
+    const fx = effects()
+    const {code} = await runWithStrategy(restartStrategy(driver, fx.deps))
+    expect(code).to.equal(1)
+    expect(fx.lines.some((line) => line.includes('launchd did not start com.amplifier.distro again') && line.includes('Could not find service'))).to.equal(true)
+  })
   it('standalone: a port that stays busy is a failed attempt and nothing is spawned', async () => {
     const fx = effects({portFree: false})
     const outcome = await restartStrategy(undefined, fx.deps).restart()

@@ -4,10 +4,11 @@ import type {Exec, StreamLines} from '../service/types.js'
 // runs no program (`service status` with nothing installed) never pays for them.
 const childProcess = () => process.getBuiltinModule('node:child_process')
 
-/** The real command runner: `execFile`, with failures to start reported as exit code 127. */
+/** The real command runner: `execFile`, with failures to start (and a program killed at `timeoutMs`) reported as exit code 127. */
 export const execCommand: Exec = (file, args, options = {}) =>
   new Promise((resolve) => {
-    childProcess().execFile(file, args, {env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
+    const limits = {maxBuffer: 4 * 1024 * 1024, timeout: options.timeoutMs ?? 0, killSignal: 'SIGKILL' as const}
+    childProcess().execFile(file, args, {env: options.env ?? process.env, encoding: 'utf8', ...limits}, (error, stdout, stderr) => {
       if (!error) {
         resolve({code: 0, stdout, stderr})
         return

@@ -105,6 +105,7 @@ export interface Prepared {
 export async function prepare({driver}: Service, command: 'start' | 'stop' | 'restart'): Promise<Prepared | ServiceResult> {
   const target = driver.read('server')?.target
   if (!target) return notInstalled(driver, command)
+  if (command !== 'stop') driver.admit?.(command)
   const inspection = await driver.inspect()
   if ('unreachable' in inspection) return failed(driver.platform, `${driver.manager} is not reachable; cannot ${command} the service.`, inspection.unreachable)
   return {target, roles: installedRoles(driver), jobs: inspection.jobs}

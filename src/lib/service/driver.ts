@@ -35,6 +35,16 @@ export interface JobState {
   orphaned: boolean
   /** Why the job failed, in the supervisor's word (`exit-code`, `start-limit-hit`), when it has failed. */
   failure?: string
+  /**
+   * The supervisor could not start the job's program at all (launchd's own
+   * exit 78: a log folder or program it cannot open), in the driver's words
+   * with what to check. Such a job has `gaveUp` (a wait for it ends early)
+   * but is no configuration error, and a watchdog restart, which creates
+   * the log folder again, may help.
+   */
+  spawnFailed?: string
+  /** A finding about the job that status shows as a warning, in the driver's words: the first line what, the others what to do (launchd: a job held but never started, as after Login Items turned it off). */
+  warning?: string[]
 }
 
 /** Both jobs as the supervisor reports them, or why the supervisor cannot be asked (the lines to show). */
@@ -107,6 +117,9 @@ export interface Driver {
    * when the watchdog must ask for it with `restart(['server'])` first.
    */
   readonly watchdogExitRevivesServer: boolean
+
+  /** Throws a UserError when this account must not `command` the service with this supervisor (launchd: root, whose agents would run in its own session). */
+  admit?(command: 'install' | 'start' | 'restart'): void
 
   /** The job's name for people: the unit or the label. */
   jobName(role: Role): string

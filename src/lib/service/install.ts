@@ -42,6 +42,7 @@ export async function install(service: Service, options: InstallOptions): Promis
   const files = driver.render(spec, roles)
   const dropWatchdog = !options.watchdog && hasFiles(driver, 'watchdog')
   if (options.dryRun) return dryRun(driver, files, roles, dropWatchdog)
+  driver.admit?.('install')
 
   // Ask before touching anything: without a supervisor, written files would only mislead status.
   const before = await driver.inspect()

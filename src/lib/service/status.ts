@@ -77,7 +77,13 @@ async function jobWarnings(driver: Driver, definitions: Definitions, jobs: Recor
       warnings.push(`Warning: ${name} is ${job.state} but its ${driver.kind.file} ${driver.files(role)[0]} is gone.\n  Run: ${NAMES.bin} service uninstall`)
     }
 
+    if (job.warning) warnings.push([`Warning: ${job.warning[0]}`, ...job.warning.slice(1).map((line) => `  ${line}`)].join('\n'))
     if (!job.gaveUp) continue
+    if (job.spawnFailed) {
+      warnings.push([`Warning: ${name}: ${job.spawnFailed}.`, `  Then: ${driver.reloadHint}`].join('\n'))
+      continue
+    }
+
     if (job.configError && definition) {
       warnings.push(await configErrorWarning(driver, role, definition))
       continue

@@ -52,8 +52,8 @@ export interface StatusResult extends ServiceResult {
   linger?: boolean
 }
 
-/** Runs a program and collects its output; never throws for a non-zero exit or a missing program. */
-export type Exec = (file: string, args: string[], options?: {env?: NodeJS.ProcessEnv}) => Promise<ExecResult>
+/** Runs a program and collects its output; never throws for a non-zero exit or a missing program. `timeoutMs` kills a program that runs longer. */
+export type Exec = (file: string, args: string[], options?: {env?: NodeJS.ProcessEnv; timeoutMs?: number}) => Promise<ExecResult>
 
 /**
  * Runs a program and hands each line of its stdout to `onLine` as it

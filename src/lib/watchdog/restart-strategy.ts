@@ -73,7 +73,8 @@ function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
  */
 async function heldBy(supervisor: Driver): Promise<string | undefined> {
   const inspection = await supervisor.inspect()
-  if ('unreachable' in inspection || !inspection.jobs.server.gaveUp) return undefined
+  // A program the supervisor could not start at all may start after a restart, which creates the log folder again.
+  if ('unreachable' in inspection || !inspection.jobs.server.gaveUp || inspection.jobs.server.spawnFailed) return undefined
   const job = inspection.jobs.server
   const why = job.configError ? `exited with a configuration error (exit code ${EXIT_CONFIG})` : `has failed (${job.failure ?? 'unknown reason'})`
   return (

@@ -21,6 +21,8 @@ const serverExpected = {
   RunAtLoad: true,
   KeepAlive: {SuccessfulExit: false},
   ThrottleInterval: 30,
+  ExitTimeOut: 10,
+  ProcessType: 'Interactive',
   WorkingDirectory: '/Users/ada',
   StandardOutPath: '/Users/ada/.amplifier/server/server.out.log',
   StandardErrorPath: '/Users/ada/.amplifier/server/server.err.log',
@@ -33,6 +35,8 @@ const watchdogExpected = {
   RunAtLoad: true,
   KeepAlive: true,
   ThrottleInterval: 30,
+  ExitTimeOut: 10,
+  ProcessType: 'Interactive',
   WorkingDirectory: '/Users/ada',
   StandardOutPath: '/Users/ada/.amplifier/server/watchdog.out.log',
   StandardErrorPath: '/Users/ada/.amplifier/server/watchdog.err.log',
@@ -96,6 +100,10 @@ describe('launchd plist rendering', () => {
         '    </dict>',
         '    <key>ThrottleInterval</key>',
         '    <integer>30</integer>',
+        '    <key>ExitTimeOut</key>',
+        '    <integer>10</integer>',
+        '    <key>ProcessType</key>',
+        '    <string>Interactive</string>',
         '    <key>WorkingDirectory</key>',
         '    <string>/Users/ada</string>',
         '    <key>StandardOutPath</key>',
@@ -197,5 +205,7 @@ describe('launchctl output parsing', () => {
   it('reads the PID from launchctl list, and no PID as not running', () => {
     expect(parseLaunchctlList('{\n\t"Label" = "com.amplifier.distro";\n\t"LastExitStatus" = 0;\n\t"PID" = 777;\n};\n')).to.deep.equal({state: 'running', pid: 777})
     expect(parseLaunchctlList('{\n\t"Label" = "com.amplifier.distro";\n\t"LastExitStatus" = 19968;\n};\n')).to.deep.equal({state: 'not running', lastExitCode: 78})
+    // A raw wait status: 9 is SIGKILL (as after kickstart -k), not exit code 0.
+    expect(parseLaunchctlList('{\n\t"Label" = "com.amplifier.distro";\n\t"LastExitStatus" = 9;\n};\n')).to.deep.equal({state: 'not running', lastSignal: 9})
   })
 })

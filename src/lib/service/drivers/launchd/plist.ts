@@ -33,6 +33,26 @@ export function launchdJobs(home: string): [LaunchdJob, LaunchdJob] {
 export const THROTTLE_SECONDS = 30
 
 /**
+ * launchd.plist(5) ExitTimeOut: the seconds between the SIGTERM launchd
+ * sends on bootout and its SIGKILL (5 s when unset: current `launchctl
+ * print` output shows `exit timeout = 5`). The server drains requests in
+ * flight on SIGTERM and closes what is still open after 3 s (`stopServer`),
+ * so 10 s lets it finish on a loaded machine.
+ */
+export const EXIT_TIMEOUT_SECONDS = 10
+
+/**
+ * launchd.plist(5) ProcessType: unset, launchd applies "light resource
+ * limits", throttling the job's CPU and I/O as background work. The server
+ * answers a person's requests (a browser, the CLI), so it runs Interactive,
+ * "the same resource limitations as apps, that is to say, none". Adaptive
+ * would move with activity over XPC connections, which a Node HTTP server
+ * never opens, so it would stay throttled. openclaw's LaunchAgent
+ * (src/daemon/launchd-plist.ts) makes the same choice for its gateway.
+ */
+export const PROCESS_TYPE = 'Interactive'
+
+/**
  * Checks a spec before anything is rendered from it: host and port exactly
  * as `serve` validates them, an absolute binary path, and no control
  * characters in any value (a newline in a plist string is harmless to XML
@@ -55,9 +75,12 @@ function agentPlist(spec: UnitSpec, label: string, args: string[], keepAlive: Pl
     RunAtLoad: true,
     KeepAlive: keepAlive,
     ThrottleInterval: THROTTLE_SECONDS,
+    ExitTimeOut: EXIT_TIMEOUT_SECONDS,
+    ProcessType: PROCESS_TYPE,
     WorkingDirectory: spec.home,
     // launchd opens these for appending and never rotates them; the server and the watchdog keep
-    // them under a size limit by truncating in place, which appending makes safe.
+    // them under a size limit by truncating in place, which appending makes safe. Their folder must
+    // exist before every load: launchd does not create it, and cannot start the job without it.
     StandardOutPath: logs.out,
     StandardErrorPath: logs.err,
     // launchd does not set LAUNCHD_JOB_NAME itself; the watchdog's supervisor detection reads it.

@@ -5,11 +5,11 @@ import {join} from 'node:path'
 import plist from 'plist'
 import sinon from 'sinon'
 
-import {platformName} from '../../../../src/lib/service/drivers/registry.js'
-import {createServiceContext, runServiceCommand} from '../../../../src/lib/service/run.js'
-import {renderResult} from '../../../../src/lib/service/result.js'
-import type {ServiceContext, StatusResult} from '../../../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl} from '../../../helpers/fake-launchctl.js'
+import {platformName} from '../../../src/lib/service/drivers/registry.js'
+import {createServiceContext, runServiceCommand} from '../../../src/lib/service/run.js'
+import {renderResult} from '../../../src/lib/service/result.js'
+import type {ServiceContext, StatusResult} from '../../../src/lib/service/types.js'
+import {createFakeLaunchctl, type FakeLaunchctl} from '../../helpers/fake-launchctl.js'
 
 describe('service commands on macOS (platform stubbed to darwin)', function () {
   this.timeout(30_000)
@@ -30,7 +30,8 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     chmodSync(bin, 0o755)
     fake = createFakeLaunchctl()
     // The context the commands build, pointed at a temporary home, a fake launchctl and a known binary.
-    ctx = {...(await createServiceContext('install')), home, env: {PATH: `${fake.dir}:/usr/bin:/bin`}, resolveBinary: () => ({path: bin})}
+    // As user 501: these tests may run as root, whom install refuses.
+    ctx = {...(await createServiceContext('install')), uid: 501, home, env: {PATH: `${fake.dir}:/usr/bin:/bin`}, resolveBinary: () => ({path: bin})}
   })
 
   afterEach(() => {
@@ -56,7 +57,7 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
       `  write ${join(agents, 'com.amplifier.distro.plist')} (mode 0644):`,
     ])
     expect(rendered.stdout).to.include(`  write ${join(agents, 'com.amplifier.distro.watchdog.plist')} (mode 0644):`)
-    const uid = process.getuid!()
+    const uid = 501
     expect(rendered.stdout).to.include(`  run: launchctl bootstrap gui/${uid} ${join(agents, 'com.amplifier.distro.plist')}\n`)
     expect(rendered.stdout).to.include(`  run: launchctl bootstrap gui/${uid} ${join(agents, 'com.amplifier.distro.watchdog.plist')}\n`)
 
@@ -76,7 +77,7 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     const result = await runServiceCommand('install', {'dry-run': true}, {context: ctx})
     const parsed = JSON.parse(renderResult(result, true).stdout) as {success: boolean; platform: string; details: string[]}
     expect(parsed).to.include({success: true, platform: 'macos'})
-    expect(parsed.details).to.include(`run: launchctl enable gui/${process.getuid!()}/com.amplifier.distro`)
+    expect(parsed.details).to.include(`run: launchctl enable gui/501/com.amplifier.distro`)
   })
 
   it('install, status and uninstall run against launchctl', async () => {

@@ -6,14 +6,14 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import plist, {type PlistObject} from 'plist'
 
-import {UserError} from '../../../../src/lib/errors.js'
-import {freePort} from '../../../helpers/cli.js'
-import {launchdService as createLaunchdBackend, type LaunchdService as Backend} from '../../../helpers/launchd-service.js'
-import {createDriver} from '../../../../src/lib/service/drivers/launchd/driver.js'
-import {buildPlist, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/drivers/launchd/plist.js'
-import type {ServiceContext} from '../../../../src/lib/service/types.js'
-import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../../helpers/fake-launchctl.js'
-import {throughPlistutil} from '../../../helpers/plistutil.js'
+import {UserError} from '../../../src/lib/errors.js'
+import {freePort} from '../../helpers/cli.js'
+import {launchdService as createLaunchdBackend, type LaunchdService as Backend} from '../../helpers/launchd-service.js'
+import {createDriver} from '../../../src/lib/service/drivers/launchd/driver.js'
+import {buildPlist, renderServerPlist, renderWatchdogPlist} from '../../../src/lib/service/drivers/launchd/plist.js'
+import type {ServiceContext} from '../../../src/lib/service/types.js'
+import {createFakeLaunchctl, type FakeLaunchctl, launchdContext} from '../../helpers/fake-launchctl.js'
+import {throughPlistutil} from '../../helpers/plistutil.js'
 
 const SERVER = 'com.amplifier.distro'
 const WATCHDOG = 'com.amplifier.distro.watchdog'
@@ -271,13 +271,13 @@ describe('launchd backend against a fake launchctl', function () {
       expect(result.message).to.equal('Installed com.amplifier.distro.plist (launchd user agent).')
     })
 
-    it('fails, naming the job, when launchd still holds it 10 s after bootout', async () => {
-      const backend = createLaunchdBackend(world.ctx)
+    it('fails, naming the job, when launchd still holds it unloadMs after bootout', async () => {
+      const backend = createLaunchdBackend(world.ctx, {unloadMs: 1000})
       expect((await backend.install(options)).success).to.equal(true)
       world.fake.configure({drain: 1_000_000})
       const again = await backend.install(options)
       expect(again.success).to.equal(false)
-      expect(again.message).to.equal(`launchd still holds ${WATCHDOG} 10 s after it was told to stop it.`)
+      expect(again.message).to.equal(`launchd still holds ${WATCHDOG} 1 s after it was told to stop it.`)
       expect(again.details).to.deep.equal([
         'Wait a few seconds, then run it again: amp-distro service install',
         'Remove the half-finished install: amp-distro service uninstall',
@@ -332,7 +332,7 @@ describe('launchd backend against a fake launchctl', function () {
       world.fake.configure({failBootstrap: true})
       const result = await createLaunchdBackend(world.ctx).install(options)
       expect(result.success).to.equal(false)
-      expect(result.message).to.equal(`launchd refused to load ${world.serverPlist} (Input/output error).`)
+      expect(result.message).to.equal(`launchd refused to load ${SERVER} from ${world.serverPlist} (Input/output error).`)
       expect(result.details).to.deep.equal([
         'launchctl bootstrap answered: Bootstrap failed: 5: Input/output error',
         'launchd answers so for a job it already holds, one it is still unloading, and a plist it cannot use.',
