@@ -45,11 +45,19 @@ export class FakeDriver implements Driver {
   serverComesUp = true
   /** With serverComesUp false: the server fails at once with a configuration error. */
   serverFailsForGood = false
+  /** With serverComesUp false: the supervisor cannot start the server's program at all (launchd's own exit 78). */
+  serverSpawnFails = false
+  /** The account may not install, start or restart with this supervisor (as launchd refuses root). */
+  refusesCaller = false
   nextPid = 4000
   /** The server's last output lines. */
   output: string[] = ['listening failed']
   /** What `logs` answers. */
   logsAnswer: LogsAnswer = {count: 2, message: '2 lines of the fake units.', details: [], readable: true}
+
+  admit(command: string): void {
+    if (this.refusesCaller) throw new UserError(`Refusing to ${command} as this account.`, {details: ['Run it as yourself.']})
+  }
 
   jobName = (role: Role) => `fake-${role}`
   files = (role: Role) => [`${this.folder}/${role}.unit`]
@@ -105,6 +113,11 @@ export class FakeDriver implements Driver {
   private run(role: Role): void {
     if (role === 'watchdog' || this.serverComesUp) {
       this.jobs[role] = running(this.nextPid++)
+      return
+    }
+
+    if (this.serverSpawnFails) {
+      this.jobs[role] = job({state: 'not running', summary: 'not running', detail: 'not running: the program could not be started', gaveUp: true, spawnFailed: 'fakevisor could not start the program: check /fake/bin'})
       return
     }
 

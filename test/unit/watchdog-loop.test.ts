@@ -480,6 +480,11 @@ describe('restart strategies', () => {
     expect(await restartStrategy(driver, effects().deps).held?.()).to.include(`exited with a configuration error (exit code ${EXIT_CONFIG})`)
   })
 
+  it('a server job whose program the supervisor could not start at all does not hold the restart: a restart creates what it lacked', async () => {
+    const driver = supervisor({revives: false, server: {running: true, pid: undefined, gaveUp: true, spawnFailed: 'fakevisor could not start the program'}})
+    expect(await restartStrategy(driver, effects().deps).held?.()).to.equal(undefined)
+  })
+
   it('a supervisor that starts the server with the watchdog (systemd): stops the server and exits 1, asks nothing more, never spawns', async () => {
     const driver = supervisor()
     const fx = effects()

@@ -117,6 +117,24 @@ describe('service core: status (fake driver, fake health)', () => {
     ])
   })
 
+  it('a job the supervisor could not start at all: the driver’s words with what to check and how to load the fix, never a configuration error; the port is still looked at', async () => {
+    const {service, driver, world} = await installed()
+    driver.jobs.server = job({state: 'not running', summary: 'not running', gaveUp: true, spawnFailed: 'fakevisor could not start the program: check /fake/bin'})
+    world.healthy = false
+    world.portHeld = true
+    const result = await status(service)
+    expect(result.warnings[0].split('\n')[0]).to.equal('Warning: 127.0.0.1:8765 is in use by another program, so the server cannot listen there.')
+    expect(result.warnings.slice(1)).to.deep.equal(['Warning: fake-server: fakevisor could not start the program: check /fake/bin.\n  Then: amp-distro service restart'])
+  })
+
+  it('a finding the driver has about a job (held but never started) is a warning of its own, its lines after the first indented', async () => {
+    const {service, driver} = await installed()
+    driver.jobs.watchdog = job({warning: ['fakevisor holds fake-watchdog but has never started it.', 'Turn it on, then run: amp-distro service restart']})
+    expect((await status(service)).warnings).to.deep.equal([
+      'Warning: fakevisor holds fake-watchdog but has never started it.\n  Turn it on, then run: amp-distro service restart',
+    ])
+  })
+
   it('a port that is no TCP port is reported from the definition, never asked over HTTP', async () => {
     const {service, driver, world} = await installed()
     // Hand-edited: install refuses such a port.

@@ -153,6 +153,36 @@ describe('service core: install (fake driver, fake clock)', () => {
   })
 })
 
+describe('service core: a supervisor that cannot start the program, or refuses the account (fake driver, fake clock)', () => {
+  it('a server the supervisor cannot start at all ends the wait at once, with its state in the driver’s words; the port is still looked at', async () => {
+    const {service, driver, world} = fakeService()
+    driver.serverComesUp = false
+    driver.serverSpawnFails = true
+    world.portHeld = true
+    const result = await install(service, {...INSTALL, waitSeconds: 60})
+    expect(result.success).to.equal(false)
+    expect(result.details[0]).to.equal('Supervisor: the server is not running: the program could not be started (fake-server).')
+    expect(result.details.join('\n')).to.contain('is in use by another program')
+    expect(world.time).to.be.below(1000)
+  })
+
+  it('install, start and restart that the driver refuses for this account fail before anything is asked or written; a dry run and stop go ahead', async () => {
+    const {service, driver} = await installed()
+    driver.refusesCaller = true
+    driver.calls.length = 0
+    driver.questions.length = 0
+    const refused = {success: false, platform: 'linux', message: 'Refusing to install as this account.', details: ['Run it as yourself.']}
+    expect(await run(() => install(service, INSTALL))).to.deep.equal(refused)
+    expect(await run(() => start(service, {waitSeconds: 1}))).to.deep.equal({...refused, message: 'Refusing to start as this account.'})
+    expect(await run(() => restart(service, {waitSeconds: 1}))).to.deep.equal({...refused, message: 'Refusing to restart as this account.'})
+    expect(driver.calls).to.deep.equal([])
+    expect(driver.questions).to.deep.equal([])
+    expect((await install(service, {...INSTALL, dryRun: true})).success).to.equal(true)
+    expect((await stop(service)).success).to.equal(true)
+    expect(driver.calls).to.deep.equal(['stop server,watchdog'])
+  })
+})
+
 describe('service core: start, stop, restart (fake driver, fake clock)', () => {
   for (const [verb, operate] of [
     ['start', (s: ReturnType<typeof fakeService>['service']) => start(s, {waitSeconds: 1})],
