@@ -5,18 +5,28 @@ import {join} from 'node:path'
 
 import {createFileLogger} from '../../../../src/lib/watchdog/logger.js'
 import {pathsFor} from '../../../../src/lib/paths.js'
-import {launchdService as createLaunchdBackend} from '../../../helpers/launchd-service.js'
 import {launchdLogFiles, readLogs} from '../../../../src/lib/service/drivers/launchd/logs.js'
 import type {LogLine} from '../../../../src/lib/service/types.js'
-import {launchdContext} from '../../../helpers/fake-launchctl.js'
 
-/** Resolves once `check` holds, polling every 20 ms for at most 10 s. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+/**
+ * A follow's waits, under the test's control: each `poll()` ends the wait
+ * readLogs is in and returns once it has read the files and waits again.
+ */
+function pollControl() {
+  let wake: (() => void) | undefined
+  const sleep = (_ms: number, signal: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      wake = resolve
+      signal.addEventListener('abort', () => reject(signal.reason), {once: true})
+    })
+  async function poll(): Promise<void> {
+    const current = wake
+    wake = undefined
+    current?.()
+    while (!wake) await new Promise((resolve) => setImmediate(resolve))
   }
+
+  return {sleep, poll, started: async () => poll()}
 }
 
 describe('launchd logs', function () {
@@ -119,21 +129,20 @@ describe('launchd logs', function () {
   })
 
   it('--follow prints new lines, across truncation in place, rotation and a file that appears, until the signal fires', async () => {
-    const agents = join(home, 'Library', 'LaunchAgents')
-    mkdirSync(agents, {recursive: true})
-    writeFileSync(join(agents, 'com.amplifier.distro.plist'), '<plist/>\n')
-    const ctx = launchdContext(home, '/usr/bin:/bin')
     write(files.serverStdoutLog, 'first\n', 1000)
     write(files.serverStderrLog, 'a long line that the truncation will cut away\n', 1001)
     write(files.watchdogLog, '2026-12-01T10:00:00.000Z INFO before rotation\n', 1002)
     write(files.watchdogStdoutLog, 'half of a line', 999)
     const seen: string[] = []
     const stop = new AbortController()
-    const following = createLaunchdBackend(ctx).logs({lines: 10, follow: true, signal: stop.signal, write: (line) => seen.push(line.text)})
-    await until(() => seen.length === 3, 'the first lines')
+    const control = pollControl()
+    const following = readLogs(launchdLogFiles(files), {lines: 10, follow: true, signal: stop.signal, sleep: control.sleep, write: (line) => seen.push(line.text)})
+    await control.started()
+    expect(seen).to.have.length(3)
 
     appendFileSync(files.serverStdoutLog, 'second\nthird, wri')
-    await until(() => seen.includes('[server.out.log] second'), 'an appended line')
+    await control.poll()
+    expect(seen).to.include('[server.out.log] second')
     appendFileSync(files.serverStdoutLog, 'tten in two parts\n')
     truncateSync(files.serverStderrLog, 0)
     appendFileSync(files.serverStderrLog, 'short\n')
@@ -141,10 +150,9 @@ describe('launchd logs', function () {
     writeFileSync(files.watchdogLog, '2026-12-01T10:01:00.000Z INFO after rotation\n')
     writeFileSync(files.watchdogStderrLog, 'a file that was not there\n')
     appendFileSync(files.watchdogStdoutLog, ', and its end\n')
-    await until(() => seen.length === 9, 'the lines after truncation, rotation and creation')
+    await control.poll()
     stop.abort()
-    const result = await following
-    expect(result.success).to.equal(true)
+    expect(await following).to.equal(9)
     expect(seen.slice(0, 3)).to.deep.equal([
       '[server.out.log] first',
       '[server.err.log] a long line that the truncation will cut away',
@@ -160,6 +168,5 @@ describe('launchd logs', function () {
         '[watchdog.out.log] half of a line, and its end',
       ].sort(),
     )
-    expect(result.message).to.equal(`9 lines from ${dir}.`)
   })
 })

@@ -159,6 +159,8 @@ function readNew(tail: Tail): string[] {
 export interface ReadLogsOptions extends LogsOptions {
   /** How often a follow looks for new lines, in ms. */
   pollMs?: number
+  /** Waits between two looks; rejects when `signal` fires (tests pass one they control). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>
 }
 
 /**
@@ -191,9 +193,10 @@ export async function readLogs(files: LogFile[], options: ReadLogsOptions): Prom
 
   if (!options.follow) return printed
   const pollMs = options.pollMs ?? 250
+  const wait = options.sleep ?? ((ms: number, signal: AbortSignal) => sleep(ms, undefined, {signal}))
   while (!options.signal.aborted) {
     try {
-      await sleep(pollMs, undefined, {signal: options.signal})
+      await wait(pollMs, options.signal)
     } catch {
       break
     }
