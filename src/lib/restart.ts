@@ -8,7 +8,8 @@ import {openBoundedAppend} from './output-bound.js'
 import {EXIT_CONFIG} from './errors.js'
 import {NAMES} from './paths.js'
 import {exitedWithConfigError, parseLaunchctlPrint} from './service/launchd/launchctl.js'
-import {SERVER_UNIT} from './service/systemd/unit.js'
+import {serverHeldBy} from './service/systemd/systemctl.js'
+import {SERVER_UNIT, SOCKET_UNIT} from './service/systemd/unit.js'
 import type {Exec} from './service/types.js'
 import type {StopOutcome} from './stop.js'
 
@@ -97,18 +98,19 @@ function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
 
 /**
  * A server unit in state `failed` (its start limit was hit, or it exited
- * with a code systemd does not restart) is not started by a watchdog restart
- * either: `Wants=` gives up at once, so exiting would only repeat every
- * restart-after. It needs the user. Any other answer, or none, lets the
- * restart go ahead.
+ * with a code systemd does not restart), or its socket `failed` (the port
+ * was taken, or the server's start limit took the socket down), is not
+ * started by a watchdog restart either: `Wants=` gives up at once, so
+ * exiting would only repeat every restart-after. It needs the user. Any
+ * other answer, or none, lets the restart go ahead.
  */
 async function systemdServerHeld(exec: Exec): Promise<string | undefined> {
-  const result = await exec('systemctl', ['--user', 'show', SERVER_UNIT, '-p', 'ActiveState', '--value'])
-  if (result.code !== 0 || result.stdout.trim() !== 'failed') return undefined
+  const reason = await serverHeldBy(exec)
+  if (reason === undefined) return undefined
   return (
-    `The server unit ${SERVER_UNIT} has failed and systemd no longer restarts it (start limit, or a configuration error). ` +
-    `See \`${NAMES.bin} service logs\`, fix the cause, then run \`${NAMES.bin} service restart\` ` +
-    `(or \`systemctl --user reset-failed ${SERVER_UNIT}\` and start it). Waiting for the server to be started again.`
+    `systemd no longer restarts the server: ${reason} (start limit, configuration error, or its port taken). ` +
+    `See \`${NAMES.bin} service status\` and \`${NAMES.bin} service logs\`, fix the cause, then run \`${NAMES.bin} service restart\` ` +
+    `(or \`systemctl --user reset-failed ${SERVER_UNIT} ${SOCKET_UNIT}\` and start it). Waiting for the server to be started again.`
   )
 }
 

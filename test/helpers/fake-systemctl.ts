@@ -2,6 +2,7 @@ import type {Exec, ExecResult, StreamLines} from '../../src/lib/service/types.js
 
 const SERVER = 'amplifier-distro.service'
 const WATCHDOG = 'amplifier-distro-watchdog.service'
+const SOCKET = 'amplifier-distro.socket'
 
 /** One unit as the fake manager keeps it. */
 export interface FakeUnit {
@@ -19,7 +20,7 @@ const ok = (stdout = ''): ExecResult => ({code: 0, stdout, stderr: ''})
 const START_LIMIT_BURST = 5
 
 /**
- * A user manager that keeps the two units' state and answers `systemctl
+ * A user manager that keeps the three units' state and answers `systemctl
  * --user` as systemd does for the calls the backend makes (show, start,
  * stop, restart with PartOf=, enable --now, try-restart, reset-failed), plus
  * `journalctl` (the lines given) and `loginctl` (the linger answer given).
@@ -27,11 +28,16 @@ const START_LIMIT_BURST = 5
  * `--no-block` or not; a start past the start limit leaves the unit
  * `failed (start-limit-hit)`, refused with systemd's words when waited for
  * and accepted (exit 0) under `--no-block`; `reset-failed` forgets the
- * count. Every call is recorded as an argument vector.
+ * count. The socket follows the server as its `Requires=` and the socket's
+ * `StopWhenUnneeded=yes` make it: a start of the server starts it, a stop
+ * of either stops both, and a port taken fails it (`resources`) while the
+ * server stays `inactive (dead)`. Every call is recorded as an argument vector.
  */
 export class FakeManager {
   readonly calls: string[][] = []
-  readonly units: Record<string, FakeUnit> = {[SERVER]: stopped(), [WATCHDOG]: stopped()}
+  readonly units: Record<string, FakeUnit> = {[SERVER]: stopped(), [WATCHDOG]: stopped(), [SOCKET]: stopped()}
+  /** When true, the socket cannot listen: a start of the server fails it with `resources`. */
+  portTaken = false
   /** When false, every systemctl call fails as with no user manager. */
   reachable = true
   /** The journal's JSON lines, oldest first. */
@@ -47,7 +53,7 @@ export class FakeManager {
   /** Units systemd cannot load (their file is gone): every start of them is refused. */
   readonly missing = new Set<string>()
   /** Starts of each unit since its last reset-failed. */
-  readonly starts: Record<string, number> = {[SERVER]: 0, [WATCHDOG]: 0}
+  readonly starts: Record<string, number> = {[SERVER]: 0, [WATCHDOG]: 0, [SOCKET]: 0}
 
   /** Starts `unit`; false when the start limit stops it (the unit is then failed). */
   private begin(unit: string): boolean {
@@ -57,6 +63,16 @@ export class FakeManager {
     }
 
     this.starts[unit]++
+    if (unit === SERVER && !this.missing.has(SOCKET)) {
+      if (this.portTaken) {
+        this.units[SOCKET] = {ActiveState: 'failed', SubState: 'failed', Result: 'resources', MainPID: 0}
+        this.units[SERVER] = stopped()
+        return true
+      }
+
+      this.units[SOCKET] = {ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: 0}
+    }
+
     if (unit === SERVER && !this.serverComesUp && this.serverFailsForGood) {
       this.units[unit] = {ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', MainPID: 0, ExecMainStatus: 78}
       return true
@@ -102,8 +118,12 @@ export class FakeManager {
 
       case 'stop': {
         for (const unit of units) this.units[unit] = stopped()
-        // PartOf=: stopping the server stops the watchdog.
-        if (units.includes(SERVER)) this.units[WATCHDOG] = stopped()
+        // Requires=: stopping the socket stops the server; PartOf=: stopping the server stops the watchdog;
+        // StopWhenUnneeded=: the socket stops with the server.
+        if (units.includes(SERVER) || units.includes(SOCKET)) {
+          for (const unit of [SERVER, WATCHDOG, SOCKET]) if (this.units[unit].ActiveState !== 'failed') this.units[unit] = stopped()
+        }
+
         return ok()
       }
 

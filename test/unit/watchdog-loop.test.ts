@@ -454,23 +454,35 @@ describe('restart strategies', () => {
     expect(fx.order).to.deep.equal(['stop', 'waitPortFree', 'spawn'])
   })
 
-  it('under systemd, a failed server unit holds the restart: the server is not stopped and the watchdog does not exit', async () => {
-    const fx = effects({kickstart: {code: 0, stdout: 'failed\n', stderr: ''}})
-    const {code} = await runWithStrategy(UNDER_SYSTEMD, fx)
-    expect(code).to.equal(0)
-    expect(fx.order).to.deep.equal(['exec', 'exec', 'exec', 'exec'])
-    const held = await restartStrategy('systemd', fx.deps).held?.()
-    expect(held).to.include('amplifier-distro.service has failed')
-    expect(held).to.include('amp-distro service restart')
-    expect(held).to.include('systemctl --user reset-failed amplifier-distro.service')
+  /** `systemctl --user show --property=ActiveState,Result` of the server unit and its socket. */
+  const shown = (server: string, socket: string, results = ['success', 'success']) => ({
+    code: 0,
+    stdout: `ActiveState=${server}\nResult=${results[0]}\n\nActiveState=${socket}\nResult=${results[1]}\n`,
+    stderr: '',
   })
 
-  it('under systemd (SYSTEMD_EXEC_PID): asks for the server unit state, stops the server and exits 1, never spawns', async () => {
-    const fx = effects({kickstart: {code: 0, stdout: 'active\n', stderr: ''}})
+  for (const [what, answer, said] of [
+    ['a failed server unit', shown('failed', 'inactive', ['exit-code', 'success']), 'amplifier-distro.service failed (exit-code)'],
+    ['a failed socket (its port taken)', shown('inactive', 'failed', ['success', 'resources']), 'amplifier-distro.socket failed (resources)'],
+  ] as const) {
+    it(`under systemd, ${what} holds the restart: the server is not stopped and the watchdog does not exit`, async () => {
+      const fx = effects({kickstart: answer})
+      const {code} = await runWithStrategy(UNDER_SYSTEMD, fx)
+      expect(code).to.equal(0)
+      expect(fx.order).to.deep.equal(['exec', 'exec', 'exec', 'exec'])
+      const held = await restartStrategy('systemd', fx.deps).held?.()
+      expect(held).to.include(said)
+      expect(held).to.include('amp-distro service restart')
+      expect(held).to.include('systemctl --user reset-failed amplifier-distro.service amplifier-distro.socket')
+    })
+  }
+
+  it('under systemd (SYSTEMD_EXEC_PID): asks for the server unit and socket state, stops the server and exits 1, never spawns', async () => {
+    const fx = effects({kickstart: shown('active', 'active')})
     const {code, strategy} = await runWithStrategy(UNDER_SYSTEMD, fx)
     expect(strategy.mode).to.equal('systemd')
     expect(code).to.equal(1)
-    expect(fx.execCalls).to.deep.equal([['systemctl', ['--user', 'show', 'amplifier-distro.service', '-p', 'ActiveState', '--value']]])
+    expect(fx.execCalls).to.deep.equal([['systemctl', ['--user', 'show', '--property=ActiveState,Result', 'amplifier-distro.service', 'amplifier-distro.socket']]])
     expect(fx.order).to.deep.equal(['exec', 'stop'])
     expect(fx.lines).to.include('Stopped the server (PID 777).')
   })

@@ -43,6 +43,8 @@ export interface StatusResult extends ServiceResult {
   installed: boolean
   server: UnitStatus
   watchdog: UnitStatus
+  /** systemd: the socket unit that holds the server's port (absent on platforms without one). */
+  socket?: UnitStatus
   /** The server's health check; a healthy answer also carries what the server says about itself. */
   health: {url: string; healthy: boolean; reason?: string; pid?: number; version?: string; uptimeSeconds?: number} | null
   warnings: string[]

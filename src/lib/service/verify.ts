@@ -88,23 +88,26 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
 /** The command that names the program listening on a TCP port, on one platform (`ss` on Linux, `lsof` on macOS). */
 export type PortOwnerCommand = (port: number) => string
 
+/** The program listening on a TCP port (`name (PID n)`), where the platform can tell; undefined when it cannot. */
+export type PortOwner = (port: number) => string | undefined
+
 /**
  * What to say when another program holds the server's port, the usual
  * cause of a server that cannot start: the address, the command that names
  * the program, and how to move. `label` leads the first line (`Port:` in
  * the diagnosis, `Warning:` in status).
  */
-export function portConflictLines(label: string, target: ServerTarget, portOwnerCommand: PortOwnerCommand): string[] {
+export function portConflictLines(label: string, target: ServerTarget, portOwnerCommand: PortOwnerCommand, owner?: string): string[] {
   return [
-    `${label} ${hostPort(target.host, target.port)} is in use by another program, so the server cannot listen there.`,
+    `${label} ${hostPort(target.host, target.port)} is in use by ${owner ?? 'another program'}, so the server cannot listen there.`,
     `  See which program: ${portOwnerCommand(target.port)}`,
     `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
   ]
 }
 
 /** The status warning for a server that is not running while another program holds its port. */
-export function portConflictWarning(target: ServerTarget, portOwnerCommand: PortOwnerCommand): string {
-  return portConflictLines('Warning:', target, portOwnerCommand).join('\n')
+export function portConflictWarning(target: ServerTarget, portOwnerCommand: PortOwnerCommand, owner?: string): string {
+  return portConflictLines('Warning:', target, portOwnerCommand, owner).join('\n')
 }
 
 /** What a backend knows about a server that did not come up, for the diagnosis. */
@@ -121,6 +124,8 @@ export interface DiagnosisFacts {
   configError?: boolean
   /** The command that names the program holding a port, for this platform. */
   portOwnerCommand: PortOwnerCommand
+  /** Names the program holding a port, where the platform can tell. */
+  portOwner?: PortOwner
 }
 
 /**
@@ -140,7 +145,7 @@ export async function servingFailure(
   if (!isListenablePort(target.port)) {
     details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
   } else if (!facts.configError && (await probe(target.host, target.port))) {
-    details.push(...portConflictLines('Port:', target, facts.portOwnerCommand))
+    details.push(...portConflictLines('Port:', target, facts.portOwnerCommand, facts.portOwner?.(target.port)))
   }
 
   if (facts.logTail.length > 0) details.push('Last lines of the server log:', ...facts.logTail.map((line) => `  ${line}`))
@@ -161,7 +166,7 @@ export function servingLine(report: ServingReport): string {
 }
 
 /** How one backend proves an install, start or restart: its supervisor's answers, and what it tells of a server that did not come up. */
-export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command' | 'target' | 'portOwnerCommand'> {
+export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command' | 'target' | 'portOwnerCommand' | 'portOwner'> {
   timing: WaitOptions
   supervisor: WaitDeps
   /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
@@ -181,6 +186,6 @@ export async function verifyServing(done: ServiceResult, verification: Verificat
   if (timing.waitSeconds === 0) return done
   const report = await waitUntilServing(target, timing, verification.supervisor)
   if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
-  const {platform, command, portOwnerCommand} = verification
-  return servingFailure({platform, command, target, report, portOwnerCommand, ...(await verification.diagnose())})
+  const {platform, command, portOwnerCommand, portOwner} = verification
+  return servingFailure({platform, command, target, report, portOwnerCommand, ...(portOwner ? {portOwner} : {}), ...(await verification.diagnose())})
 }

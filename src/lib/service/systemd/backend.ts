@@ -1,4 +1,5 @@
 import {existsSync} from 'node:fs'
+import {isIP} from 'node:net'
 import {join} from 'node:path'
 
 import {UserError} from '../../errors.js'
@@ -10,8 +11,9 @@ import type {Backend, InstallOptions, InstallPlan, LogsOptions, OperateOptions, 
 import {type ServerTarget, verifyServing} from '../verify.js'
 import {journalTail, readJournal} from './journal.js'
 import {portOwnerCommand, readText, systemdStatus} from './status.js'
+import {portOwner} from './port-owner.js'
 import {createSystemctl, exitedWithConfigError, firstLine, isUp, mainPidOf, orphaned, type ShownUnit, stateText} from './systemctl.js'
-import {readUnitCommand, renderServerUnit, renderWatchdogUnit, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
+import {readListenStream, readUnitCommand, renderServerUnit, renderSocketUnit, renderWatchdogUnit, SERVER_UNIT, SOCKET_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
 
 const PLATFORM = 'linux'
@@ -38,18 +40,51 @@ function running(unit: ShownUnit): boolean {
 }
 
 /**
- * The systemd backend: two user units under `~/.config/systemd/user`
- * (`$XDG_CONFIG_HOME` when set), driven with `systemctl --user`.
+ * The IP address the socket unit listens on for `host`: an address as it
+ * is, a hostname resolved now (systemd's `ListenStream=` takes no names),
+ * as `serve` would resolve it to bind.
+ */
+async function listenAddress(host: string): Promise<string> {
+  if (isIP(host)) return host
+  try {
+    return (await (await import('node:dns/promises')).lookup(host)).address
+  } catch (error) {
+    throw new UserError(`Cannot resolve the host ${JSON.stringify(host)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`, {
+      details: ['Use an IP address, such as --host 127.0.0.1, or a name this machine resolves.'],
+    })
+  }
+}
+
+/** A unit that is loaded: the manager knows it (a socket a socket-less install never wrote is not). */
+function loaded(unit: ShownUnit | undefined): boolean {
+  return unit?.LoadState === 'loaded'
+}
+
+/**
+ * The systemd backend: three user units under `~/.config/systemd/user`
+ * (`$XDG_CONFIG_HOME` when set), driven with `systemctl --user`: the
+ * server, its socket (systemd holds the port, so connections wait instead
+ * of being refused while the server restarts) and the watchdog.
  */
 export function createSystemdBackend(ctx: ServiceContext): Backend {
   const paths = pathsFor(ctx.home, ctx.env)
-  const unitFile = {[SERVER_UNIT]: paths.systemdServerUnit, [WATCHDOG_UNIT]: paths.systemdWatchdogUnit}
+  const unitFile: Record<string, string> = {
+    [SERVER_UNIT]: paths.systemdServerUnit,
+    [WATCHDOG_UNIT]: paths.systemdWatchdogUnit,
+    [SOCKET_UNIT]: paths.systemdSocketUnit,
+  }
   const systemctl = createSystemctl(ctx)
 
-  function plan(spec: UnitSpec, options: {watchdog: boolean}): InstallPlan {
+  /**
+   * The files and commands of an install. Only the server and the watchdog
+   * are enabled: the socket must not be (see renderSocketUnit), and the
+   * server's `Requires=` starts it.
+   */
+  function plan(spec: UnitSpec, options: {watchdog: boolean; listenAddress?: string}): InstallPlan {
     const units = options.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     const files: PlannedFile[] = [{path: paths.systemdServerUnit, content: renderServerUnit(spec)}]
     if (options.watchdog) files.push({path: paths.systemdWatchdogUnit, content: renderWatchdogUnit(spec)})
+    files.push({path: paths.systemdSocketUnit, content: renderSocketUnit(spec, options.listenAddress ?? spec.host)})
     return {
       files,
       commands: [
@@ -89,13 +124,16 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
         const [shown, logTail] = await Promise.all([systemctl.show(), journalTail(ctx, SERVER_UNIT, DIAGNOSIS_LINES)])
         if (!('units' in shown)) return {supervisorState: 'unknown: the systemd user manager does not answer', logTail}
         const server = shown.units[SERVER_UNIT]
+        const socket = shown.units[SOCKET_UNIT]
+        const socketFailed = socket?.ActiveState === 'failed' ? `; its socket is ${stateText(socket)} (${SOCKET_UNIT})` : ''
         return {
-          supervisorState: `${stateText(server)} (${SERVER_UNIT})`,
+          supervisorState: `${stateText(server)} (${SERVER_UNIT})${socketFailed}`,
           logTail,
           configError: exitedWithConfigError(server),
         }
       },
       portOwnerCommand,
+      portOwner,
     })
   }
 
@@ -109,15 +147,28 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       throw error
     }
 
-    const planned = plan(spec, {watchdog: options.watchdog})
+    let address: string
+    try {
+      address = await listenAddress(spec.host)
+    } catch (error) {
+      if (error instanceof UserError) return failed(error.message, error.details)
+      throw error
+    }
+
+    const planned = plan(spec, {watchdog: options.watchdog, listenAddress: address})
     const drop = options.watchdog ? [] : dropWatchdogCommands()
+    // A socket that listens elsewhere keeps listening there until it is restarted: stopping it
+    // (which stops the server too) lets the enable --now below start it on the new address.
+    const oldSocket = readText(paths.systemdSocketUnit)
+    const newSocket = planned.files.find((file) => file.path === paths.systemdSocketUnit)?.content ?? ''
+    const moveSocket = oldSocket !== undefined && readListenStream(oldSocket) !== readListenStream(newSocket) ? [['systemctl', '--user', 'stop', SOCKET_UNIT]] : []
     if (options.dryRun) {
       const details = ['Nothing was changed. An install would:']
       for (const file of planned.files) details.push(...plannedWriteLines(file))
 
       for (const command of drop) details.push(`run: ${commandText(command)}`, `remove: ${paths.systemdWatchdogUnit}`)
 
-      for (const command of planned.commands) details.push(`run: ${commandText(command)}`)
+      for (const command of [...planned.commands.slice(0, 1), ...moveSocket, ...planned.commands.slice(1)]) details.push(`run: ${commandText(command)}`)
       return {success: true, platform: PLATFORM, message: 'Dry run: amplifier-distro service install', details}
     }
 
@@ -143,8 +194,9 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
 
     const notes: string[] = []
-    const reset = resetFailed(before.units, [SERVER_UNIT, ...(options.watchdog ? [WATCHDOG_UNIT] : [])]).map((args) => ['systemctl', '--user', ...args])
-    for (const command of [...reset, ...planned.commands]) {
+    const reset = resetFailed(before.units, [SERVER_UNIT, ...(options.watchdog ? [WATCHDOG_UNIT] : []), SOCKET_UNIT]).map((args) => ['systemctl', '--user', ...args])
+    const move = isUp(before.units[SOCKET_UNIT] ?? {}) ? moveSocket : []
+    for (const command of [...reset, ...planned.commands.slice(0, 1), ...move, ...planned.commands.slice(1)]) {
       const answer = await ctx.exec(command[0], command.slice(1), {env: ctx.env})
       if (answer.code === 0) continue
       if (command[0] === 'loginctl') {
@@ -162,7 +214,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
       ])
     }
 
-    const unitNames = planned.files.map((file) => file.path.split('/').at(-1)).join(' and ')
+    const names = planned.files.map((file) => file.path.split('/').at(-1))
+    const unitNames = names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : names.join('')
     const done: ServiceResult = {
       success: true,
       platform: PLATFORM,
@@ -180,7 +233,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
   }
 
   async function uninstall(): Promise<ServiceResult> {
-    const files = {[SERVER_UNIT]: existsSync(paths.systemdServerUnit), [WATCHDOG_UNIT]: existsSync(paths.systemdWatchdogUnit)}
+    const files: Record<string, boolean> = Object.fromEntries(Object.entries(unitFile).map(([unit, file]) => [unit, existsSync(file)]))
     const notInstalled: ServiceResult = {
       success: true,
       platform: PLATFORM,
@@ -189,28 +242,28 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     }
     const answer = await systemctl.show()
     if ('problem' in answer) {
-      if (!files[SERVER_UNIT] && !files[WATCHDOG_UNIT]) return notInstalled
+      if (!Object.values(files).some(Boolean)) return notInstalled
       return failed('systemd user manager is not reachable; cannot stop the service, nothing was removed.', answer.problem)
     }
 
     const shown = answer.units
-    // The watchdog goes first, so it cannot start the server again while that is being stopped.
-    const units = [WATCHDOG_UNIT, SERVER_UNIT].filter((unit) => files[unit] || orphaned(shown[unit], unitFile[unit]))
+    // The watchdog goes first, so it cannot start the server again while that is being stopped; the
+    // socket last, which closes the port.
+    const units = [WATCHDOG_UNIT, SERVER_UNIT, SOCKET_UNIT].filter((unit) => files[unit] || orphaned(shown[unit] ?? {}, unitFile[unit]))
     if (units.length === 0) return notInstalled
 
     const details: string[] = []
-    for (const unit of units) {
-      // A unit that is not running (or that systemd could not load) has nothing to stop.
-      const steps = [...(isUp(shown[unit]) ? [['stop', unit]] : []), ...(files[unit] ? [['disable', unit]] : [])]
-      for (const step of steps) {
-        const answer = await systemctl.run(...step)
-        if (answer.code !== 0) {
-          return failed(`systemctl --user ${step.join(' ')} failed (exit ${answer.code}).`, [firstLine(answer), `Try again: ${NAMES.bin} service uninstall`])
-        }
+    // One stop job for all of them: the socket cannot start the server again while it is being stopped.
+    const running = units.filter((unit) => isUp(shown[unit] ?? {}))
+    // The socket was never enabled; a unit systemd could not load has nothing to disable.
+    const enabled = units.filter((unit) => files[unit] && unit !== SOCKET_UNIT)
+    for (const step of [...(running.length > 0 ? [['stop', ...running]] : []), ...(enabled.length > 0 ? [['disable', ...enabled]] : [])]) {
+      const answer = await systemctl.run(...step)
+      if (answer.code !== 0) {
+        return failed(`systemctl --user ${step.join(' ')} failed (exit ${answer.code}).`, [firstLine(answer), `Try again: ${NAMES.bin} service uninstall`])
       }
 
-      const done = steps.map(([verb]) => (verb === 'stop' ? 'stopped' : 'disabled')).join(' and ')
-      details.push(`${done.charAt(0).toUpperCase()}${done.slice(1)} ${unit}`)
+      details.push(`${step[0] === 'stop' ? 'Stopped' : 'Disabled'} ${step.slice(1).join(', ')}`)
     }
 
     for (const unit of units) {
@@ -278,7 +331,8 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if ('success' in ready) return ready
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
     const wasRunning = running(ready.units[SERVER_UNIT]) && (!ready.watchdog || running(ready.units[WATCHDOG_UNIT]))
-    const problem = await steps([...resetFailed(ready.units, units), ['start', NO_BLOCK, ...units]])
+    // The server's Requires= starts the socket first.
+    const problem = await steps([...resetFailed(ready.units, [...units, SOCKET_UNIT]), ['start', NO_BLOCK, ...units]])
     if (problem) return problem
 
     const done: ServiceResult = {
@@ -293,18 +347,22 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
   async function stop(): Promise<ServiceResult> {
     const ready = await prepare('stop')
     if ('success' in ready) return ready
-    const states = [SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : [])].map((unit) => `${unit}: ${stateText(ready.units[unit])}`)
-    if (!running(ready.units[SERVER_UNIT]) && !running(ready.units[WATCHDOG_UNIT])) {
+    const socket = loaded(ready.units[SOCKET_UNIT]) ? [SOCKET_UNIT] : []
+    const units = [SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : []), ...socket]
+    const states = units.map((unit) => `${unit}: ${stateText(ready.units[unit])}`)
+    if (!units.some((unit) => running(ready.units[unit]))) {
       return {success: true, platform: PLATFORM, message: 'amplifier-distro service is already stopped.', details: [...states, `Start it: ${NAMES.bin} service start`]}
     }
 
     // PartOf= takes the watchdog along with the server; naming it too also stops a watchdog whose server is already down.
-    const problem = await steps([['stop', SERVER_UNIT, ...(ready.watchdog ? [WATCHDOG_UNIT] : [])]])
+    // The socket goes in the same job, so no connection can start the server again.
+    const problem = await steps([['stop', ...units]])
     if (problem) return problem
+    const names = units.length > 1 ? `${units.slice(0, -1).join(', ')} and ${units.at(-1)}` : SERVER_UNIT
     return {
       success: true,
       platform: PLATFORM,
-      message: `Stopped ${ready.watchdog ? `${SERVER_UNIT} and ${WATCHDOG_UNIT}` : SERVER_UNIT}.`,
+      message: `Stopped ${names}.`,
       details: [
         `They stay stopped until ${NAMES.bin} service start (or restart, or install), or the next login or boot; the units stay installed and enabled.`,
         `Start it: ${NAMES.bin} service start`,
@@ -318,8 +376,13 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
     if ('success' in ready) return ready
     const previousPid = mainPidOf(ready.units[SERVER_UNIT])
     const units = ready.watchdog ? [SERVER_UNIT, WATCHDOG_UNIT] : [SERVER_UNIT]
-    // PartOf= restarts a running watchdog with the server; a stopped one is started after it.
-    const problem = await steps([...resetFailed(ready.units, units), ['restart', NO_BLOCK, SERVER_UNIT], ...(ready.watchdog ? [['start', NO_BLOCK, WATCHDOG_UNIT]] : [])])
+    // PartOf= restarts a running watchdog with the server; a stopped one is started after it. The
+    // socket stays open through the restart, so connections wait for the new server.
+    const problem = await steps([
+      ...resetFailed(ready.units, [...units, SOCKET_UNIT]),
+      ['restart', NO_BLOCK, SERVER_UNIT],
+      ...(ready.watchdog ? [['start', NO_BLOCK, WATCHDOG_UNIT]] : []),
+    ])
     if (problem) return problem
 
     const done: ServiceResult = {
@@ -332,7 +395,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
   }
 
   async function logs(options: LogsOptions): Promise<ServiceResult> {
-    if (!existsSync(paths.systemdServerUnit) && !existsSync(paths.systemdWatchdogUnit)) return notInstalled('show logs of')
+    if (!Object.values(unitFile).some((file) => existsSync(file))) return notInstalled('show logs of')
     return readJournal(ctx, options)
   }
 

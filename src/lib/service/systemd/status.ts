@@ -7,10 +7,11 @@ import {isAlive} from '../../procs.js'
 import {staleWarnings} from '../stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from '../status-lines.js'
 import type {ServiceContext, StatusResult, UnitStatus} from '../types.js'
-import {installedHealth, isListenablePort, portConflictWarning} from '../verify.js'
+import {installedHealth, isListenablePort, portConflictLines, portConflictWarning} from '../verify.js'
 import {journalTail} from './journal.js'
-import {exitedWithConfigError, mainPidOf, orphaned, type ShowAnswer, type ShownUnit, type Systemctl} from './systemctl.js'
-import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
+import {portOwner} from './port-owner.js'
+import {exitedWithConfigError, mainPidOf, orphaned, type ShowAnswer, type ShownUnit, stateText, type Systemctl} from './systemctl.js'
+import {execStartLine, nodeDirOf, readUnitCommand, SERVER_UNIT, SOCKET_UNIT, WATCHDOG_UNIT} from './unit.js'
 import {wslNote} from './wsl.js'
 
 const PLATFORM = 'linux'
@@ -26,7 +27,36 @@ export function readText(file: string): string | undefined {
 
 /** What systemd answers for units it has never loaded: both not found and inactive. */
 const NEVER_LOADED: ShowAnswer = {
-  units: {[SERVER_UNIT]: {LoadState: 'not-found', ActiveState: 'inactive'}, [WATCHDOG_UNIT]: {LoadState: 'not-found', ActiveState: 'inactive'}},
+  units: Object.fromEntries([SERVER_UNIT, WATCHDOG_UNIT, SOCKET_UNIT].map((unit) => [unit, {LoadState: 'not-found', ActiveState: 'inactive'}])),
+}
+
+/** How to get out of a start limit: systemd refuses both units until their failed state is forgotten. */
+function startLimitLines(): string[] {
+  return [
+    `  Recover: ${NAMES.bin} service start (it forgets the failed state of both units first),`,
+    `  or: systemctl --user reset-failed ${SERVER_UNIT} ${SOCKET_UNIT}, then systemctl --user start ${SERVER_UNIT}`,
+  ]
+}
+
+/**
+ * What status says of a failed socket: a port that was taken when it
+ * started (Result=resources), named with its owner where it can be seen;
+ * the server's start limit, which takes the socket down with it; anything
+ * else with where to look.
+ */
+function socketFailure(socket: ShownUnit, target: {host: string; port: number} | undefined, crashLog: string): string {
+  if (socket.Result === 'resources' && target) {
+    const [first, ...rest] = portConflictLines('Warning:', target, portOwnerCommand, portOwner(target.port))
+    return [`${first} (${SOCKET_UNIT} failed: resources)`, ...rest, `  Then: ${NAMES.bin} service start`].join('\n')
+  }
+
+  if (socket.Result === 'service-start-limit-hit' || socket.Result === 'trigger-limit-hit') {
+    return [`Warning: ${SOCKET_UNIT} failed (${socket.Result}): the server crashed too often, so systemd closed the port.`, `  Logs: ${NAMES.bin} service logs, and ${crashLog}`, ...startLimitLines()].join(
+      '\n',
+    )
+  }
+
+  return [`Warning: ${SOCKET_UNIT} failed (${socket.Result ?? 'unknown reason'}).`, `  Logs: ${NAMES.bin} service logs`, `  After fixing the cause: ${NAMES.bin} service start`].join('\n')
 }
 
 /** Whether the PID file of the server or of the watchdog names a live process. */
@@ -80,7 +110,8 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
   const paths = pathsFor(ctx.home, ctx.env)
   const unitFile = {[SERVER_UNIT]: paths.systemdServerUnit, [WATCHDOG_UNIT]: paths.systemdWatchdogUnit}
   const texts = {[SERVER_UNIT]: readText(paths.systemdServerUnit), [WATCHDOG_UNIT]: readText(paths.systemdWatchdogUnit)}
-  const anyFile = texts[SERVER_UNIT] !== undefined || texts[WATCHDOG_UNIT] !== undefined
+  const socketText = readText(paths.systemdSocketUnit)
+  const anyFile = texts[SERVER_UNIT] !== undefined || texts[WATCHDOG_UNIT] !== undefined || socketText !== undefined
   // With no unit file and no server or watchdog of ours running (a unit whose
   // file was deleted would still run one), systemd has nothing of ours to report.
   const showing = anyFile || ourProcessRuns(paths) ? systemctl.show() : Promise.resolve(NEVER_LOADED)
@@ -107,6 +138,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
       installed: anyFile,
       server: unread(SERVER_UNIT),
       watchdog: unread(WATCHDOG_UNIT),
+      socket: {installed: socketText !== undefined, state: socketText === undefined ? 'not-installed' : 'unknown'},
       health: null,
       warnings,
       cliVersion: ctx.version,
@@ -122,7 +154,26 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
 
   const server = unitStatus(SERVER_UNIT)
   const watchdog = unitStatus(WATCHDOG_UNIT)
+  const socketShown = shown[SOCKET_UNIT] ?? {}
+  const socketInstalled = socketText !== undefined && socketShown.LoadState !== 'not-found'
+  const socket: UnitStatus = {installed: socketInstalled, state: socketInstalled ? (socketShown.ActiveState ?? 'unknown') : 'not-installed'}
   const problems: string[] = []
+  if (texts[SERVER_UNIT] !== undefined && socketText === undefined) {
+    problems.push(
+      [
+        `Warning: installed without ${SOCKET_UNIT}, so connections are refused while the server restarts.`,
+        `  For zero-downtime restarts, run install again: ${NAMES.bin} service install${serverCommand ? ` --host ${serverCommand.host} --port ${serverCommand.port}` : ''}`,
+      ].join('\n'),
+    )
+  }
+
+  if (socketText !== undefined && socketShown.LoadState !== undefined && socketShown.LoadState !== 'loaded') {
+    problems.push(
+      [`Warning: systemd reports ${SOCKET_UNIT} as ${socketShown.LoadState}: it cannot use ${paths.systemdSocketUnit}.`, `  Re-run: ${NAMES.bin} service install`].join('\n'),
+    )
+  }
+
+  if (socketShown.ActiveState === 'failed') problems.push(socketFailure(socketShown, serverCommand, paths.crashLog))
   for (const unit of [SERVER_UNIT, WATCHDOG_UNIT]) {
     const state = shown[unit]
     const text = texts[unit]
@@ -155,7 +206,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
       [
         `Warning: ${unit} has failed (${state.Result ?? 'unknown reason'}); systemd will not start it again by itself.`,
         `  Logs: ${NAMES.bin} service logs, and ${paths.crashLog}`,
-        `  After fixing the cause: ${NAMES.bin} service start`,
+        ...(state.Result === 'start-limit-hit' ? startLimitLines() : [`  After fixing the cause: ${NAMES.bin} service start`]),
       ].join('\n'),
     )
   }
@@ -165,10 +216,11 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
     const answer = await healthAnswer
     const body = answer.healthy ? (answer.body ?? {}) : {}
     health = {url: healthUrl, healthy: answer.healthy, ...(answer.reason ? {reason: answer.reason} : {}), ...body}
-    // Our server is not running, yet something accepts connections on its port: that is why it cannot start.
-    if (server.state !== 'active' && isListenablePort(serverCommand.port)) {
+    // Our server is not running, yet something accepts connections on its port: that is why it cannot start
+    // (unless it is our own socket listening, or systemd already named the port conflict).
+    if (server.state !== 'active' && socket.state !== 'active' && socketShown.Result !== 'resources' && isListenablePort(serverCommand.port)) {
       const {acceptsConnections} = await import('../../port-probe.js')
-      if (await acceptsConnections(serverCommand.host, serverCommand.port)) problems.unshift(portConflictWarning(serverCommand, portOwnerCommand))
+      if (await acceptsConnections(serverCommand.host, serverCommand.port)) problems.unshift(portConflictWarning(serverCommand, portOwnerCommand, portOwner(serverCommand.port)))
     }
   }
 
@@ -181,6 +233,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
     'Platform: linux (systemd user units)',
     describe('Server:  ', SERVER_UNIT, server, shown[SERVER_UNIT]),
     describe('Watchdog:', WATCHDOG_UNIT, watchdog, shown[WATCHDOG_UNIT]),
+    socketInstalled ? `Socket:   ${stateText(socketShown)} (${SOCKET_UNIT})` : `Socket:   not installed (${SOCKET_UNIT})`,
   ]
   if (server.installed && server.state === 'inactive') details.push(`Start it: ${NAMES.bin} service start`)
   if (health) details.push(`Health:   ${health.url} ${health.healthy ? 'healthy' : `not healthy (${health.reason})`}`)
@@ -208,6 +261,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
     installed,
     server,
     watchdog,
+    socket,
     health,
     warnings: [...problems, ...warnings],
     cliVersion: ctx.version,

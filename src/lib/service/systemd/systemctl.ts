@@ -1,8 +1,8 @@
 import {existsSync} from 'node:fs'
 
 import {EXIT_CONFIG} from '../../errors.js'
-import type {ExecResult, ServiceContext} from '../types.js'
-import {SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
+import type {Exec, ExecResult, ServiceContext} from '../types.js'
+import {SERVER_UNIT, SOCKET_UNIT, WATCHDOG_UNIT} from './unit.js'
 
 export const WSL_SYSTEMD_HINT = 'On WSL2, enable systemd first: put "[boot]" and "systemd=true" in /etc/wsl.conf, then run "wsl --shutdown" from Windows.'
 
@@ -84,18 +84,30 @@ export function orphaned(unit: ShownUnit, file: string): boolean {
   return ours && !existsSync(file) && isUp(unit)
 }
 
-/** Both units as the manager sees them, or why the manager cannot be reached. */
+/**
+ * Why systemd will not bring the server back by itself, or undefined while
+ * it will: the server unit `failed` (its start limit, or a configuration
+ * error), or the socket `failed` (the port was taken when it started, or
+ * the server's start limit took it down). A stopped socket is not failed.
+ */
+export function gaveUpReason(units: {server: ShownUnit; socket: ShownUnit}): string | undefined {
+  if (units.server.ActiveState === 'failed') return `${SERVER_UNIT} failed (${units.server.Result ?? 'unknown reason'})`
+  if (units.socket.ActiveState === 'failed') return `${SOCKET_UNIT} failed (${units.socket.Result ?? 'unknown reason'})`
+  return undefined
+}
+
+/** The three units as the manager sees them, or why the manager cannot be reached. */
 export type ShowAnswer = {units: Record<string, ShownUnit>} | {problem: string[]}
 
 /** `systemctl --user` for one context: the runner every systemd operation goes through. */
 export interface Systemctl {
   /** Runs `systemctl --user …args`. */
   run(...args: string[]): Promise<ExecResult>
-  /** Both units' state in one call; a failed answer means the manager cannot be reached. */
+  /** The three units' state in one call; a failed answer means the manager cannot be reached. */
   show(): Promise<ShowAnswer>
   /** The server unit's main PID right now (undefined while it has none, or when the manager does not answer). */
   mainPid(): Promise<number | undefined>
-  /** True while the server unit is `failed`: systemd will not start it again by itself. */
+  /** True while the server unit or its socket is `failed`: systemd will not start the server again by itself. */
   serverFailed(): Promise<boolean>
 }
 
@@ -105,18 +117,29 @@ export function createSystemctl(ctx: Pick<ServiceContext, 'exec' | 'env'>): Syst
   return {
     run,
     async show() {
-      const answer = await run('show', `--property=${SHOW_PROPERTIES.join(',')}`, SERVER_UNIT, WATCHDOG_UNIT)
+      const answer = await run('show', `--property=${SHOW_PROPERTIES.join(',')}`, SERVER_UNIT, WATCHDOG_UNIT, SOCKET_UNIT)
       if (answer.code !== 0) return {problem: managerProblem(answer)}
-      const [server, watchdog] = parseShow(answer.stdout)
-      return {units: {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}}}
+      const [server, watchdog, socket] = parseShow(answer.stdout)
+      return {units: {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}, [SOCKET_UNIT]: socket ?? {}}}
     },
     async mainPid() {
       const answer = await run('show', '--property=MainPID', '--value', SERVER_UNIT)
       return answer.code === 0 ? mainPidOf({MainPID: answer.stdout.trim()}) : undefined
     },
     async serverFailed() {
-      const answer = await run('show', '--property=ActiveState', '--value', SERVER_UNIT)
-      return answer.code === 0 && answer.stdout.trim() === 'failed'
+      return (await serverHeldBy(ctx.exec, ctx.env)) !== undefined
     },
   }
+}
+
+/**
+ * For the watchdog: why systemd will not start the server again by itself
+ * (see `gaveUpReason`), or undefined while it will, or when the manager
+ * does not answer.
+ */
+export async function serverHeldBy(exec: Exec, env?: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const answer = await exec('systemctl', ['--user', 'show', '--property=ActiveState,Result', SERVER_UNIT, SOCKET_UNIT], env ? {env} : undefined)
+  if (answer.code !== 0) return undefined
+  const [server, socket] = parseShow(answer.stdout)
+  return gaveUpReason({server: server ?? {}, socket: socket ?? {}})
 }

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
 import {dirname} from 'node:path'
 
@@ -12,6 +12,10 @@ import {FakeManager, journalEntry} from '../../../helpers/fake-systemctl.js'
 
 const SERVER = 'amplifier-distro.service'
 const WATCHDOG = 'amplifier-distro-watchdog.service'
+const SOCKET = 'amplifier-distro.socket'
+
+/** This process's name as the port owner lookup reads it. */
+const ownerName = () => readFileSync(`/proc/${process.pid}/comm`, 'utf8').trim()
 
 interface Setup {
   manager: FakeManager
@@ -97,7 +101,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('start: starts both units and returns once health answers from the main PID', async () => {
     const {backend, manager, port} = await healthySetup()
     const result = await backend.start({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `start --no-block ${SERVER} ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`, `start --no-block ${SERVER} ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Started ${SERVER} and ${WATCHDOG}.`})
     expect(result.serving).to.include({healthy: true, pid: 5000, url: `http://127.0.0.1:${port}/api/health`, waitSeconds: 10})
     expect(result.details.at(-1)).to.match(new RegExp(`^Healthy: http://127\\.0\\.0\\.1:${port}/api/health answered from PID 5000 after \\d+\\.\\d s\\.$`))
@@ -107,7 +111,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     const {backend, manager} = await healthySetup()
     manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
     const result = await backend.start({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `start --no-block ${SERVER} ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`, `start --no-block ${SERVER} ${WATCHDOG}`])
     expect(result.success).to.equal(true)
   })
 
@@ -131,7 +135,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('start without a watchdog unit starts the server alone', async () => {
     const {backend, manager} = await healthySetup({watchdog: false})
     const result = await backend.start({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER}`, `start --no-block ${SERVER}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${SOCKET}`, `start --no-block ${SERVER}`])
     expect(result.message).to.equal(`Started ${SERVER}.`)
   })
 
@@ -140,10 +144,10 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
     manager.calls.length = 0
     const first = await backend.stop()
-    expect(actions(manager)).to.deep.equal([`stop ${SERVER} ${WATCHDOG}`])
-    expect(first).to.deep.include({success: true, message: `Stopped ${SERVER} and ${WATCHDOG}.`})
-    expect(manager.units[SERVER].ActiveState).to.equal('inactive')
-    expect(manager.units[WATCHDOG].ActiveState).to.equal('inactive')
+    // The socket goes in the same stop job: no connection can start the server again.
+    expect(actions(manager)).to.deep.equal([`stop ${SERVER} ${WATCHDOG} ${SOCKET}`])
+    expect(first).to.deep.include({success: true, message: `Stopped ${SERVER}, ${WATCHDOG} and ${SOCKET}.`})
+    for (const unit of [SERVER, WATCHDOG, SOCKET]) expect(manager.units[unit].ActiveState, unit).to.equal('inactive')
 
     manager.calls.length = 0
     const second = await backend.stop()
@@ -152,7 +156,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
       success: true,
       platform: 'linux',
       message: 'amplifier-distro service is already stopped.',
-      details: [`${SERVER}: inactive (dead)`, `${WATCHDOG}: inactive (dead)`, 'Start it: amp-distro service start'],
+      details: [`${SERVER}: inactive (dead)`, `${WATCHDOG}: inactive (dead)`, `${SOCKET}: inactive (dead)`, 'Start it: amp-distro service start'],
     })
   })
 
@@ -161,7 +165,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     await manager.exec('systemctl', ['--user', 'start', SERVER, WATCHDOG])
     manager.calls.length = 0
     const result = await backend.restart({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `restart --no-block ${SERVER}`, `start --no-block ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`, `restart --no-block ${SERVER}`, `start --no-block ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Restarted ${SERVER} and ${WATCHDOG}.`})
     expect(result.serving).to.include({healthy: true, previousPid: 5000, pid: 5002})
     expect(manager.units[WATCHDOG].MainPID).to.equal(5003)
@@ -170,7 +174,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('restart of a stopped service starts the server, then the watchdog', async () => {
     const {backend, manager} = await healthySetup()
     const result = await backend.restart({waitSeconds: 10})
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, `restart --no-block ${SERVER}`, `start --no-block ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`, `restart --no-block ${SERVER}`, `start --no-block ${WATCHDOG}`])
     expect(result).to.deep.include({success: true, message: `Started ${SERVER} and ${WATCHDOG} (the service was not running).`})
     expect(result.serving).to.not.have.property('previousPid')
     expect(manager.units[WATCHDOG].ActiveState).to.equal('active')
@@ -182,7 +186,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     manager.starts[SERVER] = 5
     manager.calls.length = 0
     const result = await backend.restart({waitSeconds: 10})
-    expect(actions(manager)[0]).to.equal(`reset-failed ${SERVER} ${WATCHDOG}`)
+    expect(actions(manager)[0]).to.equal(`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`)
     expect(result).to.deep.include({success: true, message: `Restarted ${SERVER} and ${WATCHDOG}.`})
     expect(result.serving).to.include({healthy: true, previousPid: 5000})
   })
@@ -220,8 +224,8 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   it('install: enables both units and returns once health answers from the new main PID', async () => {
     const {backend, manager, port} = await healthySetup({install: false})
     const result = await backend.install(installOptions(port, 10))
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, 'daemon-reload', `try-restart --no-block ${SERVER} ${WATCHDOG}`, `enable --now --no-block ${SERVER}`, `enable --now --no-block ${WATCHDOG}`])
-    expect(result).to.deep.include({success: true, message: `Installed ${SERVER} and ${WATCHDOG} (systemd user units).`})
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`, 'daemon-reload', `try-restart --no-block ${SERVER} ${WATCHDOG}`, `enable --now --no-block ${SERVER}`, `enable --now --no-block ${WATCHDOG}`])
+    expect(result).to.deep.include({success: true, message: `Installed ${SERVER}, ${WATCHDOG} and ${SOCKET} (systemd user units).`})
     expect(result.serving).to.include({healthy: true, pid: 5000})
     expect(result.details.at(-1)).to.match(/^Healthy: .* answered from PID 5000 after \d+\.\d s\.$/)
   })
@@ -230,7 +234,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     const {backend, manager, port} = await healthySetup()
     manager.units[SERVER] = {ActiveState: 'failed', SubState: 'failed', Result: 'start-limit-hit', MainPID: 0}
     const result = await backend.install(installOptions(port, 10))
-    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG}`, 'daemon-reload', `try-restart --no-block ${SERVER} ${WATCHDOG}`, `enable --now --no-block ${SERVER}`, `enable --now --no-block ${WATCHDOG}`])
+    expect(actions(manager)).to.deep.equal([`reset-failed ${SERVER} ${WATCHDOG} ${SOCKET}`, 'daemon-reload', `try-restart --no-block ${SERVER} ${WATCHDOG}`, `enable --now --no-block ${SERVER}`, `enable --now --no-block ${WATCHDOG}`])
     expect(result.success).to.equal(true)
   })
 
@@ -241,7 +245,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     manager.missing.add(WATCHDOG)
     manager.calls.length = 0
     const result = await backend.install({...installOptions(port, 10), watchdog: false})
-    expect(actions(manager).filter((call) => call.startsWith('reset-failed'))).to.deep.equal([`reset-failed ${SERVER}`])
+    expect(actions(manager).filter((call) => call.startsWith('reset-failed'))).to.deep.equal([`reset-failed ${SERVER} ${SOCKET}`])
     expect(result.serving).to.include({healthy: true, previousPid: 5000})
   })
 
@@ -259,17 +263,20 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
   })
 
   describe('time-out with the port held by a real listener', () => {
-    it('install --wait 1: exit 1 naming the port, the units stay installed and enabled', async () => {
+    it('install: the socket cannot listen, so it ends long before --wait, with exit 1 naming the port and its owner; the units stay installed and enabled', async () => {
       const {port} = await holdPort()
       const {backend, manager, home} = setup(port, {install: false})
-      manager.serverComesUp = false
-      const result = await backend.install(installOptions(port, 1))
+      manager.portTaken = true
+      const result = await backend.install(installOptions(port, 30))
       expect(result.success).to.equal(false)
-      expect(result.message).to.equal(`The server did not answer http://127.0.0.1:${port}/api/health within 1 s after install.`)
-      expect(result.details).to.include(`Port: 127.0.0.1:${port} is in use by another program, so the server cannot listen there.`)
+      expect(result.message).to.equal(`The server did not answer http://127.0.0.1:${port}/api/health within 30 s after install.`)
+      expect(result.serving!.elapsedMs).to.be.below(30_000)
+      expect(result.details[0]).to.equal(`Supervisor: the server is inactive (dead) (${SERVER}); its socket is failed (resources) (${SOCKET}).`)
+      // The listener holding the port is this very test process.
+      expect(result.details).to.include(`Port: 127.0.0.1:${port} is in use by ${ownerName()} (PID ${process.pid}), so the server cannot listen there.`)
       expect(result.details.at(-1)).to.equal('The service stays installed; once the cause is fixed: amp-distro service restart')
       const paths = pathsFor(home)
-      expect([paths.systemdServerUnit, paths.systemdWatchdogUnit].map((file) => existsSync(file))).to.deep.equal([true, true])
+      expect([paths.systemdServerUnit, paths.systemdWatchdogUnit, paths.systemdSocketUnit].map((file) => existsSync(file))).to.deep.equal([true, true, true])
       expect(actions(manager).filter((call) => /^(disable|stop)/.test(call))).to.deep.equal([])
     })
 
@@ -284,9 +291,10 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
     })
 
     for (const command of ['start', 'restart'] as const) {
-      it(`${command} --wait 1: exit 1 with the unit's state, the port and its owner, the server's last lines; units stay`, async () => {
+      it(`${command} --wait 1 without a socket (an install from before it): exit 1 with the unit's state, the port and its owner, the server's last lines; units stay`, async () => {
         const {port} = await holdPort()
         const {backend, manager, home} = setup(port)
+        manager.missing.add(SOCKET)
         manager.serverComesUp = false
         manager.journal = [journalEntry(SERVER, 'amp-distro', 41, `Error: Cannot listen on 127.0.0.1:${port}: address already in use`, 1_796_000_000)]
         const result = await backend[command]({waitSeconds: 1})
@@ -294,7 +302,7 @@ describe('systemd backend: start, stop, restart (fake systemctl, real health ser
         expect(result.message).to.equal(`The server did not answer http://127.0.0.1:${port}/api/health within 1 s after ${command}.`)
         expect(result.details.slice(0, 4)).to.deep.equal([
           `Supervisor: the server is activating (auto-restart) (${SERVER}).`,
-          `Port: 127.0.0.1:${port} is in use by another program, so the server cannot listen there.`,
+          `Port: 127.0.0.1:${port} is in use by ${ownerName()} (PID ${process.pid}), so the server cannot listen there.`,
           `  See which program: ss -ltnp 'sport = :${port}'`,
           '  Stop that program, or install on another port: amp-distro service install --port <port>',
         ])

@@ -7,7 +7,7 @@ import {dirname} from 'node:path'
 import {pathsFor} from '../../../../src/lib/paths.js'
 import {streamLines} from '../../../../src/lib/exec.js'
 import {createSystemdBackend} from '../../../../src/lib/service/systemd/backend.js'
-import {renderServerUnit} from '../../../../src/lib/service/systemd/unit.js'
+import {renderServerUnit, renderSocketUnit} from '../../../../src/lib/service/systemd/unit.js'
 import {DEPRECATED_WARNING} from '../../../../src/lib/service/stale.js'
 import type {Exec, ServiceContext} from '../../../../src/lib/service/types.js'
 import {cleanup, closeServer, freePort, holdPort, RUN_JS, tempHome} from '../../../helpers/cli.js'
@@ -20,9 +20,12 @@ function fakeSystemctl(server: {ActiveState: string; SubState: string; Result: s
       Object.entries(unit)
         .map(([key, value]) => `${key}=${value}`)
         .join('\n')
+    // The socket runs while the server does, and stops with it (StopWhenUnneeded=).
+    const socket = server.ActiveState === 'active' ? {ActiveState: 'active', SubState: 'running'} : {ActiveState: 'inactive', SubState: 'dead'}
     const stdout = [
       block({LoadState: 'loaded', ...server, FragmentPath: unitFile}),
       block({LoadState: 'not-found', ActiveState: 'inactive', SubState: 'dead', MainPID: 0, Result: 'success', FragmentPath: ''}),
+      block({LoadState: 'loaded', ...socket, MainPID: 0, Result: 'success', FragmentPath: unitFile.replace(/\.service$/, '.socket')}),
     ].join('\n\n')
     return {code: 0, stdout: `${stdout}\n`, stderr: ''}
   }
@@ -33,6 +36,7 @@ async function statusWith(server: Parameters<typeof fakeSystemctl>[0], port: num
   const paths = pathsFor(home)
   mkdirSync(paths.systemdUserDir, {recursive: true})
   writeFileSync(paths.systemdServerUnit, renderServerUnit({bin: RUN_JS, host: '127.0.0.1', port, path: `${dirname(process.execPath)}:/usr/bin:/bin`, home}))
+  writeFileSync(paths.systemdSocketUnit, renderSocketUnit({port}, '127.0.0.1'))
   const backend = createSystemdBackend({
     home,
     env: {},
@@ -57,13 +61,13 @@ describe('systemd status: a port held by another program', () => {
     const result = await statusWith(FAILED, port)
     expect(result.warnings[0]).to.equal(
       [
-        `Warning: 127.0.0.1:${port} is in use by another program, so the server cannot listen there.`,
+        `Warning: 127.0.0.1:${port} is in use by ${readFileSync(`/proc/${process.pid}/comm`, 'utf8').trim()} (PID ${process.pid}), so the server cannot listen there.`,
         `  See which program: ss -ltnp 'sport = :${port}'`,
         '  Stop that program, or install on another port: amp-distro service install --port <port>',
       ].join('\n'),
     )
     expect(result.warnings[1]).to.match(/^Warning: amplifier-distro\.service has failed \(start-limit-hit\)/)
-    expect(result.warnings[1]).to.contain('After fixing the cause: amp-distro service start')
+    expect(result.warnings[1]).to.contain('Recover: amp-distro service start')
   })
 
   it('says nothing about the port when the failed server’s port is free', async () => {
@@ -89,6 +93,7 @@ describe('systemd status with nothing installed', () => {
     'Platform: linux (systemd user units)',
     'Server:   not installed (amplifier-distro.service)',
     'Watchdog: not installed (amplifier-distro-watchdog.service)',
+    'Socket:   not installed (amplifier-distro.socket)',
     'Install it: amp-distro service install',
   ]
 
@@ -143,11 +148,12 @@ describe('systemd status: what it tells beyond the units’ state', () => {
   })
 
   /** A home with the server unit installed for `port`, and status run against a fake manager. */
-  function installed(port: number, options: {bin?: string; context?: Partial<ServiceContext>; prepare?: (manager: FakeManager) => void} = {}) {
+  function installed(port: number, options: {bin?: string; context?: Partial<ServiceContext>; prepare?: (manager: FakeManager) => void; socket?: boolean} = {}) {
     const home = tempHome()
     const paths = pathsFor(home)
     mkdirSync(paths.systemdUserDir, {recursive: true})
     writeFileSync(paths.systemdServerUnit, renderServerUnit({bin: options.bin ?? RUN_JS, host: '127.0.0.1', port, path: `${dirname(process.execPath)}:/usr/bin:/bin`, home}))
+    if (options.socket !== false) writeFileSync(paths.systemdSocketUnit, renderSocketUnit({port}, '127.0.0.1'))
     const manager = new FakeManager()
     options.prepare?.(manager)
     const backend = createSystemdBackend({
@@ -177,6 +183,60 @@ describe('systemd status: what it tells beyond the units’ state', () => {
 
   const running = (manager: FakeManager) => {
     manager.units['amplifier-distro.service'] = {ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: 5000}
+    manager.units['amplifier-distro.socket'] = {ActiveState: 'active', SubState: 'running', Result: 'success', MainPID: 0}
+  }
+
+  it('shows the socket beside the server, as text and in the JSON', async () => {
+    const result = await installed(await healthAnswering('0.3.0'), {prepare: running}).status()
+    expect(result.details).to.include.members(['Server:   active (running), PID 5000 (amplifier-distro.service)', 'Socket:   active (running) (amplifier-distro.socket)'])
+    expect(result.socket).to.deep.equal({installed: true, state: 'active'})
+  })
+
+  it('an install from before the socket: says to run install again for zero-downtime restarts', async () => {
+    const port = await healthAnswering('0.3.0')
+    const result = await installed(port, {prepare: running, socket: false}).status()
+    expect(result.socket).to.deep.equal({installed: false, state: 'not-installed'})
+    expect(result.details).to.include('Socket:   not installed (amplifier-distro.socket)')
+    expect(result.warnings).to.deep.equal([
+      [
+        'Warning: installed without amplifier-distro.socket, so connections are refused while the server restarts.',
+        `  For zero-downtime restarts, run install again: amp-distro service install --host 127.0.0.1 --port ${port}`,
+      ].join('\n'),
+    ])
+  })
+
+  it('a socket that failed for resources is a port conflict: names the port and the program holding it', async () => {
+    const {port} = await holdPort()
+    const result = await installed(port, {
+      prepare: (manager) => (manager.units['amplifier-distro.socket'] = {ActiveState: 'failed', SubState: 'failed', Result: 'resources', MainPID: 0}),
+    }).status()
+    expect(result.socket).to.deep.equal({installed: true, state: 'failed'})
+    const owner = `${readFileSync(`/proc/${process.pid}/comm`, 'utf8').trim()} (PID ${process.pid})`
+    expect(result.warnings).to.deep.equal([
+      [
+        `Warning: 127.0.0.1:${port} is in use by ${owner}, so the server cannot listen there. (amplifier-distro.socket failed: resources)`,
+        `  See which program: ss -ltnp 'sport = :${port}'`,
+        '  Stop that program, or install on another port: amp-distro service install --port <port>',
+        '  Then: amp-distro service start',
+      ].join('\n'),
+    ])
+  })
+
+  for (const [unit, result] of [
+    ['amplifier-distro.service', 'start-limit-hit'],
+    ['amplifier-distro.socket', 'service-start-limit-hit'],
+  ] as const) {
+    it(`a start limit on ${unit} (${result}) says how to recover: reset-failed on both units, then start`, async () => {
+      const status = await installed(await freePort(), {
+        prepare: (manager) => (manager.units[unit] = {ActiveState: 'failed', SubState: 'failed', Result: result, MainPID: 0}),
+      }).status()
+      expect(status.warnings).to.have.length(1)
+      expect(status.warnings[0]).to.include(`${unit}`)
+      expect(status.warnings[0]).to.include(
+        '\n  Recover: amp-distro service start (it forgets the failed state of both units first),\n' +
+          '  or: systemctl --user reset-failed amplifier-distro.service amplifier-distro.socket, then systemctl --user start amplifier-distro.service',
+      )
+    })
   }
 
   it('a stopped service says stopped and how to start it, the logs command, and lingering off with the command to turn it on', async () => {
