@@ -4,6 +4,9 @@ import type {HealthAnswer} from '../health.js'
 import {hostPort, NAMES, serverUrl} from '../paths.js'
 import type {PlatformName, ServiceResult, ServingReport} from './types.js'
 
+/** The longest one health check of the wait for a new server may take. */
+const MAX_CHECK_MS = 5000
+
 /** Where the installed server listens. */
 export interface ServerTarget {
   host: string
@@ -60,9 +63,11 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
   const now = deps.now ?? (() => performance.now())
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
   // node:http loads with the first question, so a module that only needs isListenablePort stays light.
-  const check = deps.check ?? (async (url: string) => (await import('../health.js')).checkHealth(url, 1000))
   const url = `${serverUrl(target.host, target.port)}/api/health`
   const deadline = options.startedAt + options.waitSeconds * 1000
+  // A busy server answers late, and behind systemd's socket a check made while the server starts waits for it
+  // instead of being refused: each check may wait up to 5 s, never past the deadline by more than a second.
+  const check = deps.check ?? (async (url: string) => (await import('../health.js')).checkHealth(url, Math.min(MAX_CHECK_MS, Math.max(1000, deadline - now()))))
   const report = (healthy: boolean, pid: number | undefined, version?: string): ServingReport => ({
     url,
     healthy,
@@ -122,6 +127,8 @@ export interface DiagnosisFacts {
   logTail: string[]
   /** True when the supervisor says the server exited with EXIT_CONFIG: that is the cause, whoever else holds the port. */
   configError?: boolean
+  /** True while the supervisor itself listens on the port (systemd's socket): a connection there says nothing of another program. */
+  supervisorListens?: boolean
   /** The command that names the program holding a port, for this platform. */
   portOwnerCommand: PortOwnerCommand
   /** Names the program holding a port, where the platform can tell. */
@@ -144,7 +151,7 @@ export async function servingFailure(
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]
   if (!isListenablePort(target.port)) {
     details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
-  } else if (!facts.configError && (await probe(target.host, target.port))) {
+  } else if (!facts.configError && !facts.supervisorListens && (await probe(target.host, target.port))) {
     details.push(...portConflictLines('Port:', target, facts.portOwnerCommand, facts.portOwner?.(target.port)))
   }
 
@@ -170,7 +177,7 @@ export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command
   timing: WaitOptions
   supervisor: WaitDeps
   /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
-  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail' | 'configError'>>
+  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail' | 'configError' | 'supervisorListens'>>
 }
 
 /**

@@ -130,6 +130,7 @@ export function createSystemdBackend(ctx: ServiceContext): Backend {
           supervisorState: `${stateText(server)} (${SERVER_UNIT})${socketFailed}`,
           logTail,
           configError: exitedWithConfigError(server),
+          supervisorListens: socket?.ActiveState === 'active',
         }
       },
       portOwnerCommand,
