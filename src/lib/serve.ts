@@ -141,8 +141,8 @@ export async function serve(flags: ServeFlags, deps: ServeDeps): Promise<void> {
   }
 
   const bound = (server.address() as AddressInfo).port
-  const from = fd === undefined ? '' : ', socket from systemd'
-  deps.io.log(`Amplifier distro server ${deps.version} listening on ${serverUrl(host, bound)} (PID ${deps.pid}${from})`)
+  const from = fd === undefined ? '' : ', on the socket systemd passed'
+  deps.io.log(`Amplifier distro server ${deps.version} listening on ${serverUrl(host, bound)} (PID ${deps.pid})${from}`)
   if (!isLoopback(host)) {
     deps.io.warn(`Warning: ${host} is reachable from the network, not only from this machine. Use --host 127.0.0.1 to keep it local.`)
   }

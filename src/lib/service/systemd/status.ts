@@ -158,7 +158,7 @@ export async function systemdStatus(ctx: ServiceContext, systemctl: Systemctl): 
   const socketInstalled = socketText !== undefined && socketShown.LoadState !== 'not-found'
   const socket: UnitStatus = {installed: socketInstalled, state: socketInstalled ? (socketShown.ActiveState ?? 'unknown') : 'not-installed'}
   const problems: string[] = []
-  if (texts[SERVER_UNIT] !== undefined && socketText === undefined) {
+  if (texts[SERVER_UNIT] !== undefined && socketText === undefined && shown[SERVER_UNIT].LoadState === 'loaded') {
     problems.push(
       [
         `Warning: installed without ${SOCKET_UNIT}, so connections are refused while the server restarts.`,
