@@ -157,6 +157,8 @@ describeSystemd('socket activation: no connection refused while the server resta
     await staysStopped(um, port)
     const status = expectOk(await cli(um, ['service', 'status']))
     expect(status.stdout).to.include(`  Socket:   inactive (dead) (${SOCKET_UNIT})`)
+    // status asked the server's health: that connection did not start anything either.
+    await staysStopped(um, port)
     expectOk(await cli(um, ['service', 'start']))
     pid = await steadyServer(um, port)
   })
