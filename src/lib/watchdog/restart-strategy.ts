@@ -73,9 +73,16 @@ function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
  */
 async function heldBy(supervisor: Driver): Promise<string | undefined> {
   const inspection = await supervisor.inspect()
-  if ('unreachable' in inspection || !inspection.jobs.server.gaveUp) return undefined
+  if ('unreachable' in inspection) return undefined
   const job = inspection.jobs.server
-  const why = job.configError ? `exited with a configuration error (exit code ${EXIT_CONFIG})` : `has failed (${job.failure ?? 'unknown reason'})`
+  // A failed socket (its port taken, or the server's start limit) holds the server back as well.
+  const socket = job.socket?.failure === undefined ? undefined : job.socket
+  if (!job.gaveUp && !socket) return undefined
+  const why = job.gaveUp
+    ? job.configError
+      ? `exited with a configuration error (exit code ${EXIT_CONFIG})`
+      : `has failed (${job.failure ?? 'unknown reason'})`
+    : `cannot start: its socket ${socket?.name} failed (${socket?.failure})`
   return (
     `The server job ${supervisor.jobName('server')} ${why}, and ${supervisor.name} does not start it again by itself, so restarting it cannot help. ` +
     `Run \`${NAMES.bin} service status\`, which says why and names the line to fix, and \`${NAMES.bin} service logs\`; once the cause is fixed: ${supervisor.reloadHint}. ` +
