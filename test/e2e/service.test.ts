@@ -140,7 +140,7 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
     const manager = ctx()
     const result = expectOk(await cli('service', 'uninstall'))
     expect(result.stdout).to.match(
-      /^Uninstalled amplifier-distro service\.\n {2}Stopped amplifier-distro-watchdog\.service, amplifier-distro\.service, amplifier-distro\.socket\n {2}Disabled amplifier-distro-watchdog\.service, amplifier-distro\.service\n/,
+      /^Uninstalled amplifier-distro service\.\n {2}Stopped and disabled amplifier-distro-watchdog\.service\n {2}Stopped amplifier-distro\.service and amplifier-distro\.socket; disabled amplifier-distro\.service\n/,
     )
     for (const unit of [SERVER, WATCHDOG, SOCKET_UNIT]) {
       expect(existsSync(join(unitDir(manager), unit))).to.equal(false)

@@ -82,7 +82,7 @@ function startLimitLines(driver: Driver): string[] {
  */
 function socketWarnings(driver: Driver, server: Definition | undefined, job: JobState, socket: SocketState, crashLog: string): string[] {
   const target = server?.target
-  if (server && !socket.installed && job.held === 'loaded') {
+  if (server && !socket.installed && job.held === 'loaded' && job.unusable === undefined) {
     const flags = target ? ` --host ${target.host} --port ${target.port}` : ''
     return [
       `Warning: installed without ${socket.name}, so connections are refused while the server restarts.\n  For zero-downtime restarts, run install again: ${NAMES.bin} service install${flags}`,
