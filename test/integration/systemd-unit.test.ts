@@ -218,7 +218,7 @@ Backlog=4096
     })
 
     it('templates/amplifier-distro.socket has the same settings as the generated socket unit', () => {
-      const socket = readFileSync(new URL('../../../../templates/amplifier-distro.socket', import.meta.url), 'utf8')
+      const socket = readFileSync(new URL('../../templates/amplifier-distro.socket', import.meta.url), 'utf8')
       expect(settings(socket)).to.deep.equal(settings(renderSocketUnit(spec, '127.0.0.1')))
     })
   })
