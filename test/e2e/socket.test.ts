@@ -211,7 +211,7 @@ describeSystemd('socket activation: a port another program holds at install', (c
 })
 
 describeSystemd('socket activation: an install from before the socket', (ctx) => {
-  it('status says to run install again; install migrates it under load, refusing connections only while the old server exits', async function () {
+  it('status says to run install again; install migrates it under load, refusing at most 2 connections', async function () {
     this.timeout(120_000)
     const um = ctx()
     const port = await freePort()
@@ -239,10 +239,10 @@ describeSystemd('socket activation: an install from before the socket', (ctx) =>
     })
     const summary = summarize(samples)
     console.log(`      migration: ${JSON.stringify(summary)}`)
-    // The old server closes its own listener on SIGTERM and exits before systemd opens the socket: a
-    // window of 20-160 ms on this machine (1-8 connections at one every 20 ms). The goal is at most 2;
-    // this bound only catches a migration that leaves the port closed for longer.
-    expect(summary.refused).to.be.at.most(10)
+    // install kills the old server (no drain) and starts the socket as soon as the port is free: the
+    // port is closed only for that moment (1-2 connections refused in 12 runs on this machine, 1 in 11 of
+    // them, at one every 20 ms).
+    expect(summary.refused).to.be.at.most(2)
     expect(await healthPid(port)).to.not.equal(before)
     expect(readFileSync(serverFile, 'utf8')).to.include(`Requires=${SOCKET_UNIT}\nAfter=${SOCKET_UNIT}\n`)
     expect(await socketState(um)).to.equal('active (running)')

@@ -6,6 +6,7 @@ import {UserError} from '../../../errors.js'
 import {commandText, removeExisting, removeFile, writeFilesAtomically} from '../../../files.js'
 import {NAMES, pathsFor} from '../../../paths.js'
 import type {Definition, Driver, DriverContext, Inspection, JobState, PlannedCommand, Role, SocketState} from '../../driver.js'
+import {isAlive} from '../../../process/procs.js'
 import {readText} from '../../stale.js'
 import type {LogsOptions, PlannedFile, UnitSpec} from '../../types.js'
 import {journalTail, readJournal} from './journal.js'
@@ -37,6 +38,10 @@ const NO_BLOCK = '--no-block'
 
 const UNIT: Record<Role, string> = {server: SERVER_UNIT, watchdog: WATCHDOG_UNIT}
 
+/** The conditions of the install steps that run only sometimes. */
+const MOVING = 'when the socket listens on another address'
+const MIGRATING = 'when the server runs without the socket (an install from before it)'
+
 /** Running in systemd's sense: started or on its way up or down (a failed or stopped unit is not). */
 function running(unit: ShownUnit): boolean {
   return ['active', 'activating', 'reloading', 'deactivating'].includes(unit.ActiveState ?? '')
@@ -63,6 +68,12 @@ export function socketState(unit: ShownUnit, file: string): SocketState {
     startLimit: failed && (unit.Result === 'service-start-limit-hit' || unit.Result === 'trigger-limit-hit'),
     ...(existsSync(file) && unit.LoadState !== undefined && unit.LoadState !== 'loaded' ? {unusable: unit.LoadState} : {}),
   }
+}
+
+/** Resolves once `pid` has exited (its port is then free), or after 5 s. */
+async function gone(pid: number): Promise<void> {
+  const until = performance.now() + 5000
+  while (isAlive(pid) && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 2))
 }
 
 /**
@@ -149,6 +160,11 @@ export function createDriver(ctx: DriverContext): Driver {
     if (names.length > 0) await run('reset-failed', ...names)
   }
 
+  /** A server that runs from an install without the socket, whose new definition has one. */
+  function migrating(jobs: Record<Role, JobState>): boolean {
+    return jobs.server.running && jobs.server.pid !== undefined && jobs.server.socket?.held !== 'loaded' && existsSync(paths.systemdSocketUnit)
+  }
+
   /**
    * A socket that listens elsewhere than its new unit says keeps listening
    * there until it is stopped: stopping it (which stops the server too) lets
@@ -222,7 +238,15 @@ export function createDriver(ctx: DriverContext): Driver {
       const names = units(roles)
       return [
         {argv: [SYSTEMCTL, '--user', 'daemon-reload']},
-        ...(roles.includes('server') ? [{argv: [SYSTEMCTL, '--user', 'stop', SOCKET_UNIT], when: 'when the socket listens on another address'}] : []),
+        ...(roles.includes('server')
+          ? [
+              {argv: [SYSTEMCTL, '--user', 'stop', SOCKET_UNIT], when: MOVING},
+              // The old server gives the port up at once (no drain) and the socket takes it as soon as it is
+              // free, so connections queue instead of being refused; the server's restart takes the socket.
+              {argv: [SYSTEMCTL, '--user', 'kill', '--signal=SIGKILL', '--kill-who=main', SERVER_UNIT], when: MIGRATING},
+              {argv: [SYSTEMCTL, '--user', 'start', SOCKET_UNIT], when: MIGRATING},
+            ]
+          : []),
         // Re-running install is how people upgrade: units that already run pick up the new definition.
         {argv: [SYSTEMCTL, '--user', 'try-restart', NO_BLOCK, ...names]},
         ...names.map((unit) => ({argv: [SYSTEMCTL, '--user', 'enable', '--now', NO_BLOCK, unit]})),
@@ -235,10 +259,17 @@ export function createDriver(ctx: DriverContext): Driver {
     async load(roles, jobs) {
       await resetFailed(roles, jobs)
       const notes: string[] = []
-      const moves = socketMoves(jobs)
+      const applies: Record<string, boolean> = {[MOVING]: socketMoves(jobs), [MIGRATING]: migrating(jobs)}
+      const oldServer = jobs.server.pid
       for (const {argv, when} of driver.loadPlan(roles)) {
-        if (when !== undefined && !moves) continue
+        if (when !== undefined && !applies[when]) continue
         const answer = await ctx.exec(argv[0], argv.slice(1), {env: ctx.env})
+        // A server that exited meanwhile has nothing to kill; the restart below starts the new one either way.
+        if (argv[2] === 'kill') {
+          if (answer.code === 0 && oldServer) await gone(oldServer)
+          continue
+        }
+
         if (answer.code === 0) continue
         if (argv[0] !== SYSTEMCTL) {
           notes.push(
