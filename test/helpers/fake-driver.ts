@@ -13,7 +13,7 @@ export function job(overrides: Partial<JobState> = {}): JobState {
 
 /** A listening socket as the fake supervisor keeps it for the server (a supervisor like systemd). */
 export function socket(overrides: Partial<SocketState> = {}): SocketState {
-  return {name: 'fake-socket', installed: true, held: 'loaded', state: 'active', detail: 'active (listening)', running: true, portTaken: false, startLimit: false, ...overrides}
+  return {name: 'fake-socket', file: '/fake/units/server.socket', installed: true, held: 'loaded', state: 'active', detail: 'active (listening)', running: true, portTaken: false, startLimit: false, ...overrides}
 }
 
 const running = (pid: number): JobState => job({state: 'active', summary: 'active (running)', detail: 'active (running)', running: true, pid})

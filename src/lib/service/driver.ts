@@ -49,6 +49,8 @@ export interface JobState {
 export interface SocketState {
   /** Its name for people: the unit. */
   name: string
+  /** Its definition file. */
+  file: string
   /** Its definition file is there. */
   installed: boolean
   /** Whether the supervisor holds it. */

@@ -90,7 +90,7 @@ function socketWarnings(driver: Driver, server: Definition | undefined, job: Job
   }
 
   if (socket.installed && socket.unusable) {
-    return [`Warning: ${driver.name} reports ${socket.name} as ${socket.unusable}: it cannot use ${driver.files('server').at(-1)}.\n  Re-run: ${NAMES.bin} service install`]
+    return [`Warning: ${driver.name} reports ${socket.name} as ${socket.unusable}: it cannot use ${socket.file}.\n  Re-run: ${NAMES.bin} service install`]
   }
 
   if (socket.failure === undefined) return []

@@ -97,7 +97,7 @@ describe('service core: the supervisor’s socket for the server (fake driver)',
       const setup = await installed()
       setup.driver.jobs.server.socket = socket({held: 'loaded', state: 'inactive', running: false, unusable: 'bad-setting'})
       expect((await status(setup.service)).warnings).to.deep.equal([
-        'Warning: fakevisor reports fake-socket as bad-setting: it cannot use /fake/units/server.unit.\n  Re-run: amp-distro service install',
+        'Warning: fakevisor reports fake-socket as bad-setting: it cannot use /fake/units/server.socket.\n  Re-run: amp-distro service install',
       ])
     })
   })

@@ -21,6 +21,7 @@ describe('systemd driver: a unit’s `systemctl show` answer in the driver’s t
     const shown = {LoadState: 'loaded', ActiveState: 'active', SubState: 'listening', Result: 'success', Listen: '127.0.0.1:8400 (Stream)'}
     expect(socketState(shown, file)).to.deep.equal({
       name: 'amplifier-distro.socket',
+      file,
       installed: true,
       held: 'loaded',
       state: 'active',

@@ -57,6 +57,7 @@ export function socketState(unit: ShownUnit, file: string): SocketState {
   const failed = state === 'failed'
   return {
     name: SOCKET_UNIT,
+    file,
     installed: existsSync(file),
     held: unit.LoadState === 'not-found' || unit.LoadState === undefined ? 'not-loaded' : 'loaded',
     state,
