@@ -40,7 +40,7 @@ const UNIT: Record<Role, string> = {server: SERVER_UNIT, watchdog: WATCHDOG_UNIT
 
 /** The conditions of the install steps that run only sometimes. */
 const MOVING = 'when the socket listens on another address'
-const MIGRATING = 'when the server runs without the socket (an install from before it)'
+const MIGRATING = 'when the server runs without the socket, as an older install has it'
 
 /** Running in systemd's sense: started or on its way up or down (a failed or stopped unit is not). */
 function running(unit: ShownUnit): boolean {
