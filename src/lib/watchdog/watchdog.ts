@@ -328,7 +328,9 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
         `restart after ${formatDuration(settings.restartAfterMs)} down, max restarts ${limit}.`,
     )
     const code = await superviseLoop(settings, {
-      check: () => checkHealth(url, timeoutMs),
+      // A stop ends a check at once: behind systemd's socket a check waits for a server that is being
+      // restarted, and that restart waits for this watchdog to stop (PartOf=).
+      check: () => checkHealth(url, timeoutMs, deps.signal),
       now: () => performance.now(),
       sleep: abortableSleep,
       signal: deps.signal,
