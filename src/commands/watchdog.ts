@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import {ActionCommand} from '../base-command.js'
-import {DEFAULT_HOST, DEFAULT_PORT} from '../lib/paths.js'
+import {DEFAULT_CHECK_INTERVAL_S, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RESTART_AFTER_S} from '../lib/paths.js'
 
 export default class Watchdog extends ActionCommand {
   static description = `Keep the server healthy: check it regularly and restart it when it stays down.
@@ -24,8 +24,8 @@ A manual stop is respected: on systemd, \`systemctl --user stop amplifier-distro
   static flags = {
     host: Flags.string({default: DEFAULT_HOST, description: 'Host the server listens on.'}),
     port: Flags.string({default: String(DEFAULT_PORT), description: 'Port the server listens on (1-65535).'}),
-    'check-interval': Flags.string({default: '30', description: 'Seconds between health checks.'}),
-    'restart-after': Flags.string({default: '300', description: 'Seconds the server may stay unhealthy before it is restarted.'}),
+    'check-interval': Flags.string({default: String(DEFAULT_CHECK_INTERVAL_S), description: 'Seconds between health checks.'}),
+    'restart-after': Flags.string({default: String(DEFAULT_RESTART_AFTER_S), description: 'Seconds the server may stay unhealthy before it is restarted.'}),
     'max-restarts': Flags.string({default: '5', description: 'Restart attempts before the watchdog gives up (0 = unlimited).'}),
   }
 

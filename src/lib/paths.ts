@@ -18,6 +18,16 @@ export const NAMES = {
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_PORT = 8400
 
+/**
+ * The watchdog's defaults, which the installed units use (README, "The
+ * watchdog's defaults"): a check every 10 s and a restart once the server
+ * has not answered for 20 s replace a hung server well within a minute,
+ * while a server that is only busy (its event loop blocked for seconds at a
+ * time) still answers each check within its time-out and is never restarted.
+ */
+export const DEFAULT_CHECK_INTERVAL_S = 10
+export const DEFAULT_RESTART_AFTER_S = 20
+
 /** `host:port`, with IPv6 addresses in brackets. */
 export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`
@@ -45,6 +55,7 @@ export interface Paths {
   systemdUserDir: string
   systemdServerUnit: string
   systemdWatchdogUnit: string
+  systemdSocketUnit: string
   launchAgentsDir: string
   launchdServerPlist: string
   launchdWatchdogPlist: string
@@ -77,6 +88,7 @@ export function pathsFor(home: string, env: NodeJS.ProcessEnv = {}): Paths {
     systemdUserDir,
     systemdServerUnit: join(systemdUserDir, `${NAMES.systemdUnit}.service`),
     systemdWatchdogUnit: join(systemdUserDir, `${NAMES.systemdWatchdogUnit}.service`),
+    systemdSocketUnit: join(systemdUserDir, `${NAMES.systemdUnit}.socket`),
     launchAgentsDir,
     launchdServerPlist: join(launchAgentsDir, `${NAMES.launchdLabel}.plist`),
     launchdWatchdogPlist: join(launchAgentsDir, `${NAMES.launchdWatchdogLabel}.plist`),

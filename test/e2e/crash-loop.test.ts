@@ -1,7 +1,8 @@
 /**
  * Which failures systemd restarts and which it must not, on a real systemd user manager: a
- * configuration that can never work fails at once, a port in use is retried, and a watchdog whose
- * server hit its start limit stops exiting and waits.
+ * configuration that can never work fails at once (queued connections do not start it again), a
+ * crash loop ends at the start limit with the port closed, and a watchdog whose server systemd gave
+ * up stops exiting and waits.
  */
 import {expect} from 'chai'
 import {readFileSync, writeFileSync} from 'node:fs'
@@ -10,8 +11,8 @@ import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {EXIT_CONFIG} from '../../src/lib/errors.js'
-import {directive, parseUnit, RESTART_SEC} from '../../src/lib/service/drivers/systemd/unit.js'
-import {freePort, hasStackTrace} from '../helpers/cli.js'
+import {directive, parseUnit, RESTART_SEC, SOCKET_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
+import {accepts, freePort, hasStackTrace} from '../helpers/cli.js'
 import {cli, cliOk, holdPort, release, SERVER, shortenWatchdogIntervals, steadyServer, systemctlOk, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
@@ -48,9 +49,13 @@ describeSystemd('a server unit hand-edited to a configuration that can never wor
       {timeoutMs: 15_000, intervalMs: 100, what: 'the edited server unit to fail'},
     )
     expect(failed).to.deep.equal({ActiveState: 'failed', Result: 'exit-code', NRestarts: '0', ExecMainStatus: String(EXIT_CONFIG)})
-    // Longer than a restart delay: still failed, still never restarted.
+    // Longer than a restart delay: still failed, still never restarted. The socket closed with it
+    // (StopWhenUnneeded=), so a connection cannot start the server again either.
     await sleep((RESTART_SEC + 2) * 1000)
+    expect(await accepts(port), 'a connection to the port').to.equal(false)
+    await sleep(500)
     expect(await um.show(SERVER, ['ActiveState', 'NRestarts'])).to.deep.equal({ActiveState: 'failed', NRestarts: '0'})
+    expect(await um.show(SOCKET_UNIT, ['ActiveState'])).to.deep.equal({ActiveState: 'inactive'})
 
     const status = await cli(um, ['service', 'status'])
     expect(hasStackTrace(status.stdout + status.stderr), status.stderr).to.equal(false)
@@ -72,38 +77,55 @@ describeSystemd('a server unit hand-edited to a configuration that can never wor
   })
 })
 
-describeSystemd('a server whose port is held by another program', (manager) => {
-  let holder: Server | undefined
-
-  after(() => release(holder))
-
-  it('is restarted by systemd until the port is free, then serves', async function () {
+describeSystemd('a server that crashes again and again (kill -9 as soon as it runs)', (manager) => {
+  it('hits its start limit: the server and then its socket fail, closing the port; status says how to recover, and service start does', async function () {
     this.timeout(120_000)
     const um = manager()
     const port = await freePort()
-    holder = await holdPort(port)
-    await cliOk(um, ['service', 'install', '--port', String(port), '--wait', '0'])
-    const retried = await waitFor(
+    await cliOk(um, ['service', 'install', '--port', String(port)])
+    await steadyServer(um, port)
+    const kills: number[] = []
+    await waitFor(
       async () => {
-        const shown = await um.show(SERVER, ['ActiveState', 'NRestarts', 'ExecMainStatus'])
-        return Number(shown.NRestarts) >= 1 ? shown : undefined
-      },
-      {timeoutMs: 30_000, intervalMs: 100, what: 'systemd to restart the server that could not listen'},
-    )
-    expect(retried.ActiveState).not.to.equal('failed')
-    expect(retried.ExecMainStatus).not.to.equal(String(EXIT_CONFIG))
+        const {ActiveState, MainPID} = await um.show(SERVER, ['ActiveState', 'MainPID'])
+        if (ActiveState === 'failed') return true
+        const pid = Number(MainPID)
+        if (pid > 0 && !kills.includes(pid)) {
+          kills.push(pid)
+          process.kill(pid, 'SIGKILL')
+        }
 
-    await release(holder)
-    await steadyServer(um, port, 60_000)
+        return false
+      },
+      {timeoutMs: 60_000, intervalMs: 20, what: 'the server unit to hit its start limit'},
+    )
+    // systemd 252 keeps the last Result (signal) on the server; the socket tells the start limit.
+    expect((await um.show(SERVER, ['ActiveState'])).ActiveState).to.equal('failed')
+    expect(
+      await waitFor(async () => {
+        const socket = await um.show(SOCKET_UNIT, ['ActiveState', 'Result'])
+        return socket.ActiveState === 'failed' ? socket : undefined
+      }, {timeoutMs: 15_000, what: 'the socket to fail'}),
+    ).to.deep.equal({ActiveState: 'failed', Result: 'service-start-limit-hit'})
+    expect(await accepts(port), 'the port once the socket failed').to.equal(false)
+
+    const status = await cli(um, ['service', 'status'])
+    expect(status.stderr).to.include(`Warning: ${SOCKET_UNIT} failed (service-start-limit-hit): the server crashed too often, so systemd closed the port.`)
+    expect(status.stderr).to.include(`  or: systemctl --user reset-failed ${SERVER} ${SOCKET_UNIT}, then systemctl --user start ${SERVER}`)
+
+    await cliOk(um, ['service', 'start'])
+    await steadyServer(um, port)
+    expect((await um.show(SOCKET_UNIT, ['ActiveState'])).ActiveState).to.equal('active')
+    await cliOk(um, ['service', 'uninstall'])
   })
 })
 
-describeSystemd('the watchdog once the server hit its start limit', (manager) => {
+describeSystemd('the watchdog once systemd gave the server up (its socket could not take the port)', (manager) => {
   let holder: Server | undefined
 
   after(() => release(holder))
 
-  it('logs once that the server failed, with what to do, and stops exiting; the server stays failed', async function () {
+  it('logs once that systemd gave up, with what to do, and stops exiting; the socket stays failed', async function () {
     this.timeout(300_000)
     const um = manager()
     const port = await freePort()
@@ -112,10 +134,10 @@ describeSystemd('the watchdog once the server hit its start limit', (manager) =>
     const checkInterval = 1
     const restartAfter = 3
     await shortenWatchdogIntervals(um, checkInterval, restartAfter)
-    await waitFor(async () => (await um.show(SERVER, ['ActiveState'])).ActiveState === 'failed', {
-      timeoutMs: 150_000,
+    await waitFor(async () => (await um.show(SOCKET_UNIT, ['ActiveState'])).ActiveState === 'failed', {
+      timeoutMs: 60_000,
       intervalMs: 250,
-      what: 'the server unit to hit its start limit',
+      what: 'the socket to fail on the port that is taken',
     })
     // The watchdog systemd started with the last attempt first has its start-up grace (restart-after, here), then restart-after down, then a check.
     await sleep((2 * restartAfter + checkInterval + 2) * 1000)
@@ -130,7 +152,8 @@ describeSystemd('the watchdog once the server hit its start limit', (manager) =>
 
     const until = Date.now() + 4 * (checkInterval + restartAfter) * 1000
     while (Date.now() < until) {
-      expect(await um.show(SERVER, ['ActiveState'])).to.deep.equal({ActiveState: 'failed'})
+      expect(await um.show(SOCKET_UNIT, ['ActiveState'])).to.deep.equal({ActiveState: 'failed'})
+      expect(await um.show(SERVER, ['ActiveState'])).to.deep.equal({ActiveState: 'inactive'})
       expect(await um.mainPid(WATCHDOG)).to.equal(pid)
       await sleep(500)
     }

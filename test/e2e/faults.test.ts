@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
-import {RESTART_SEC, SERVER_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
+import {SERVER_UNIT, SOCKET_UNIT, WATCHDOG_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
 import {freePort, RUN_JS, waitFor as poll} from '../helpers/cli.js'
 import {healthPid, type Launched, launch} from '../helpers/processes.js'
 import {cli, cliOk, toolProcesses, shortenWatchdogIntervals, steadyServer, steadyWatchdog} from './service-fixtures.js'
@@ -32,7 +32,7 @@ describeSystemd('faults under systemd: a server that cannot start', function (ma
     await listener?.stop()
   })
 
-  it('hits the start limit instead of thrashing, status says why and what to do, and the port holder is untouched', async function () {
+  it('fails once instead of thrashing (the socket cannot listen), status names the port and its holder, and the holder is untouched', async function () {
     this.timeout(180_000)
     const um = manager()
     const port = await freePort()
@@ -44,29 +44,25 @@ describeSystemd('faults under systemd: a server that cannot start', function (ma
     await cliOk(um, ['service', 'install', '--port', String(port), '--wait', '0'])
     const failed = await waitFor(
       async () => {
-        const shown = await um.show(SERVER_UNIT, ['ActiveState', 'Result', 'NRestarts'])
+        const shown = await um.show(SOCKET_UNIT, ['ActiveState', 'Result'])
         return shown.ActiveState === 'failed' ? shown : undefined
       },
-      {timeoutMs: 150_000, intervalMs: 250, what: 'the server unit to fail'},
+      {timeoutMs: 60_000, intervalMs: 250, what: 'the socket unit to fail'},
     )
-    // systemd keeps the last start's Result (exit-code); its log says when the start limit refused a restart.
-    expect(um.log()).to.contain('amplifier-distro.service: Start request repeated too quickly.')
-    // It did retry; how often depends on how slowly each failing start runs, since the limit is a rate.
-    expect(Number(failed.NRestarts)).to.be.above(0)
+    expect(failed.Result).to.equal('resources')
+    expect(um.log()).to.contain('Address already in use')
 
-    // Stays down: no further starts over more than two restart delays.
-    await new Promise((resolve) => setTimeout(resolve, (2 * RESTART_SEC + 2) * 1000))
-    const later = await um.show(SERVER_UNIT, ['ActiveState', 'NRestarts'])
-    expect(later).to.deep.equal({ActiveState: 'failed', NRestarts: failed.NRestarts})
+    // Stays down: the server was never started, and nothing retries.
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    expect(await um.show(SERVER_UNIT, ['ActiveState', 'NRestarts'])).to.deep.equal({ActiveState: 'inactive', NRestarts: '0'})
+    expect(await um.show(SOCKET_UNIT, ['ActiveState'])).to.deep.equal({ActiveState: 'failed'})
     expect(toolProcesses(um, 'serve')).to.deep.equal([])
 
     const status = await cli(um, ['service', 'status'])
     const text = status.stdout + status.stderr
-    expect(text).to.match(/failed/)
-    expect(text).to.contain(`127.0.0.1:${port}`)
-    expect(text).to.match(/in use by another program/)
-    expect(text).to.contain('After fixing the cause: amp-distro service start')
-    expect(text).to.contain('amp-distro service logs')
+    expect(text).to.contain(`Socket:   failed (resources) (${SOCKET_UNIT})`)
+    expect(text).to.contain(`127.0.0.1:${port} is in use by node (PID ${listener.pid})`)
+    expect(text).to.contain('Then: amp-distro service start')
 
     expect(isRunning(listener.pid), 'the unrelated listener is alive').to.equal(true)
     expect(await unrelatedAnswer(port)).to.equal(expected)

@@ -4,6 +4,7 @@ import {join} from 'node:path'
 
 import {pathsFor} from '../../src/lib/paths.js'
 import {readPid} from '../../src/lib/process/pidfile.js'
+import {SOCKET_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
 import {freePort} from '../helpers/cli.js'
 import {
   cli,
@@ -65,7 +66,9 @@ async function expectInstalled(manager: UserManager, ports: number[], watchdog =
 
   expect(strayUnitFiles(manager), 'temporary files in the unit folder').to.deep.equal([])
   expect(existsSync(paths.serviceLock), 'service lock left behind').to.equal(false)
-  expect(await manager.run('systemd-analyze', ['verify', '--user', ...files])).to.deep.equal({code: 0, stdout: '', stderr: ''})
+  expect(await manager.run('systemd-analyze', ['verify', '--user', ...files, join(dir, SOCKET_UNIT)])).to.deep.equal({code: 0, stdout: '', stderr: ''})
+  // The socket listens on the port of the generation that won.
+  expect((await manager.show(SOCKET_UNIT, ['Listen'])).Listen).to.equal(`127.0.0.1:${port} (Stream)`)
 
   const units = [[SERVER, 'serve', paths.serverPid] as const, [WATCHDOG, 'watchdog', paths.watchdogPid] as const]
   for (const [unit, kind, pidFile] of watchdog ? units : units.slice(0, 1)) {
@@ -84,7 +87,7 @@ async function expectInstalled(manager: UserManager, ports: number[], watchdog =
 /** Checks the one clean uninstalled state: no unit files or links, units unknown to systemd, no server, no run-time files. */
 async function expectUninstalled(manager: UserManager, ports: number[]): Promise<void> {
   const dir = unitDir(manager)
-  for (const unit of [SERVER, WATCHDOG]) {
+  for (const unit of [SERVER, WATCHDOG, SOCKET_UNIT]) {
     expect(existsSync(join(dir, unit)), `${unit} file`).to.equal(false)
     expect(existsSync(join(dir, 'default.target.wants', unit)), `${unit} link`).to.equal(false)
     expect(await manager.show(unit, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})

@@ -85,7 +85,7 @@ export function toolProcesses(um: UserManager, subcommand: 'serve' | 'watchdog')
 export function strayUnitFiles(um: UserManager): string[] {
   const dir = unitDir(um)
   if (!existsSync(dir)) return []
-  return readdirSync(dir).filter((name) => !name.endsWith('.service') && name !== 'default.target.wants')
+  return readdirSync(dir).filter((name) => !name.endsWith('.service') && !name.endsWith('.socket') && name !== 'default.target.wants')
 }
 
 /** The run-time files a service leaves in ~/.amplifier/server that must not outlive it. */

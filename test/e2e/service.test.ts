@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {checkHealth} from '../../src/lib/server/health.js'
 import {DEPRECATED_WARNING} from '../../src/lib/service/stale.js'
 import {freePort, REPO as ROOT, RUN_JS as CLI} from '../helpers/cli.js'
+import {SOCKET_UNIT} from '../../src/lib/service/drivers/systemd/unit.js'
 import {expectOk, SERVER, unitDir, WATCHDOG} from './service-fixtures.js'
 import {describeSystemd, type UserManager, waitFor} from './systemd-harness.js'
 
@@ -31,7 +32,7 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
   let pid: number
   let watchdogPid: number
   const cli = (...args: string[]) => ctx().run(process.execPath, [CLI, ...args])
-  const files = () => [SERVER, WATCHDOG].map((unit) => join(unitDir(ctx()), unit))
+  const files = () => [SERVER, WATCHDOG, SOCKET_UNIT].map((unit) => join(unitDir(ctx()), unit))
 
   before(async () => {
     port = await freePort()
@@ -44,7 +45,7 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
     writeFileSync(join(manager.home, '.amplifier', 'settings.yaml'), 'keep: me\n')
 
     const result = expectOk(await cli('service', 'install', '--port', String(port)))
-    expect(result.stdout).to.match(/^Installed amplifier-distro\.service and amplifier-distro-watchdog\.service \(systemd user units\)\.\n/)
+    expect(result.stdout).to.match(/^Installed amplifier-distro\.service, amplifier-distro-watchdog\.service and amplifier-distro\.socket \(systemd user units\)\.\n/)
     pid = await newMainPid(manager, SERVER)
     watchdogPid = await newMainPid(manager, WATCHDOG)
     await waitFor(healthy(port), {timeoutMs: 30_000, what: 'the installed server to answer its health check'})
@@ -139,9 +140,9 @@ describeSystemd('service install, status and uninstall on a real systemd user ma
     const manager = ctx()
     const result = expectOk(await cli('service', 'uninstall'))
     expect(result.stdout).to.match(
-      /^Uninstalled amplifier-distro service\.\n {2}Stopped and disabled amplifier-distro-watchdog\.service\n {2}Stopped and disabled amplifier-distro\.service\n/,
+      /^Uninstalled amplifier-distro service\.\n {2}Stopped and disabled amplifier-distro-watchdog\.service\n {2}Stopped amplifier-distro\.service and amplifier-distro\.socket; disabled amplifier-distro\.service\n/,
     )
-    for (const unit of [SERVER, WATCHDOG]) {
+    for (const unit of [SERVER, WATCHDOG, SOCKET_UNIT]) {
       expect(existsSync(join(unitDir(manager), unit))).to.equal(false)
       expect(existsSync(join(unitDir(manager), 'default.target.wants', unit))).to.equal(false)
       expect(await manager.show(unit, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
@@ -200,40 +201,39 @@ describeSystemd('service install when things go wrong', (ctx) => {
     }
   })
 
-  it('a crash loop ends in failed, and status says how to recover', async function () {
+  it('a port taken at install: the socket fails, status names the port and how to recover, and start then serves', async function () {
     this.timeout(150_000)
     const manager = ctx()
-    // The port is taken, so every start of the server fails: systemd restarts it until the start limit.
     const blocker = createServer()
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
     const {port} = blocker.address() as {port: number}
     try {
       // --wait 0: install returns once systemd accepted the units instead of reporting the held port.
       expectOk(await cli('service', 'install', '--port', String(port), '--no-watchdog', '--wait', '0'))
-      await waitFor(async () => (await manager.show(SERVER, ['ActiveState'])).ActiveState === 'failed', {
-        timeoutMs: 120_000,
-        intervalMs: 500,
-        what: 'the crash-looping server to hit its start limit',
+      await waitFor(async () => (await manager.show(SOCKET_UNIT, ['ActiveState'])).ActiveState === 'failed', {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        what: 'the socket to fail on the taken port',
       })
       const result = expectOk(await cli('service', 'status'))
-      expect(result.stdout).to.include(`  Server:   failed (${SERVER})\n`)
-      expect(result.stderr).to.include(`Warning: ${SERVER} has failed (`)
-      expect(result.stderr).to.include('After fixing the cause: amp-distro service start')
+      expect(result.stdout).to.include(`  Socket:   failed (resources) (${SOCKET_UNIT})\n`)
+      expect(result.stderr).to.include(`Warning: 127.0.0.1:${port} is in use by `)
+      expect(result.stderr).to.include('  Then: amp-distro service start')
       const json = JSON.parse(expectOk(await cli('service', 'status', '--json')).stdout)
-      expect(json.server).to.deep.equal({installed: true, state: 'failed'})
+      expect(json.socket).to.deep.equal({installed: true, state: 'failed'})
       expect(json.health).to.deep.include({healthy: false})
     } finally {
       // Stops listening at once; the callback would wait for the probes' connections, which nothing reads.
       blocker.close()
     }
 
-    // The advice works: with the port free, start brings the failed unit back.
+    // The advice works: with the port free, start brings the socket and the server back.
     expectOk(await cli('service', 'start'))
     expect(await healthy(port)()).to.equal(true)
 
     // Uninstall forgets the failed state too.
     expectOk(await cli('service', 'uninstall'))
-    expect(await manager.show(SERVER, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
+    expect(await manager.show(SOCKET_UNIT, ['LoadState', 'ActiveState'])).to.deep.equal({LoadState: 'not-found', ActiveState: 'inactive'})
   })
 })
 
@@ -269,6 +269,7 @@ describeSystemd('service status and uninstall with units changed by hand', (ctx)
 
     const result = expectOk(await cli('service', 'uninstall'))
     expect(result.stdout).to.include(`  Stopped ${SERVER}\n`)
+    expect(result.stdout).to.include(`  Removed ${join(unitDir(manager), SOCKET_UNIT)}\n`)
     await waitFor(async () => !existsSync(`/proc/${pid}`) || (await manager.show(SERVER, ['ActiveState'])).ActiveState === 'inactive', {
       timeoutMs: 30_000,
       what: 'the orphaned server to stop',
@@ -289,7 +290,7 @@ describeSystemd('service install with the watchdog unit', (ctx) => {
     expect(props.Wants.split(' ')).to.include(SERVER)
     expect(props.PartOf).to.equal(SERVER)
     expect(props.Restart).to.equal('always')
-    const files = [SERVER, WATCHDOG].map((unit) => join(unitDir(manager), unit))
+    const files = [SERVER, WATCHDOG, SOCKET_UNIT].map((unit) => join(unitDir(manager), unit))
     expect(await manager.run('systemd-analyze', ['verify', '--user', ...files])).to.deep.equal({code: 0, stdout: '', stderr: ''})
 
     // install --no-watchdog over it removes the watchdog unit.

@@ -3,12 +3,17 @@ import {dirname} from 'node:path'
 import {UserError} from '../../src/lib/errors.js'
 import type {HealthAnswer} from '../../src/lib/server/health.js'
 import type {Effects, Service} from '../../src/lib/service/core.js'
-import type {Definition, Driver, Inspection, JobState, LogsAnswer, PlannedCommand, Role} from '../../src/lib/service/driver.js'
+import type {Definition, Driver, Inspection, JobState, LogsAnswer, PlannedCommand, Role, SocketState} from '../../src/lib/service/driver.js'
 import type {LogsOptions, PlannedFile, ServiceContext, UnitSpec} from '../../src/lib/service/types.js'
 
 /** A job as the fake supervisor keeps it. */
 export function job(overrides: Partial<JobState> = {}): JobState {
   return {held: 'loaded', state: 'inactive', summary: 'stopped', detail: 'inactive (dead)', running: false, gaveUp: false, configError: false, orphaned: false, ...overrides}
+}
+
+/** A listening socket as the fake supervisor keeps it for the server (a supervisor like systemd). */
+export function socket(overrides: Partial<SocketState> = {}): SocketState {
+  return {name: 'fake-socket', file: '/fake/units/server.socket', installed: true, held: 'loaded', state: 'active', detail: 'active (listening)', running: true, portTaken: false, startLimit: false, ...overrides}
 }
 
 const running = (pid: number): JobState => job({state: 'active', summary: 'active (running)', detail: 'active (running)', running: true, pid})
@@ -52,6 +57,13 @@ export class FakeDriver implements Driver {
   nextPid = 4000
   /** The server's last output lines. */
   output: string[] = ['listening failed']
+  /** The program that holds a port, as a driver that can tell names it. */
+  portOwner?: (port: number) => string | undefined
+  startLimitRecovery?: string
+  /** Resolves a host for a supervisor that listens itself; the hosts asked are in `calls`. */
+  listenAddress?: (host: string) => Promise<string>
+  /** The spec `render` was last given. */
+  rendered?: UnitSpec
   /** What `logs` answers. */
   logsAnswer: LogsAnswer = {count: 2, message: '2 lines of the fake units.', details: [], readable: true}
 
@@ -63,6 +75,7 @@ export class FakeDriver implements Driver {
   files = (role: Role) => [`${this.folder}/${role}.unit`]
 
   render(spec: UnitSpec, roles: readonly Role[]): PlannedFile[] {
+    this.rendered = spec
     return roles.map((role) => ({path: this.files(role)[0], content: `run ${spec.bin} ${role} --host ${spec.host} --port ${spec.port}\npath ${spec.path}\n`}))
   }
 
@@ -111,17 +124,18 @@ export class FakeDriver implements Driver {
 
   /** Starts a job: the server gets a new main PID unless it does not come up. */
   private run(role: Role): void {
-    if (role === 'watchdog' || this.serverComesUp) {
-      this.jobs[role] = running(this.nextPid++)
-      return
-    }
+    // The server's socket, where the fake holds one, keeps its state.
+    const listener = role === 'server' ? this.jobs.server.socket : undefined
+    this.jobs[role] = {...this.started(role), ...(listener ? {socket: listener} : {})}
+  }
 
+  private started(role: Role): JobState {
+    if (role === 'watchdog' || this.serverComesUp) return running(this.nextPid++)
     if (this.serverSpawnFails) {
-      this.jobs[role] = job({state: 'not running', summary: 'not running', detail: 'not running: the program could not be started', gaveUp: true, spawnFailed: 'fakevisor could not start the program: check /fake/bin'})
-      return
+      return job({state: 'not running', summary: 'not running', detail: 'not running: the program could not be started', gaveUp: true, spawnFailed: 'fakevisor could not start the program: check /fake/bin'})
     }
 
-    this.jobs[role] = this.serverFailsForGood
+    return this.serverFailsForGood
       ? job({state: 'failed', summary: 'failed', detail: 'failed (exit-code)', gaveUp: true, configError: true, failure: 'exit-code'})
       : job({state: 'activating', summary: 'activating (auto-restart)', detail: 'activating (auto-restart)', running: true})
   }
@@ -149,7 +163,9 @@ export class FakeDriver implements Driver {
 
   async stop(roles: readonly Role[]) {
     this.act('stop', roles)
+    const listener = this.jobs.server.socket
     for (const role of roles) this.jobs[role] = job()
+    if (listener) this.jobs.server.socket = socket({state: 'inactive', detail: 'inactive (dead)', running: false})
   }
 
   async restart(roles: readonly Role[]) {

@@ -8,9 +8,12 @@ import {
   directive,
   execStartLine,
   nodeDirOf,
+  listenStream,
   parseUnit,
+  readListenStream,
   readUnitCommand,
   renderServerUnit,
+  renderSocketUnit,
   renderWatchdogUnit,
   type UnitCommand,
 } from '../../src/lib/service/drivers/systemd/unit.js'
@@ -35,6 +38,8 @@ describe('systemd unit rendering', () => {
       expected: `${HEADER}
 [Unit]
 Description=Amplifier distro server
+Requires=amplifier-distro.socket
+After=amplifier-distro.socket
 StartLimitIntervalSec=60
 StartLimitBurst=5
 
@@ -42,7 +47,7 @@ StartLimitBurst=5
 Type=simple
 ExecStart="/opt/my tools/amp-distro" "serve" "--host" "127.0.0.1" "--port" "8400"
 Restart=on-failure
-RestartSec=5
+RestartSec=100ms
 RestartPreventExitStatus=78
 SyslogIdentifier=amp-distro
 WorkingDirectory=%h
@@ -70,7 +75,7 @@ StartLimitBurst=5
 Type=simple
 ExecStart="/opt/my tools/amp-distro" "watchdog" "--host" "::1" "--port" "9000"
 Restart=always
-RestartSec=5
+RestartSec=1
 RestartPreventExitStatus=78
 SyslogIdentifier=amp-distro-watchdog
 WorkingDirectory=%h
@@ -88,6 +93,42 @@ WantedBy=default.target
       expect(unit.render(unit.spec)).to.equal(unit.expected)
     })
   }
+
+  it('renders the socket unit: not enabled (no [Install]), stopped once unneeded, one socket handed over, a backlog of 4096', () => {
+    expect(renderSocketUnit(spec, '127.0.0.1')).to.equal(`${HEADER}
+[Unit]
+Description=Amplifier distro server socket
+StopWhenUnneeded=yes
+
+[Socket]
+ListenStream=127.0.0.1:8400
+Accept=no
+Backlog=4096
+`)
+  })
+
+  const streams: Array<[string, number, string]> = [
+    ['::1', 9000, '[::1]:9000'],
+    ['0.0.0.0', 80, '0.0.0.0:80'],
+    ['::', 8400, '[::]:8400'],
+    ['fe80::1%eth0', 8400, '[fe80::1%%eth0]:8400'],
+  ]
+  for (const [address, port, expected] of streams) {
+    it(`socket unit: ListenStream=${expected} for ${address} port ${port}, read back as written`, () => {
+      expect(listenStream(address, port)).to.equal(expected)
+      expect(readListenStream(renderSocketUnit({port}, address))).to.equal(expected)
+    })
+  }
+
+  it('socket unit: refuses an address carrying a control character', () => {
+    expect(() => renderSocketUnit(spec, '127.0.0.1\nExecStartPre=/bin/true')).to.throw(/control character/)
+  })
+
+  it('the server unit requires the socket and starts after it; the watchdog does not name it', () => {
+    const server = parseUnit(renderServerUnit(spec))
+    expect([directive(server, 'Unit', 'Requires'), directive(server, 'Unit', 'After')]).to.deep.equal(['amplifier-distro.socket', 'amplifier-distro.socket'])
+    expect(renderWatchdogUnit(spec)).to.not.include('.socket')
+  })
 
   const perUnit = [
     {name: 'server', render: renderServerUnit, subcommand: 'serve', identifier: 'amp-distro'},
@@ -175,6 +216,11 @@ WantedBy=default.target
       expect(settings(template)).to.deep.equal(settings(renderServerUnit(spec)))
       expect(settings(template)).to.have.length.greaterThan(8)
     })
+
+    it('templates/amplifier-distro.socket has the same settings as the generated socket unit', () => {
+      const socket = readFileSync(new URL('../../templates/amplifier-distro.socket', import.meta.url), 'utf8')
+      expect(settings(socket)).to.deep.equal(settings(renderSocketUnit(spec, '127.0.0.1')))
+    })
   })
 
   describe('systemd-analyze verify', () => {
@@ -193,7 +239,7 @@ WantedBy=default.target
 
     afterEach(() => rmSync(dir, {recursive: true, force: true}))
 
-    it('accepts both generated units without a single line of output', () => {
+    it('accepts the three generated units without a single line of output', () => {
       // verify needs ExecStart to name an existing executable; a path with a space, % and $ tests the quoting too.
       const binDir = join(dir, 'my tools 100% $HOME', 'bin')
       const runtime = join(dir, 'runtime')
@@ -204,9 +250,10 @@ WantedBy=default.target
       writeFileSync(join(binDir, 'amp-distro'), '#!/bin/sh\nexit 0\n')
       chmodSync(join(binDir, 'amp-distro'), 0o755)
       const verified: UnitSpec = {bin: join(binDir, 'amp-distro'), host: '127.0.0.1', port: 8400, path: `${binDir}:/usr/bin:/bin`, home: dir}
-      const files = [join(units, 'amplifier-distro.service'), join(units, 'amplifier-distro-watchdog.service')]
+      const files = [join(units, 'amplifier-distro.service'), join(units, 'amplifier-distro-watchdog.service'), join(units, 'amplifier-distro.socket')]
       writeFileSync(files[0], renderServerUnit(verified))
       writeFileSync(files[1], renderWatchdogUnit(verified))
+      writeFileSync(files[2], renderSocketUnit(verified, '127.0.0.1'))
       const result = spawnSync('systemd-analyze', ['verify', '--user', ...files], {env: {HOME: dir, PATH: '/usr/bin:/bin', XDG_RUNTIME_DIR: runtime}, encoding: 'utf8'})
       expect({status: result.status, stdout: result.stdout, stderr: result.stderr}).to.deep.equal({status: 0, stdout: '', stderr: ''})
     })

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {EXIT_CONFIG, UserError} from '../../src/lib/errors.js'
 import type {Io} from '../../src/lib/cli/io.js'
-import {serve} from '../../src/lib/server/serve.js'
+import {forgetListenEnv, inheritedListener, serve} from '../../src/lib/server/serve.js'
 import {cleanup, freePort, http, serverPidFile, tempHome, waitFor} from '../helpers/cli.js'
 
 function recorder(): Io & {out: string[]; err: string[]} {
@@ -87,5 +87,44 @@ describe('serve (in process, real server on a free port)', () => {
     }
 
     expect(existsSync(join(home, '.amplifier'))).to.equal(false)
+  })
+})
+
+describe('serve: a listening socket from systemd (socket activation)', () => {
+  const cases: Array<[string, NodeJS.ProcessEnv, number | undefined]> = [
+    ['LISTEN_PID is this process and LISTEN_FDS is 1', {LISTEN_PID: '4242', LISTEN_FDS: '1'}, 3],
+    ['several sockets: the first one', {LISTEN_PID: '4242', LISTEN_FDS: '2', LISTEN_FDNAMES: 'a:b'}, 3],
+    ['LISTEN_PID names another process (a parent left it behind)', {LISTEN_PID: '4241', LISTEN_FDS: '1'}, undefined],
+    ['LISTEN_FDS 0', {LISTEN_PID: '4242', LISTEN_FDS: '0'}, undefined],
+    ['LISTEN_FDS not a number', {LISTEN_PID: '4242', LISTEN_FDS: 'x1'}, undefined],
+    ['LISTEN_FDS missing', {LISTEN_PID: '4242'}, undefined],
+    ['nothing set', {}, undefined],
+  ]
+  for (const [what, env, fd] of cases) {
+    it(`${what}: ${fd === undefined ? 'binds itself' : `takes fd ${fd}`}`, () => {
+      expect(inheritedListener(env, 4242)).to.equal(fd)
+    })
+  }
+
+  it('forgets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, and nothing else', () => {
+    const env: NodeJS.ProcessEnv = {LISTEN_PID: '1', LISTEN_FDS: '1', LISTEN_FDNAMES: 'x', HOME: '/home/ada'}
+    forgetListenEnv(env)
+    expect(env).to.deep.equal({HOME: '/home/ada'})
+  })
+
+  afterEach(cleanup)
+
+  it('without a socket for it, binds host and port itself and still removes the variables from its environment', async () => {
+    const home = tempHome()
+    const port = await freePort()
+    const io = recorder()
+    const stop = new AbortController()
+    const env: NodeJS.ProcessEnv = {LISTEN_PID: '1', LISTEN_FDS: '1', LISTEN_FDNAMES: 'x'}
+    const running = serve({host: '127.0.0.1', port: String(port)}, {home, io, version: '1.2.3', pid: 31337, signal: stop.signal, env})
+    await waitFor('the listening line', () => io.out.length > 0)
+    expect(io.out[0]).to.equal(`Amplifier distro server 1.2.3 listening on http://127.0.0.1:${port} (PID 31337)`)
+    expect(env).to.deep.equal({})
+    stop.abort()
+    await running
   })
 })

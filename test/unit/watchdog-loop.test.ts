@@ -14,7 +14,7 @@ import type {Clock} from '../../src/lib/service/drivers/launchd/launchctl.js'
 import {supervisorOf} from '../../src/lib/service/drivers/registry.js'
 import type {Exec, ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/process/stop-pid-file.js'
-import {FakeDriver, job} from '../helpers/fake-driver.js'
+import {FakeDriver, job, socket} from '../helpers/fake-driver.js'
 import {abortableSleep, formatDuration, superviseLoop, watchdogSettings, type WatchdogSettings} from '../../src/lib/watchdog/watchdog.js'
 
 const S = 1000
@@ -473,6 +473,19 @@ describe('restart strategies', () => {
     expect(said[0].message).to.include('fake-server has failed (start-limit-hit)')
     expect(said[0].message).to.include('amp-distro service status')
     expect(said[0].message).to.include('amp-distro service restart')
+  })
+
+  it('a server job whose socket the supervisor gave up (its port taken) is held the same way, naming the socket', async () => {
+    const driver = supervisor({server: {state: 'inactive', running: false, pid: undefined, socket: socket({state: 'failed', running: false, failure: 'resources', portTaken: true})}})
+    const fx = effects()
+    const {code} = await runWithStrategy(restartStrategy(driver, fx.deps))
+    expect(code).to.equal(0)
+    expect(fx.order).to.deep.equal([])
+    expect(await restartStrategy(driver, fx.deps).held?.()).to.include('fake-server cannot start: its socket fake-socket failed (resources)')
+  })
+
+  it('a server job whose socket listens is not held', async () => {
+    expect(await restartStrategy(supervisor({server: {socket: socket()}}), effects().deps).held?.()).to.equal(undefined)
   })
 
   it('a server job that exited with a configuration error is held the same way, naming the error', async () => {

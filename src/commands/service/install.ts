@@ -7,7 +7,7 @@ import {DEFAULT_HOST, DEFAULT_PORT} from '../../lib/paths.js'
 export default class ServiceInstall extends ActionCommand {
   static description = `Register the server with the OS supervisor so it starts at login (and at boot where possible) and recovers from failures.
 
-On Linux: systemd user units in ~/.config/systemd/user. On macOS: launchd user agents in ~/Library/LaunchAgents. By default a health watchdog is installed alongside the server. Returns once the server answers its health check (at most --wait seconds). Re-running install updates the units and restarts what is running (this is how to upgrade).`
+On Linux: systemd user units in ~/.config/systemd/user, with a socket unit that holds the port, so connections wait instead of being refused while the server restarts. On macOS: launchd user agents in ~/Library/LaunchAgents. By default a health watchdog is installed alongside the server. Returns once the server answers its health check (at most --wait seconds). Re-running install updates the units and restarts what is running (this is how to upgrade).`
 
   static enableJsonFlag = true
 

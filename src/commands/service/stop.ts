@@ -4,7 +4,7 @@ import {ActionCommand} from '../../base-command.js'
 export default class ServiceStop extends ActionCommand {
   static description = `Stop the server and its watchdog through the OS supervisor.
 
-They stay stopped until service start, service restart or service install, or the next login or boot. Stop is not uninstall: the unit files or plists stay, and so does the enablement. Stopping a stopped service succeeds.`
+They stay stopped until service start, service restart or service install, or the next login or boot; on systemd the socket that holds the port stops with them, so no connection starts the server again. Stop is not uninstall: the unit files or plists stay, and so does the enablement. Stopping a stopped service succeeds.`
 
   static enableJsonFlag = true
 

@@ -23,7 +23,7 @@ export const actions: Record<string, (flags: FlagValues) => Promise<void>> = {
     boundOutput([1, 2])
     await serve(
       {host: String(flags.host), port: String(flags.port)},
-      {home: homedir(), io: consoleIo, version: packageInfo().version, pid: process.pid, signal: shutdownSignal()},
+      {home: homedir(), io: consoleIo, version: packageInfo().version, pid: process.pid, signal: shutdownSignal(), env: process.env},
     )
   },
 

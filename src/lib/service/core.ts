@@ -65,14 +65,19 @@ export async function addingDetail<T>(line: string, work: () => Promise<T>): Pro
   }
 }
 
+/** Names for a message: `a`, `a and b`, `a, b and c`. */
+export function nameList(names: readonly string[]): string {
+  return names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : names.join('')
+}
+
 /** The jobs' names for a message: `amplifier-distro.service and amplifier-distro-watchdog.service`. */
 export function jobNames(driver: Driver, roles: readonly Role[]): string {
-  return roles.map((role) => driver.jobName(role)).join(' and ')
+  return nameList(roles.map((role) => driver.jobName(role)))
 }
 
 /** The files' names for a message. */
 export function fileNames(files: readonly {path: string}[]): string {
-  return files.map((file) => basename(file.path)).join(' and ')
+  return nameList(files.map((file) => basename(file.path)))
 }
 
 /** True when the role's definition is installed. */
@@ -137,7 +142,7 @@ export async function verified(
     supervisor: {
       mainPid: () => driver.mainPid('server'),
       gaveUp: () => driver.gaveUp('server'),
-      check: (url) => effects.check(url, 1000),
+      check: effects.check,
       now: effects.now,
       sleep: effects.sleep,
     },
@@ -146,8 +151,17 @@ export async function verified(
       const [inspection, logTail] = await Promise.all([driver.inspect(), driver.logTail('server', DIAGNOSIS_LINES)])
       if ('unreachable' in inspection) return {supervisorState: `unknown: the ${driver.manager} does not answer`, logTail}
       const job = inspection.jobs.server
-      return {supervisorState: `${job.detail} (${driver.jobName('server')})`, logTail, configError: job.configError}
+      const socket = job.socket
+      const socketFailed = socket?.failure === undefined ? '' : `; its socket is ${socket.detail} (${socket.name})`
+      return {
+        supervisorState: `${job.detail} (${driver.jobName('server')})${socketFailed}`,
+        logTail,
+        configError: job.configError,
+        // The supervisor's own socket listening on the port says nothing of another program.
+        supervisorListens: socket?.state === 'active',
+      }
     },
     portOwnerCommand: (port) => driver.portOwnerCommand(port),
+    ...(driver.portOwner ? {portOwner: (port: number) => driver.portOwner?.(port)} : {}),
   })
 }

@@ -45,6 +45,42 @@ export interface JobState {
   spawnFailed?: string
   /** A finding about the job that status shows as a warning, in the driver's words: the first line what, the others what to do (launchd: a job held but never started, as after Login Items turned it off). */
   warning?: string[]
+  /** It failed because it was started too often in too short a time (a crash loop ended by the supervisor's start limit). */
+  startLimit?: boolean
+  /** The server job's listening socket, where the supervisor holds one for it (systemd's socket unit). */
+  socket?: SocketState
+}
+
+/**
+ * A listening socket the supervisor holds for the server: it keeps the port
+ * open while the server restarts, so connections wait instead of being
+ * refused, and hands it to each new server process.
+ */
+export interface SocketState {
+  /** Its name for people: the unit. */
+  name: string
+  /** Its definition file. */
+  file: string
+  /** Its definition file is there. */
+  installed: boolean
+  /** Whether the supervisor holds it. */
+  held: 'loaded' | 'not-loaded'
+  /** The supervisor's own word (active, inactive, failed), as `--json` reports it. */
+  state: string
+  /** The state in more detail, as status shows it: `active (listening)`, `failed (resources)`. */
+  detail: string
+  /** It listens, or is on its way up or down. */
+  running: boolean
+  /** What it listens on now, in the supervisor's words, while it listens. */
+  listen?: string
+  /** Why it failed, in the supervisor's word, when it has failed: the server cannot be started until it is started again. */
+  failure?: string
+  /** It failed because another program held the port when it started. */
+  portTaken: boolean
+  /** It failed because the server hit its start limit, which closed the port. */
+  startLimit: boolean
+  /** The supervisor holds a definition it cannot use, in its own word. */
+  unusable?: string
 }
 
 /** Both jobs as the supervisor reports them, or why the supervisor cannot be asked (the lines to show). */
@@ -117,6 +153,12 @@ export interface Driver {
    * when the watchdog must ask for it with `restart(['server'])` first.
    */
   readonly watchdogExitRevivesServer: boolean
+  /**
+   * True when the watchdog kills a server it found down instead of asking
+   * it to stop (systemd: a killed server is restarted while its socket stays
+   * open; a clean exit is not restarted and closes the socket).
+   */
+  readonly killDownServer?: boolean
 
   /** Throws a UserError when this account must not `command` the service with this supervisor (launchd: root, whose agents would run in its own session). */
   admit?(command: 'install' | 'start' | 'restart'): void
@@ -171,6 +213,16 @@ export interface Driver {
   logs(options: LogsOptions): Promise<LogsAnswer>
   /** The command that names the program listening on a TCP port. */
   portOwnerCommand(port: number): string
+  /** The program listening on a TCP port (`name (PID n)`), where the driver can tell. */
+  portOwner?(port: number): string | undefined
+  /** How a person brings a job back from its start limit with the supervisor's own tool, where that takes more than `service start`. */
+  readonly startLimitRecovery?: string
+  /**
+   * The IP address the supervisor listens on for `host`, for a driver whose
+   * supervisor holds the server's socket (it takes no host names); throws a
+   * UserError for a host that does not resolve.
+   */
+  listenAddress?(host: string): Promise<string>
   /** What else status tells about the supervisor, where it has more to tell (systemd: lingering). */
   statusNotes?(): Promise<{details: string[]; linger?: boolean}>
 }

@@ -4,6 +4,9 @@ import type {HealthAnswer} from '../server/health.js'
 import {hostPort, NAMES, serverUrl} from '../paths.js'
 import type {PlatformName, ServiceResult, ServingReport} from './types.js'
 
+/** The longest one health check of the wait for a new server may take. */
+const MAX_CHECK_MS = 5000
+
 /** Where the installed server listens. */
 export interface ServerTarget {
   host: string
@@ -20,7 +23,8 @@ export interface WaitDeps {
   mainPid: () => Promise<number | undefined>
   /** True once the supervisor has given the server up and will not start it again by itself (systemd: `failed`); the wait then ends early. */
   gaveUp?: () => Promise<boolean>
-  check?: (url: string) => Promise<HealthAnswer>
+  /** Asks the health endpoint, waiting at most `timeoutMs` for the answer. */
+  check?: (url: string, timeoutMs: number) => Promise<HealthAnswer>
   /** Monotonic milliseconds. */
   now?: () => number
   sleep?: (ms: number) => Promise<void>
@@ -59,10 +63,12 @@ export async function installedHealth(url: string, port: number, check: (url: st
 export async function waitUntilServing(target: ServerTarget, options: WaitOptions, deps: WaitDeps): Promise<ServingReport> {
   const now = deps.now ?? (() => performance.now())
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
-  // node:http loads with the first question, so a module that only needs isListenablePort stays light.
-  const check = deps.check ?? (async (url: string) => (await import('../server/health.js')).checkHealth(url, 1000))
   const url = `${serverUrl(target.host, target.port)}/api/health`
   const deadline = options.startedAt + options.waitSeconds * 1000
+  // A busy server answers late, and behind systemd's socket a check made while the server starts waits for it
+  // instead of being refused: each check may wait up to 5 s, never past the deadline by more than a second.
+  // node:http loads with the first question, so a module that only needs isListenablePort stays light.
+  const check = deps.check ?? (async (url: string, timeoutMs: number) => (await import('../server/health.js')).checkHealth(url, timeoutMs))
   const report = (healthy: boolean, pid: number | undefined, version?: string): ServingReport => ({
     url,
     healthy,
@@ -76,7 +82,7 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
   for (;;) {
     const pid = await deps.mainPid()
     if (pid && pid !== options.previousPid && isListenablePort(target.port)) {
-      const answer = await check(url)
+      const answer = await check(url, Math.min(MAX_CHECK_MS, Math.max(1000, deadline - now())))
       if (answer.healthy && answer.body?.pid === pid) return report(true, pid, answer.body.version)
     }
 
@@ -88,23 +94,26 @@ export async function waitUntilServing(target: ServerTarget, options: WaitOption
 /** The command that names the program listening on a TCP port, on one platform (`ss` on Linux, `lsof` on macOS). */
 export type PortOwnerCommand = (port: number) => string
 
+/** The program listening on a TCP port (`name (PID n)`), where the platform can tell; undefined when it cannot. */
+export type PortOwner = (port: number) => string | undefined
+
 /**
  * What to say when another program holds the server's port, the usual
  * cause of a server that cannot start: the address, the command that names
  * the program, and how to move. `label` leads the first line (`Port:` in
  * the diagnosis, `Warning:` in status).
  */
-export function portConflictLines(label: string, target: ServerTarget, portOwnerCommand: PortOwnerCommand): string[] {
+export function portConflictLines(label: string, target: ServerTarget, portOwnerCommand: PortOwnerCommand, owner?: string): string[] {
   return [
-    `${label} ${hostPort(target.host, target.port)} is in use by another program, so the server cannot listen there.`,
+    `${label} ${hostPort(target.host, target.port)} is in use by ${owner ?? 'another program'}, so the server cannot listen there.`,
     `  See which program: ${portOwnerCommand(target.port)}`,
     `  Stop that program, or install on another port: ${NAMES.bin} service install --port <port>`,
   ]
 }
 
 /** The status warning for a server that is not running while another program holds its port. */
-export function portConflictWarning(target: ServerTarget, portOwnerCommand: PortOwnerCommand): string {
-  return portConflictLines('Warning:', target, portOwnerCommand).join('\n')
+export function portConflictWarning(target: ServerTarget, portOwnerCommand: PortOwnerCommand, owner?: string): string {
+  return portConflictLines('Warning:', target, portOwnerCommand, owner).join('\n')
 }
 
 /** What a backend knows about a server that did not come up, for the diagnosis. */
@@ -119,8 +128,12 @@ export interface DiagnosisFacts {
   logTail: string[]
   /** True when the supervisor says the server exited with EXIT_CONFIG: that is the cause, whoever else holds the port. */
   configError?: boolean
+  /** True while the supervisor itself listens on the port (systemd's socket): a connection there says nothing of another program. */
+  supervisorListens?: boolean
   /** The command that names the program holding a port, for this platform. */
   portOwnerCommand: PortOwnerCommand
+  /** Names the program holding a port, where the platform can tell. */
+  portOwner?: PortOwner
 }
 
 /**
@@ -139,8 +152,8 @@ export async function servingFailure(
   const details = [`Supervisor: the server is ${facts.supervisorState}.`]
   if (!isListenablePort(target.port)) {
     details.push(`Port: ${target.port} is not a TCP port (1-65535): fix the server's command line, or re-run ${NAMES.bin} service install --port <port>`)
-  } else if (!facts.configError && (await probe(target.host, target.port))) {
-    details.push(...portConflictLines('Port:', target, facts.portOwnerCommand))
+  } else if (!facts.configError && !facts.supervisorListens && (await probe(target.host, target.port))) {
+    details.push(...portConflictLines('Port:', target, facts.portOwnerCommand, facts.portOwner?.(target.port)))
   }
 
   if (facts.logTail.length > 0) details.push('Last lines of the server log:', ...facts.logTail.map((line) => `  ${line}`))
@@ -161,11 +174,11 @@ export function servingLine(report: ServingReport): string {
 }
 
 /** How one backend proves an install, start or restart: its supervisor's answers, and what it tells of a server that did not come up. */
-export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command' | 'target' | 'portOwnerCommand'> {
+export interface Verification extends Pick<DiagnosisFacts, 'platform' | 'command' | 'target' | 'portOwnerCommand' | 'portOwner'> {
   timing: WaitOptions
   supervisor: WaitDeps
   /** The supervisor's state for the server job and the server's last log lines, asked once the wait has failed. */
-  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail' | 'configError'>>
+  diagnose: () => Promise<Pick<DiagnosisFacts, 'supervisorState' | 'logTail' | 'configError' | 'supervisorListens'>>
   /** Whether something accepts connections on a port (the real one by default). */
   probe?: (host: string, port: number) => Promise<boolean>
 }
@@ -183,6 +196,6 @@ export async function verifyServing(done: ServiceResult, verification: Verificat
   if (timing.waitSeconds === 0) return done
   const report = await waitUntilServing(target, timing, verification.supervisor)
   if (report.healthy) return {...done, details: [...done.details, servingLine(report)], serving: report}
-  const {platform, command, portOwnerCommand} = verification
-  return servingFailure({platform, command, target, report, portOwnerCommand, ...(await verification.diagnose())}, verification.probe)
+  const {platform, command, portOwnerCommand, portOwner} = verification
+  return servingFailure({platform, command, target, report, portOwnerCommand, ...(portOwner ? {portOwner} : {}), ...(await verification.diagnose())}, verification.probe)
 }

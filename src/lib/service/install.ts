@@ -37,7 +37,9 @@ function dryRun(driver: Driver, files: PlannedFile[], roles: readonly Role[], dr
 export async function install(service: Service, options: InstallOptions): Promise<ServiceResult> {
   const startedAt = service.effects.now()
   const {driver, ctx} = service
-  const spec = makeUnitSpec(ctx, options)
+  const named = makeUnitSpec(ctx, options)
+  // A supervisor that listens for the server itself takes an IP address, resolved once here.
+  const spec = driver.listenAddress ? {...named, address: await driver.listenAddress(named.host)} : named
   const roles = options.watchdog ? ROLES : (['server'] as const)
   const files = driver.render(spec, roles)
   const dropWatchdog = !options.watchdog && hasFiles(driver, 'watchdog')

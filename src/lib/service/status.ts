@@ -3,8 +3,8 @@ import {NAMES, type Paths, pathsFor, serverUrl} from '../paths.js'
 import {readPid} from '../process/pidfile.js'
 import {isAlive} from '../process/procs.js'
 import type {Service} from './core.js'
-import {type Definition, type Driver, type Inspection, type JobState, type Role, ROLES} from './driver.js'
-import {installedHealth, isListenablePort, portConflictWarning, type ServerTarget} from './health-wait.js'
+import {type Definition, type Driver, type Inspection, type JobState, type Role, ROLES, type SocketState} from './driver.js'
+import {installedHealth, isListenablePort, portConflictLines, portConflictWarning, type ServerTarget} from './health-wait.js'
 import {staleWarnings} from './stale.js'
 import {formatUptime, versionDriftWarning, versionLine} from './status-lines.js'
 import type {StatusResult, UnitStatus} from './types.js'
@@ -64,6 +64,54 @@ async function configErrorWarning(driver: Driver, role: Role, definition: Defini
   ].join('\n')
 }
 
+/** How to get out of a start limit: the supervisor refuses the server until its failed state is forgotten. */
+function startLimitLines(driver: Driver): string[] {
+  return [
+    `  Recover: ${NAMES.bin} service start (it forgets the failed state first)${driver.startLimitRecovery ? ',' : ''}`,
+    ...(driver.startLimitRecovery ? [`  or: ${driver.startLimitRecovery}`] : []),
+  ]
+}
+
+/**
+ * What status says of the server's socket, where the supervisor holds one:
+ * an install written before the socket existed (run install again), a
+ * definition the supervisor cannot use, and a failed socket: a port another
+ * program held when it started (named with its owner where it can be
+ * seen), the server's start limit, which closed the port, or anything else
+ * with where to look.
+ */
+function socketWarnings(driver: Driver, server: Definition | undefined, job: JobState, socket: SocketState, crashLog: string): string[] {
+  const target = server?.target
+  if (server && !socket.installed && job.held === 'loaded' && job.unusable === undefined) {
+    const flags = target ? ` --host ${target.host} --port ${target.port}` : ''
+    return [
+      `Warning: installed without ${socket.name}, so connections are refused while the server restarts.\n  For zero-downtime restarts, run install again: ${NAMES.bin} service install${flags}`,
+    ]
+  }
+
+  if (socket.installed && socket.unusable) {
+    return [`Warning: ${driver.name} reports ${socket.name} as ${socket.unusable}: it cannot use ${socket.file}.\n  Re-run: ${NAMES.bin} service install`]
+  }
+
+  if (socket.failure === undefined) return []
+  if (socket.portTaken && target) {
+    const [first, ...rest] = portConflictLines('Warning:', target, (port) => driver.portOwnerCommand(port), driver.portOwner?.(target.port))
+    return [[`${first} (${socket.name} failed: ${socket.failure})`, ...rest, `  Then: ${NAMES.bin} service start`].join('\n')]
+  }
+
+  if (socket.startLimit) {
+    return [
+      [
+        `Warning: ${socket.name} failed (${socket.failure}): the server crashed too often, so ${driver.name} closed the port.`,
+        `  Logs: ${NAMES.bin} service logs, and ${crashLog}`,
+        ...startLimitLines(driver),
+      ].join('\n'),
+    ]
+  }
+
+  return [[`Warning: ${socket.name} failed (${socket.failure}).`, `  Logs: ${NAMES.bin} service logs`, `  After fixing the cause: ${NAMES.bin} service start`].join('\n')]
+}
+
 /** What the supervisor's answer tells beyond the state: a definition it cannot use, a job that runs without its file, a job it gave up. */
 async function jobWarnings(driver: Driver, definitions: Definitions, jobs: Record<Role, JobState>, crashLog: string): Promise<string[]> {
   const warnings: string[] = []
@@ -93,11 +141,13 @@ async function jobWarnings(driver: Driver, definitions: Definitions, jobs: Recor
       [
         `Warning: ${name} has failed (${job.failure ?? 'unknown reason'}); ${driver.name} will not start it again by itself.`,
         `  Logs: ${NAMES.bin} service logs, and ${crashLog}`,
-        `  After fixing the cause: ${NAMES.bin} service start`,
+        ...(job.startLimit ? startLimitLines(driver) : [`  After fixing the cause: ${NAMES.bin} service start`]),
       ].join('\n'),
     )
   }
 
+  const socket = jobs.server.socket
+  if (socket) warnings.push(...socketWarnings(driver, definitions.server, jobs.server, socket, crashLog))
   return warnings
 }
 
@@ -120,8 +170,10 @@ function unlistenablePortWarning(driver: Driver, definition: Definition, port: n
 async function portWarnings({driver, effects}: Service, definition: Definition, target: ServerTarget, server: UnitStatus, job: JobState): Promise<string[]> {
   if (job.configError) return []
   if (!isListenablePort(target.port)) return [unlistenablePortWarning(driver, definition, target.port)]
-  if (server.pid !== undefined) return []
-  return (await effects.probe(target.host, target.port)) ? [portConflictWarning(target, (port) => driver.portOwnerCommand(port))] : []
+  // Our own socket listening is not another program; a socket that failed for the port has named it already.
+  if (server.pid !== undefined || job.socket?.state === 'active' || job.socket?.portTaken) return []
+  if (!(await effects.probe(target.host, target.port))) return []
+  return [portConflictWarning(target, (port) => driver.portOwnerCommand(port), driver.portOwner?.(target.port))]
 }
 
 /** The status of a supervisor that does not answer: a failure when something is installed, since its state cannot be read. */
@@ -179,6 +231,9 @@ export async function status(service: Service): Promise<StatusResult> {
   const units = {server: unitStatus(server, jobs.server), watchdog: unitStatus(definitions.watchdog, jobs.watchdog)}
   const warnings = await jobWarnings(driver, definitions, jobs, paths.crashLog)
   const details = [`Platform: ${driver.platform} (${driver.kind.many})`, ...ROLES.map((role) => describe(driver, role, units[role], jobs[role]))]
+  const socket = jobs.server.socket
+  const socketShown = socket?.installed === true && socket.held === 'loaded'
+  if (socket) details.push(`Socket:   ${socketShown ? socket.detail : 'not installed'} (${socket.name})`)
   if (units.server.installed && summaryOf(jobs.server) === 'stopped') details.push(`Start it: ${NAMES.bin} service start`)
 
   let health: StatusResult['health'] = null
@@ -207,6 +262,7 @@ export async function status(service: Service): Promise<StatusResult> {
     installed,
     server: units.server,
     watchdog: units.watchdog,
+    ...(socket ? {socket: {installed: socketShown, state: socketShown ? socket.state : 'not-installed'}} : {}),
     health,
     warnings: [...warnings, ...definitionWarnings(driver, definitions)],
     cliVersion: ctx.version,

@@ -43,6 +43,8 @@ export interface StatusResult extends ServiceResult {
   installed: boolean
   server: UnitStatus
   watchdog: UnitStatus
+  /** The socket the supervisor holds for the server's port (systemd's socket unit; absent where the supervisor has none, launchd). */
+  socket?: UnitStatus
   /** The server's health check; a healthy answer also carries what the server says about itself. */
   health: {url: string; healthy: boolean; reason?: string; pid?: number; version?: string; uptimeSeconds?: number} | null
   warnings: string[]
@@ -102,6 +104,8 @@ export interface UnitSpec {
   /** The PATH the units get: the Node folder first, then the installing shell's PATH. */
   path: string
   home: string
+  /** The IP address `host` resolves to, where the supervisor itself listens for the server (systemd's socket). */
+  address?: string
 }
 
 export interface InstallOptions {

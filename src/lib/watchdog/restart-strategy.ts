@@ -73,12 +73,20 @@ function describeStop(outcome: StopOutcome, pidFile = 'server.pid'): string {
  */
 async function heldBy(supervisor: Driver): Promise<string | undefined> {
   const inspection = await supervisor.inspect()
-  // A program the supervisor could not start at all may start after a restart, which creates the log folder again.
-  if ('unreachable' in inspection || !inspection.jobs.server.gaveUp || inspection.jobs.server.spawnFailed) return undefined
+  if ('unreachable' in inspection) return undefined
   const job = inspection.jobs.server
-  const why = job.configError ? `exited with a configuration error (exit code ${EXIT_CONFIG})` : `has failed (${job.failure ?? 'unknown reason'})`
+  // A program the supervisor could not start at all may start after a restart, which creates the log folder again.
+  if (job.spawnFailed) return undefined
+  // A failed socket (its port taken, or the server's start limit) holds the server back as well.
+  const socket = job.socket?.failure === undefined ? undefined : job.socket
+  if (!job.gaveUp && !socket) return undefined
+  const why = job.gaveUp
+    ? job.configError
+      ? `exited with a configuration error (exit code ${EXIT_CONFIG})`
+      : `has failed (${job.failure ?? 'unknown reason'})`
+    : `cannot start: its socket ${socket?.name} failed (${socket?.failure})`
   return (
-    `The server job ${supervisor.jobName('server')} ${why}, and ${supervisor.name} does not start it again by itself, so restarting it cannot help. ` +
+    `The server job ${supervisor.jobName('server')} ${why}; restarting it cannot help until the cause is fixed. ` +
     `Run \`${NAMES.bin} service status\`, which says why and names the line to fix, and \`${NAMES.bin} service logs\`; once the cause is fixed: ${supervisor.reloadHint}. ` +
     'Waiting for the server to be started again.'
   )

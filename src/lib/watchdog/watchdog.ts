@@ -29,6 +29,21 @@ export interface WatchdogSettings {
   startGraceMs: number
 }
 
+/**
+ * The longest a health check waits for its answer. Behind systemd's socket
+ * a check made while the server restarts waits in the socket's queue
+ * instead of being refused, and a busy server answers late; both must not
+ * count as down. Shorter check intervals (tests, `--check-interval 1`) get
+ * a time-out as long as the interval, but never below 2 s.
+ */
+export const HEALTH_TIMEOUT_MS = 8000
+const MIN_HEALTH_TIMEOUT_MS = 2000
+
+/** The time-out of each health check for a check interval. */
+export function healthTimeoutMs(checkIntervalMs: number): number {
+  return Math.min(HEALTH_TIMEOUT_MS, Math.max(MIN_HEALTH_TIMEOUT_MS, checkIntervalMs))
+}
+
 /** One day: also keeps the interval far below setTimeout's 24.8-day ceiling. */
 const MAX_INTERVAL_S = 86_400
 
@@ -36,7 +51,7 @@ const MAX_INTERVAL_S = 86_400
  * The start-up grace is restart-after, capped at 30 s: at boot the server
  * unit and the watchdog start together and the server may not listen yet;
  * 30 s covers a slow boot without delaying a real repair much (the default
- * restart-after is 300 s), and a short restart-after keeps a short grace.
+ * restart-after is 20 s), and a short restart-after keeps a short grace.
  */
 const MAX_START_GRACE_MS = 30_000
 
@@ -286,8 +301,10 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
   const log = createFileLogger({file: paths.watchdogLog, echo: deps.echo})
   try {
     const url = `${serverUrl(settings.host, settings.port)}/api/health`
-    const timeoutMs = Math.min(5000, Math.max(2000, settings.checkIntervalMs))
-    const stopDeps = serverStopDeps()
+    const timeoutMs = healthTimeoutMs(settings.checkIntervalMs)
+    // Under systemd a server found down for restart-after is killed at once: killed, it is restarted
+    // (Restart=on-failure) while its socket stays open; a clean exit would close the socket.
+    const stopDeps = serverStopDeps(supervisor?.killDownServer ? 0 : undefined)
     const strategy = restartStrategy(supervisor, {
       stop: () => stopFromPidFile(paths.serverPid, stopDeps),
       waitPortFree: () => waitPortFree(settings.host, settings.port, PORT_WAIT_MS, deps.signal),
@@ -311,7 +328,9 @@ export async function watchdog(flags: WatchdogFlags, deps: WatchdogDeps): Promis
         `restart after ${formatDuration(settings.restartAfterMs)} down, max restarts ${limit}.`,
     )
     const code = await superviseLoop(settings, {
-      check: () => checkHealth(url, timeoutMs),
+      // A stop ends a check at once: behind systemd's socket a check waits for a server that is being
+      // restarted, and that restart waits for this watchdog to stop (PartOf=).
+      check: () => checkHealth(url, timeoutMs, deps.signal),
       now: () => performance.now(),
       sleep: abortableSleep,
       signal: deps.signal,

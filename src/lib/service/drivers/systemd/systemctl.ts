@@ -3,7 +3,7 @@ import {existsSync} from 'node:fs'
 import {EXIT_CONFIG} from '../../../errors.js'
 import type {DriverContext} from '../../driver.js'
 import type {ExecResult} from '../../types.js'
-import {SERVER_UNIT, WATCHDOG_UNIT} from './unit.js'
+import {SERVER_UNIT, SOCKET_UNIT, WATCHDOG_UNIT} from './unit.js'
 
 export const WSL_SYSTEMD_HINT = 'On WSL2, enable systemd first: put "[boot]" and "systemd=true" in /etc/wsl.conf, then run "wsl --shutdown" from Windows.'
 
@@ -19,10 +19,12 @@ export interface ShownUnit {
   ExecMainStatus?: string
   /** How many times systemd restarted the unit automatically since it was last started by hand. */
   NRestarts?: string
+  /** A socket unit's addresses while it listens: `127.0.0.1:8400 (Stream)`. */
+  Listen?: string
 }
 
 /** The properties status, start, stop and restart read. */
-export const SHOW_PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'MainPID', 'Result', 'FragmentPath', 'ExecMainStatus', 'NRestarts'] as const
+export const SHOW_PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'MainPID', 'Result', 'FragmentPath', 'ExecMainStatus', 'NRestarts', 'Listen'] as const
 
 /** Parses `systemctl show` output for several units: one block of `Key=value` lines per unit, blank lines between. */
 export function parseShow(stdout: string): ShownUnit[] {
@@ -85,19 +87,19 @@ export function orphaned(unit: ShownUnit, file: string): boolean {
   return ours && !existsSync(file) && isUp(unit)
 }
 
-/** Both units as the manager sees them, or why the manager cannot be reached. */
+/** The three units as the manager sees them, or why the manager cannot be reached. */
 export type ShowAnswer = {units: Record<string, ShownUnit>} | {problem: string[]}
 
 /** `systemctl --user` for one context: the runner every systemd operation goes through. */
 export interface Systemctl {
   /** Runs `systemctl --user …args`. */
   run(...args: string[]): Promise<ExecResult>
-  /** Both units' state in one call; a failed answer means the manager cannot be reached. */
+  /** The three units' state in one call; a failed answer means the manager cannot be reached. */
   show(): Promise<ShowAnswer>
   /** A unit's main PID right now (undefined while it has none, or when the manager does not answer). */
   mainPid(unit: string): Promise<number | undefined>
-  /** A unit's ActiveState right now (undefined when the manager does not answer). */
-  activeState(unit: string): Promise<string | undefined>
+  /** The units' ActiveState right now, in the order asked (undefined when the manager does not answer). */
+  activeStates(...units: string[]): Promise<string[] | undefined>
 }
 
 /** The runner for `ctx`: every call is `systemctl --user` with the context's environment. */
@@ -106,18 +108,19 @@ export function createSystemctl(ctx: Pick<DriverContext, 'exec' | 'env'>): Syste
   return {
     run,
     async show() {
-      const answer = await run('show', `--property=${SHOW_PROPERTIES.join(',')}`, SERVER_UNIT, WATCHDOG_UNIT)
+      const answer = await run('show', `--property=${SHOW_PROPERTIES.join(',')}`, SERVER_UNIT, WATCHDOG_UNIT, SOCKET_UNIT)
       if (answer.code !== 0) return {problem: managerProblem(answer)}
-      const [server, watchdog] = parseShow(answer.stdout)
-      return {units: {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}}}
+      const [server, watchdog, socket] = parseShow(answer.stdout)
+      return {units: {[SERVER_UNIT]: server ?? {}, [WATCHDOG_UNIT]: watchdog ?? {}, [SOCKET_UNIT]: socket ?? {}}}
     },
     async mainPid(unit) {
       const answer = await run('show', '--property=MainPID', '--value', unit)
       return answer.code === 0 ? mainPidOf({MainPID: answer.stdout.trim()}) : undefined
     },
-    async activeState(unit) {
-      const answer = await run('show', '--property=ActiveState', '--value', unit)
-      return answer.code === 0 ? answer.stdout.trim() : undefined
+    async activeStates(...units) {
+      const answer = await run('show', '--property=ActiveState', ...units)
+      return answer.code === 0 ? parseShow(answer.stdout).map((unit) => unit.ActiveState ?? 'unknown') : undefined
     },
   }
 }
+
