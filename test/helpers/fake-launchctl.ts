@@ -129,9 +129,16 @@ export function createFakeLaunchctl(): FakeLaunchctl {
     },
     loaded: () => Object.fromEntries(Object.entries(readJobs()).map(([label, job]) => [label, job.plist])),
     unloadAll() {
-      for (const job of Object.values(readJobs())) if (job.supervisor !== undefined && running(job.supervisor)) process.kill(job.supervisor, 'SIGTERM')
+      const supervisors = Object.values(readJobs())
+        .map((job) => job.supervisor)
+        .filter((pid): pid is number => pid !== undefined && running(pid))
+      for (const pid of supervisors) process.kill(pid, 'SIGTERM')
+      // A supervisor may still save its job file while the signal reaches it: wait (at most 5 s) until each has exited.
+      const deadline = Date.now() + 5000
+      const pause = new Int32Array(new SharedArrayBuffer(4))
+      while (supervisors.some(running) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 10)
       rmSync(jobsDir, {recursive: true, force: true})
-      mkdirSync(jobsDir)
+      mkdirSync(jobsDir, {recursive: true})
     },
     pidOf(label) {
       const pid = readJobs()[label]?.pid
