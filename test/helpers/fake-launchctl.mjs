@@ -224,6 +224,7 @@ async function bootstrap(domainArg, file, verb = 'Bootstrap') {
 /** Fills in what `print` and `list` report for a job, in static mode from config. */
 function observed(job) {
   if (!job.static) return job
+  if (job.exited) return {...job, state: 'not running', runs: 1, lastStatus: 0}
   const state = config.state ?? 'running'
   return {
     ...job,
@@ -301,7 +302,11 @@ async function kickstart(rest) {
 
   if (takeOne('busy', config.busy)) return answer(37, [`Could not kickstart service "${target.label}": 37: Operation already in progress`])
   if (takeOne('inProgress.kickstart', config.inProgress?.kickstart)) return answer(36, [`Could not kickstart service "${target.label}": 36: Operation now in progress`])
-  if (job.static) return answer(0)
+  if (job.static) {
+    if (job.exited) writeJson(jobFile(target.label), {...job, exited: undefined})
+    return answer(0)
+  }
+
   if (job.pid !== undefined && !kill) return answer(0)
   const runs = job.runs
   if (job.pid !== undefined) {
@@ -323,7 +328,15 @@ function killJob(signalArg, targetArg) {
   if (domainMissing(target)) return noDomain(target)
   const job = target.label && readJob(target.label)
   if (!job) return answer(113, [`Could not find service "${target.label}" in domain for user gui: ${target.uid}`])
-  if (job.static) return answer(0)
+  if (job.static) {
+    // In static mode the job's process ignores the signal, unless config.exitsOnSignal: then it exits
+    // cleanly (not running, last exit 0) and is not started again (KeepAlive {SuccessfulExit: false}) until a kickstart.
+    if (!config.exitsOnSignal) return answer(0)
+    if (job.exited) return answer(3, ['Could not kill service: 3: No such process'])
+    writeJson(jobFile(target.label), {...job, exited: true})
+    return answer(0)
+  }
+
   if (job.pid === undefined) return answer(3, ['Could not kill service: 3: No such process'])
   const signal = /^\d+$/.test(signalArg) ? Number(signalArg) : signalArg.startsWith('SIG') ? signalArg : `SIG${signalArg}`
   try {

@@ -10,6 +10,8 @@ const SCRIPT = fileURLToPath(new URL('fake-launchctl.mjs', import.meta.url))
 
 /** How the fake answers; written to `config.json` in its folder, read on every call. */
 export interface FakeLaunchctlConfig {
+  /** Static mode: a job's process exits cleanly on `launchctl kill` (by default it ignores the signal). */
+  exitsOnSignal?: boolean
   /** Subcommands the fake does not know, as launchctl before macOS 10.10 (no bootstrap, bootout, print, enable). */
   unsupported?: string[]
   /** How an unknown subcommand is refused: `usage` prints usage and exits 64; `unknown` prints a one-line error and exits 1. */

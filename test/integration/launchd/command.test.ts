@@ -29,6 +29,8 @@ describe('service commands on macOS (platform stubbed to darwin)', function () {
     writeFileSync(bin, '#!/bin/sh\n')
     chmodSync(bin, 0o755)
     fake = createFakeLaunchctl()
+    // The jobs' processes exit on restart's SIGTERM, as the server does.
+    fake.configure({exitsOnSignal: true})
     // The context the commands build, pointed at a temporary home, a fake launchctl and a known binary.
     // As user 501: these tests may run as root, whom install refuses.
     ctx = {...(await createServiceContext('install')), uid: 501, home, env: {PATH: `${fake.dir}:/usr/bin:/bin`}, resolveBinary: () => ({path: bin})}
