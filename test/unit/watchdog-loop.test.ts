@@ -10,7 +10,7 @@ import type {Logger} from '../../src/lib/watchdog/logger.js'
 import {type RestartDeps, type RestartOutcome, restartStrategy, type RestartStrategy} from '../../src/lib/watchdog/restart-strategy.js'
 import type {DriverContext, JobState} from '../../src/lib/service/driver.js'
 import {createDriver as createLaunchdDriver} from '../../src/lib/service/drivers/launchd/driver.js'
-import type {Clock} from '../../src/lib/service/drivers/launchd/launchctl.js'
+import {launchdFakeClock} from '../helpers/fake-clock.js'
 import {supervisorOf} from '../../src/lib/service/drivers/registry.js'
 import type {Exec, ExecResult} from '../../src/lib/service/types.js'
 import type {StopOutcome} from '../../src/lib/process/stop-pid-file.js'
@@ -531,18 +531,6 @@ describe('restart strategies', () => {
   })
 
 
-  /** A clock that only moves when slept on, for the launchd driver's waits. */
-  function fakeClock(): Clock {
-    let now = 0
-    return {
-      now: () => now,
-      async sleep(ms, signal) {
-        for (let turn = 0; turn < 20; turn++) await null
-        if (signal?.aborted) throw new Error('aborted')
-        now += ms
-      },
-    }
-  }
 
   /** The launchd driver over a launchctl that answers `print` from `printed` (its count so far) and everything else with `other`, recording the calls. */
   function launchdOver(printed: (count: number) => string, other: ExecResult = {code: 0, stdout: '', stderr: ''}) {
@@ -557,7 +545,7 @@ describe('restart strategies', () => {
       return {code: 0, stdout: printed(prints), stderr: ''}
     }
 
-    return {driver: createLaunchdDriver({...NO_PROGRAMS, home: HOME, exec}, {clock: fakeClock()}), calls}
+    return {driver: createLaunchdDriver({...NO_PROGRAMS, home: HOME, exec}, {clock: launchdFakeClock()}), calls}
   }
 
   const running = 'gui/501/com.amplifier.distro = {\n\tstate = running\n\tpid = 777\n}\n'

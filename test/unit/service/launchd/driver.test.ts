@@ -6,25 +6,12 @@ import {join} from 'node:path'
 import {UserError} from '../../../../src/lib/errors.js'
 import type {DriverContext, JobState} from '../../../../src/lib/service/driver.js'
 import {createDriver} from '../../../../src/lib/service/drivers/launchd/driver.js'
-import type {Clock} from '../../../../src/lib/service/drivers/launchd/launchctl.js'
+import {launchdFakeClock} from '../../../helpers/fake-clock.js'
 import {buildPlist, launchdJobs, renderServerPlist, renderWatchdogPlist} from '../../../../src/lib/service/drivers/launchd/plist.js'
 import type {Exec} from '../../../../src/lib/service/types.js'
 
 const SERVER = 'com.amplifier.distro'
 const WATCHDOG = 'com.amplifier.distro.watchdog'
-
-/** A clock that only moves when slept on. */
-function fakeClock(): Clock {
-  let now = 0
-  return {
-    now: () => now,
-    async sleep(ms, signal) {
-      for (let turn = 0; turn < 20; turn++) await null
-      if (signal?.aborted) throw new Error('aborted')
-      now += ms
-    },
-  }
-}
 
 const printed = (label: string, lines: string[]) => `gui/501/${label} = {\n${lines.map((line) => `\t${line}\n`).join('')}}\n`
 const exited78 = ['state = not running', 'runs = 3', 'last exit code = 78: EX_CONFIG']
@@ -43,7 +30,7 @@ describe('the launchd driver over a scripted launchctl (no processes, a fake clo
     return answer === undefined ? {code: 113, stdout: '', stderr: `Bad request.\nCould not find service "${label}" in domain for user gui: 501\n`} : {code: 0, stdout: answer, stderr: ''}
   }
 
-  const driverFor = (overrides: Partial<DriverContext> = {}) => createDriver({home, env: {}, uid: 501, user: 'ada', exec, stream: async () => ({code: 127, stdout: '', stderr: ''}), ...overrides}, {clock: fakeClock()})
+  const driverFor = (overrides: Partial<DriverContext> = {}) => createDriver({home, env: {}, uid: 501, user: 'ada', exec, stream: async () => ({code: 127, stdout: '', stderr: ''}), ...overrides}, {clock: launchdFakeClock()})
   const serverDir = () => join(home, '.amplifier', 'server')
 
   /** server.err.log with a line of the server's, last changed `agoMs` ago. */
